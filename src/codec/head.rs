@@ -1,0 +1,414 @@
+//! The head of an MSRP frame (RFC 4975 §9; RFC 4976 §7): start line and header block,
+//! parsed into a borrowed [`Head`]. Header names compare case-insensitively; To-Path must
+//! be the first header and From-Path the second, as the ABNF demands; unknown extension
+//! headers are kept as they are. The headers the relay and user agent act on are typed
+//! while parsing; the digest headers are typed on demand.
+
+use super::chars::{TEXT, TOKEN};
+use super::header::{
+    AuthInfo, ByteRange, Challenge, ContentType, Credentials, FailureReport, HeaderKind, Path,
+    Status, SuccessReport, ValueError, parse_message_id, parse_seconds,
+};
+use super::scanner::{ScanError, StartInfo, StartKind, parse_start};
+
+/// The most header lines one frame may carry.
+pub const MAX_HEADERS: usize = 32;
+
+/// Why a head was refused. `Copy`, no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    #[error("bad start line: {0}")]
+    Start(ScanError),
+    #[error("head is larger than 64 KiB")]
+    TooLarge,
+    #[error("header line without CRLF, name or colon")]
+    BadHeaderLine,
+    #[error("header value is not utf8text")]
+    BadHeaderValue,
+    #[error("more than {MAX_HEADERS} headers")]
+    TooManyHeaders,
+    #[error("To-Path is not the first header")]
+    MissingToPath,
+    #[error("From-Path is not the second header")]
+    MissingFromPath,
+    #[error("{0:?} appears twice")]
+    Duplicate(HeaderKind),
+    #[error("bad {0:?} value: {1}")]
+    Value(HeaderKind, ValueError),
+    #[error("a body without Content-Type")]
+    MissingContentType,
+}
+
+/// A request method (RFC 4975 §9, RFC 4976 §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method<'a> {
+    Send,
+    Report,
+    Auth,
+    Nickname,
+    Other(&'a str),
+}
+
+impl<'a> Method<'a> {
+    pub fn from_bytes(m: &'a [u8]) -> Method<'a> {
+        match m {
+            b"SEND" => Method::Send,
+            b"REPORT" => Method::Report,
+            b"AUTH" => Method::Auth,
+            b"NICKNAME" => Method::Nickname,
+            // The scanner admits only upper-case ASCII letters here.
+            _ => Method::Other(core::str::from_utf8(m).unwrap_or("")),
+        }
+    }
+    pub fn as_str(&self) -> &'a str {
+        match self {
+            Method::Send => "SEND",
+            Method::Report => "REPORT",
+            Method::Auth => "AUTH",
+            Method::Nickname => "NICKNAME",
+            Method::Other(m) => m,
+        }
+    }
+}
+
+/// The start line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartLine<'a> {
+    Request {
+        tid: &'a str,
+        method: Method<'a>,
+    },
+    Response {
+        tid: &'a str,
+        code: u16,
+        comment: Option<&'a str>,
+    },
+}
+
+/// One header line: name as written, value with surrounding white space removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub kind: HeaderKind,
+    pub name: &'a str,
+    pub value: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    kind: Option<HeaderKind>,
+    name: (u16, u16),
+    value: (u16, u16),
+}
+
+/// A parsed head borrowing its bytes.
+#[derive(Debug, Clone)]
+pub struct Head<'a> {
+    raw: &'a [u8],
+    start: StartInfo,
+    spans: [Span; MAX_HEADERS],
+    count: u8,
+    rest_at: u16,
+    to_path: Path<'a>,
+    from_path: Path<'a>,
+    use_path: Option<Path<'a>>,
+    message_id: Option<&'a str>,
+    byte_range: Option<ByteRange>,
+    content_type: Option<ContentType<'a>>,
+    success_report: Option<SuccessReport>,
+    failure_report: Option<FailureReport>,
+    status: Option<Status<'a>>,
+    expires: Option<u32>,
+    min_expires: Option<u32>,
+    max_expires: Option<u32>,
+}
+
+fn str_of(b: &[u8]) -> &str {
+    // Callers pass bytes already checked to be ASCII or utf8text.
+    core::str::from_utf8(b).unwrap_or("")
+}
+
+impl<'a> Head<'a> {
+    /// Parses a whole head: start line and header lines, each ending in CRLF (the blank
+    /// line or end-line that follows is not part of it).
+    pub fn parse(raw: &'a [u8]) -> Result<Head<'a>, HeadError> {
+        let lf = memchr::memchr(b'\n', raw).ok_or(HeadError::Start(ScanError::BareLf))?;
+        if lf == 0 || raw[lf - 1] != b'\r' {
+            return Err(HeadError::Start(ScanError::BareLf));
+        }
+        let start = parse_start(&raw[..lf - 1]).map_err(HeadError::Start)?;
+        Head::parse_after_start(raw, start)
+    }
+
+    pub(crate) fn parse_after_start(
+        raw: &'a [u8],
+        start: StartInfo,
+    ) -> Result<Head<'a>, HeadError> {
+        if raw.len() > usize::from(u16::MAX) {
+            return Err(HeadError::TooLarge);
+        }
+        let mut spans = [Span::default(); MAX_HEADERS];
+        let mut count = 0usize;
+        let mut pos = usize::from(start.headers_at);
+        let mut rest_at = 0u16;
+        let mut to_path = None;
+        let mut from_path = None;
+        let mut h = Partial::default();
+        while pos < raw.len() {
+            let lf = memchr::memchr(b'\n', &raw[pos..]).ok_or(HeadError::BadHeaderLine)? + pos;
+            if lf == pos || raw[lf - 1] != b'\r' {
+                return Err(HeadError::BadHeaderLine);
+            }
+            let line = &raw[pos..lf - 1];
+            let colon = memchr::memchr(b':', line).ok_or(HeadError::BadHeaderLine)?;
+            let name = &line[..colon];
+            // hname = ALPHA *token
+            if name.is_empty()
+                || !name[0].is_ascii_alphabetic()
+                || !name.iter().all(|&c| TOKEN[c as usize])
+            {
+                return Err(HeadError::BadHeaderLine);
+            }
+            let mut vs = colon + 1;
+            let mut ve = line.len();
+            while vs < ve && matches!(line[vs], b' ' | b'\t') {
+                vs += 1;
+            }
+            while ve > vs && matches!(line[ve - 1], b' ' | b'\t') {
+                ve -= 1;
+            }
+            let value = &line[vs..ve];
+            if !value.iter().all(|&c| TEXT[c as usize])
+                || (!value.is_ascii() && core::str::from_utf8(value).is_err())
+            {
+                return Err(HeadError::BadHeaderValue);
+            }
+            if count == MAX_HEADERS {
+                return Err(HeadError::TooManyHeaders);
+            }
+            let kind = HeaderKind::classify(name);
+            let err = |e| HeadError::Value(kind, e);
+            match (count, kind) {
+                (0, HeaderKind::ToPath) => to_path = Some(Path::parse(str_of(value)).map_err(err)?),
+                (0, _) => return Err(HeadError::MissingToPath),
+                (1, HeaderKind::FromPath) => {
+                    from_path = Some(Path::parse(str_of(value)).map_err(err)?);
+                    rest_at = (lf + 1) as u16;
+                }
+                (1, _) => return Err(HeadError::MissingFromPath),
+                _ => h.add(kind, value)?,
+            }
+            spans[count] = Span {
+                kind: Some(kind),
+                name: (pos as u16, colon as u16),
+                value: ((pos + vs) as u16, (ve - vs) as u16),
+            };
+            count += 1;
+            pos = lf + 1;
+        }
+        let to_path = to_path.ok_or(HeadError::MissingToPath)?;
+        let from_path = from_path.ok_or(HeadError::MissingFromPath)?;
+        Ok(Head {
+            raw,
+            start,
+            spans,
+            count: count as u8,
+            rest_at,
+            to_path,
+            from_path,
+            use_path: h.use_path,
+            message_id: h.message_id,
+            byte_range: h.byte_range,
+            content_type: h.content_type,
+            success_report: h.success_report,
+            failure_report: h.failure_report,
+            status: h.status,
+            expires: h.expires,
+            min_expires: h.min_expires,
+            max_expires: h.max_expires,
+        })
+    }
+
+    /// The head's raw bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    pub fn start_line(&self) -> StartLine<'a> {
+        let raw = self.raw;
+        let tid = self.tid();
+        match self.start.kind {
+            StartKind::Request { start, len } => StartLine::Request {
+                tid,
+                method: Method::from_bytes(&raw[usize::from(start)..usize::from(start + len)]),
+            },
+            StartKind::Response { code, start, len } => StartLine::Response {
+                tid,
+                code,
+                comment: (len > 0)
+                    .then(|| str_of(&raw[usize::from(start)..usize::from(start + len)])),
+            },
+        }
+    }
+
+    pub fn tid(&self) -> &'a str {
+        str_of(&self.raw[5..5 + usize::from(self.start.tid_len)])
+    }
+
+    /// The method of a request, `None` for a response.
+    pub fn method(&self) -> Option<Method<'a>> {
+        match self.start_line() {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code of a response, `None` for a request.
+    pub fn status_code(&self) -> Option<u16> {
+        match self.start.kind {
+            StartKind::Response { code, .. } => Some(code),
+            StartKind::Request { .. } => None,
+        }
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start.kind, StartKind::Request { .. })
+    }
+
+    /// All header lines in order, To-Path and From-Path first.
+    pub fn headers(&self) -> impl Iterator<Item = Header<'a>> + '_ {
+        let raw = self.raw;
+        self.spans[..usize::from(self.count)]
+            .iter()
+            .map(move |s| Header {
+                kind: s.kind.unwrap_or(HeaderKind::Other),
+                name: str_of(&raw[usize::from(s.name.0)..usize::from(s.name.0 + s.name.1)]),
+                value: &raw[usize::from(s.value.0)..usize::from(s.value.0 + s.value.1)],
+            })
+    }
+
+    /// The first header with this name (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
+    fn get_kind(&self, kind: HeaderKind) -> Option<&'a [u8]> {
+        self.headers().find(|h| h.kind == kind).map(|h| h.value)
+    }
+
+    /// The raw header lines after To-Path and From-Path, CRLF-terminated: what a relay
+    /// copies byte for byte.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.raw[usize::from(self.rest_at)..]
+    }
+
+    pub fn to_path(&self) -> &Path<'a> {
+        &self.to_path
+    }
+    pub fn from_path(&self) -> &Path<'a> {
+        &self.from_path
+    }
+    pub fn use_path(&self) -> Option<&Path<'a>> {
+        self.use_path.as_ref()
+    }
+    pub fn message_id(&self) -> Option<&'a str> {
+        self.message_id
+    }
+    pub fn byte_range(&self) -> Option<ByteRange> {
+        self.byte_range
+    }
+    pub fn content_type(&self) -> Option<ContentType<'a>> {
+        self.content_type
+    }
+    /// Success-Report; absent means `No` (RFC 4975 §7.1.1).
+    pub fn success_report(&self) -> SuccessReport {
+        self.success_report.unwrap_or_default()
+    }
+    /// Failure-Report; absent means `Yes` (RFC 4975 §7.1.1).
+    pub fn failure_report(&self) -> FailureReport {
+        self.failure_report.unwrap_or_default()
+    }
+    /// `true` when the frame carries a Success-Report or Failure-Report header.
+    pub fn has_report_headers(&self) -> bool {
+        self.success_report.is_some() || self.failure_report.is_some()
+    }
+    pub fn status(&self) -> Option<Status<'a>> {
+        self.status
+    }
+    pub fn expires(&self) -> Option<u32> {
+        self.expires
+    }
+    pub fn min_expires(&self) -> Option<u32> {
+        self.min_expires
+    }
+    pub fn max_expires(&self) -> Option<u32> {
+        self.max_expires
+    }
+    /// WWW-Authenticate, typed (RFC 4976 §7).
+    pub fn www_authenticate(&self) -> Option<Result<Challenge<'a>, ValueError>> {
+        self.get_kind(HeaderKind::WwwAuthenticate)
+            .map(Challenge::parse)
+    }
+    /// Authorization, typed (RFC 4976 §7).
+    pub fn authorization(&self) -> Option<Result<Credentials<'a>, ValueError>> {
+        self.get_kind(HeaderKind::Authorization)
+            .map(Credentials::parse)
+    }
+    /// Authentication-Info, typed (RFC 4976 §7).
+    pub fn authentication_info(&self) -> Option<Result<AuthInfo<'a>, ValueError>> {
+        self.get_kind(HeaderKind::AuthenticationInfo)
+            .map(AuthInfo::parse)
+    }
+}
+
+/// Typed values gathered while parsing headers after the two paths.
+#[derive(Default)]
+struct Partial<'a> {
+    use_path: Option<Path<'a>>,
+    message_id: Option<&'a str>,
+    byte_range: Option<ByteRange>,
+    content_type: Option<ContentType<'a>>,
+    success_report: Option<SuccessReport>,
+    failure_report: Option<FailureReport>,
+    status: Option<Status<'a>>,
+    expires: Option<u32>,
+    min_expires: Option<u32>,
+    max_expires: Option<u32>,
+    seen: u32,
+}
+
+impl<'a> Partial<'a> {
+    fn add(&mut self, kind: HeaderKind, v: &'a [u8]) -> Result<(), HeadError> {
+        if kind == HeaderKind::Other {
+            return Ok(());
+        }
+        let bit = 1u32 << (kind as u8);
+        if self.seen & bit != 0 || matches!(kind, HeaderKind::ToPath | HeaderKind::FromPath) {
+            return Err(HeadError::Duplicate(kind));
+        }
+        self.seen |= bit;
+        let err = |e| HeadError::Value(kind, e);
+        match kind {
+            HeaderKind::UsePath => self.use_path = Some(Path::parse(str_of(v)).map_err(err)?),
+            HeaderKind::MessageId => self.message_id = Some(parse_message_id(v).map_err(err)?),
+            HeaderKind::ByteRange => self.byte_range = Some(ByteRange::parse(v).map_err(err)?),
+            HeaderKind::ContentType => {
+                self.content_type = Some(ContentType::parse(v).map_err(err)?)
+            }
+            HeaderKind::SuccessReport => {
+                self.success_report = Some(SuccessReport::parse(v).map_err(err)?)
+            }
+            HeaderKind::FailureReport => {
+                self.failure_report = Some(FailureReport::parse(v).map_err(err)?)
+            }
+            HeaderKind::Status => self.status = Some(Status::parse(v).map_err(err)?),
+            HeaderKind::Expires => self.expires = Some(parse_seconds(v).map_err(err)?),
+            HeaderKind::MinExpires => self.min_expires = Some(parse_seconds(v).map_err(err)?),
+            HeaderKind::MaxExpires => self.max_expires = Some(parse_seconds(v).map_err(err)?),
+            // Digest headers are typed on demand; ToPath/FromPath/Other handled above.
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,641 @@
+//! Typed header values of RFC 4975 §9 and RFC 4976 §7: URI paths, Message-ID, Byte-Range,
+//! Content-Type, report preferences, Status, the Expires family and HTTP Digest parameters.
+//! Every parser borrows its input and returns a `Copy` error; none allocates.
+
+use core::fmt;
+
+use super::chars::{TOKEN, is_ident, is_token, parse_u64};
+use super::uri::{Uri, UriError};
+
+/// Headers the codec knows by name (names compare case-insensitively).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum HeaderKind {
+    ToPath,
+    FromPath,
+    MessageId,
+    ByteRange,
+    ContentType,
+    SuccessReport,
+    FailureReport,
+    Status,
+    Expires,
+    MinExpires,
+    MaxExpires,
+    UsePath,
+    WwwAuthenticate,
+    Authorization,
+    AuthenticationInfo,
+    /// Any other header, kept as it is.
+    Other,
+}
+
+impl HeaderKind {
+    /// Canonical spelling.
+    pub fn name(self) -> &'static str {
+        KNOWN
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("", |(n, _)| n)
+    }
+
+    /// Classifies a header name, case-insensitively.
+    pub fn classify(name: &[u8]) -> HeaderKind {
+        for (n, k) in KNOWN {
+            if n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name) {
+                return *k;
+            }
+        }
+        HeaderKind::Other
+    }
+}
+
+const KNOWN: &[(&str, HeaderKind)] = &[
+    ("To-Path", HeaderKind::ToPath),
+    ("From-Path", HeaderKind::FromPath),
+    ("Message-ID", HeaderKind::MessageId),
+    ("Byte-Range", HeaderKind::ByteRange),
+    ("Content-Type", HeaderKind::ContentType),
+    ("Success-Report", HeaderKind::SuccessReport),
+    ("Failure-Report", HeaderKind::FailureReport),
+    ("Status", HeaderKind::Status),
+    ("Expires", HeaderKind::Expires),
+    ("Min-Expires", HeaderKind::MinExpires),
+    ("Max-Expires", HeaderKind::MaxExpires),
+    ("Use-Path", HeaderKind::UsePath),
+    ("WWW-Authenticate", HeaderKind::WwwAuthenticate),
+    ("Authorization", HeaderKind::Authorization),
+    ("Authentication-Info", HeaderKind::AuthenticationInfo),
+];
+
+/// A header value that does not follow its grammar. `Copy`, no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("bad URI in path: {0}")]
+    Uri(UriError),
+    #[error("empty path")]
+    EmptyPath,
+    #[error("too many URIs in path")]
+    PathTooLong,
+    #[error("bad Message-ID")]
+    MessageId,
+    #[error("bad Byte-Range")]
+    ByteRange,
+    #[error("bad Content-Type")]
+    ContentType,
+    #[error("bad report value")]
+    Report,
+    #[error("bad Status")]
+    Status,
+    #[error("bad number")]
+    Number,
+    #[error("bad digest parameters")]
+    Digest,
+}
+
+/// The most URIs a path may hold (also bounds the work per frame).
+pub const MAX_PATH_URIS: usize = 32;
+
+/// A space-separated list of MSRP URIs: To-Path, From-Path, Use-Path (RFC 4975 §9,
+/// RFC 4976 §7). Validated when made; the first URI is kept parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct Path<'a> {
+    raw: &'a str,
+    len: u8,
+    first: Uri<'a>,
+}
+
+impl<'a> Path<'a> {
+    pub fn parse(raw: &'a str) -> Result<Path<'a>, ValueError> {
+        let mut it = raw.split(' ');
+        let first_s = it
+            .next()
+            .filter(|s| !s.is_empty())
+            .ok_or(ValueError::EmptyPath)?;
+        let first = Uri::parse(first_s).map_err(ValueError::Uri)?;
+        let mut len = 1usize;
+        for s in it {
+            Uri::parse(s).map_err(ValueError::Uri)?;
+            len += 1;
+            if len > MAX_PATH_URIS {
+                return Err(ValueError::PathTooLong);
+            }
+        }
+        Ok(Path {
+            raw,
+            len: len as u8,
+            first,
+        })
+    }
+    /// The path as written.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+    /// Number of URIs (at least one).
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+    /// Always `false`: a path holds at least one URI.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+    /// The leftmost URI (the next hop in a To-Path, the previous hop in a From-Path).
+    pub fn first(&self) -> Uri<'a> {
+        self.first
+    }
+    /// The rightmost URI.
+    pub fn last(&self) -> Uri<'a> {
+        self.uris().last().unwrap_or(self.first)
+    }
+    /// The URIs as written, left to right.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.raw.split(' ')
+    }
+    /// The URIs parsed, left to right.
+    pub fn uris(&self) -> impl Iterator<Item = Uri<'a>> + 'a {
+        self.raw.split(' ').filter_map(|s| Uri::parse(s).ok())
+    }
+    /// The path without its first URI (`None` when it held only one).
+    pub fn rest(&self) -> Option<&'a str> {
+        self.raw.split_once(' ').map(|(_, r)| r)
+    }
+}
+
+/// Message-ID (RFC 4975 §9: `ident`).
+pub fn parse_message_id(v: &[u8]) -> Result<&str, ValueError> {
+    if !is_ident(v) {
+        return Err(ValueError::MessageId);
+    }
+    core::str::from_utf8(v).map_err(|_| ValueError::MessageId)
+}
+
+/// Byte-Range (RFC 4975 §7.1.1, §9): `range-start "-" range-end "/" total`, with `*` for an
+/// unknown end or total. Positions are 1-based; "1-0/0" is an empty body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    /// `None` for `*` (unknown, or an interruptible chunk).
+    pub end: Option<u64>,
+    /// `None` for `*` (total size unknown).
+    pub total: Option<u64>,
+}
+
+impl ByteRange {
+    pub fn parse(v: &[u8]) -> Result<ByteRange, ValueError> {
+        let dash = memchr::memchr(b'-', v).ok_or(ValueError::ByteRange)?;
+        let slash = memchr::memchr(b'/', &v[dash..]).ok_or(ValueError::ByteRange)? + dash;
+        let num = |d: &[u8]| -> Result<Option<u64>, ValueError> {
+            if d == b"*" {
+                Ok(None)
+            } else {
+                parse_u64(d).map(Some).ok_or(ValueError::ByteRange)
+            }
+        };
+        let start = parse_u64(&v[..dash]).ok_or(ValueError::ByteRange)?;
+        let end = num(&v[dash + 1..slash])?;
+        let total = num(&v[slash + 1..])?;
+        if start == 0 {
+            return Err(ValueError::ByteRange);
+        }
+        if let Some(e) = end
+            && e < start - 1
+        {
+            return Err(ValueError::ByteRange);
+        }
+        if let Some(t) = total {
+            if end.is_some_and(|e| e > t) || start - 1 > t {
+                return Err(ValueError::ByteRange);
+            }
+        }
+        Ok(ByteRange { start, end, total })
+    }
+}
+
+impl fmt::Display for ByteRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-", self.start)?;
+        match self.end {
+            Some(e) => write!(f, "{e}/")?,
+            None => f.write_str("*/")?,
+        }
+        match self.total {
+            Some(t) => write!(f, "{t}"),
+            None => f.write_str("*"),
+        }
+    }
+}
+
+/// Success-Report (RFC 4975 §7.1.1). Absent means `No`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SuccessReport {
+    Yes,
+    #[default]
+    No,
+}
+
+impl SuccessReport {
+    pub fn parse(v: &[u8]) -> Result<SuccessReport, ValueError> {
+        match v {
+            b"yes" => Ok(SuccessReport::Yes),
+            b"no" => Ok(SuccessReport::No),
+            _ => Err(ValueError::Report),
+        }
+    }
+}
+
+/// Failure-Report (RFC 4975 §7.1.1). Absent means `Yes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailureReport {
+    #[default]
+    Yes,
+    No,
+    Partial,
+}
+
+impl FailureReport {
+    pub fn parse(v: &[u8]) -> Result<FailureReport, ValueError> {
+        match v {
+            b"yes" => Ok(FailureReport::Yes),
+            b"no" => Ok(FailureReport::No),
+            b"partial" => Ok(FailureReport::Partial),
+            _ => Err(ValueError::Report),
+        }
+    }
+}
+
+/// Status (RFC 4975 §9): `namespace SP status-code [SP comment]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status<'a> {
+    pub namespace: u16,
+    pub code: u16,
+    pub comment: Option<&'a str>,
+}
+
+impl<'a> Status<'a> {
+    pub fn parse(v: &'a [u8]) -> Result<Status<'a>, ValueError> {
+        let three = |d: &[u8]| -> Option<u16> {
+            (d.len() == 3 && d.iter().all(u8::is_ascii_digit))
+                .then(|| d.iter().fold(0u16, |a, &c| a * 10 + u16::from(c - b'0')))
+        };
+        if v.len() < 7 || v[3] != b' ' {
+            return Err(ValueError::Status);
+        }
+        let namespace = three(&v[..3]).ok_or(ValueError::Status)?;
+        let code = three(&v[4..7]).ok_or(ValueError::Status)?;
+        let comment = match v.get(7) {
+            None => None,
+            Some(b' ') => Some(core::str::from_utf8(&v[8..]).map_err(|_| ValueError::Status)?),
+            Some(_) => return Err(ValueError::Status),
+        };
+        Ok(Status {
+            namespace,
+            code,
+            comment,
+        })
+    }
+}
+
+/// Expires, Min-Expires, Max-Expires (RFC 4976 §7): `1*DIGIT` seconds. Values beyond
+/// u32 are refused rather than wrapped.
+pub fn parse_seconds(v: &[u8]) -> Result<u32, ValueError> {
+    parse_u64(v)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or(ValueError::Number)
+}
+
+/// Content-Type (RFC 4975 §9): `type "/" subtype *( ";" gen-param )`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentType<'a> {
+    pub media_type: &'a str,
+    pub subtype: &'a str,
+    /// Parameters as written, starting at the first `;` (empty when none).
+    pub params: &'a str,
+}
+
+impl<'a> ContentType<'a> {
+    pub fn parse(v: &'a [u8]) -> Result<ContentType<'a>, ValueError> {
+        let s = core::str::from_utf8(v).map_err(|_| ValueError::ContentType)?;
+        let (mt, rest) = s.split_once('/').ok_or(ValueError::ContentType)?;
+        let (sub, params) = match rest.find(';') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let sub = sub.trim_end();
+        if !is_token(mt.as_bytes()) || !is_token(sub.as_bytes()) {
+            return Err(ValueError::ContentType);
+        }
+        Ok(ContentType {
+            media_type: mt,
+            subtype: sub,
+            params,
+        })
+    }
+    /// `true` when type and subtype match, case-insensitively.
+    pub fn is(&self, media_type: &str, subtype: &str) -> bool {
+        self.media_type.eq_ignore_ascii_case(media_type)
+            && self.subtype.eq_ignore_ascii_case(subtype)
+    }
+}
+
+/// The most parameters a digest header may carry.
+pub const MAX_DIGEST_PARAMS: usize = 16;
+
+/// One `name=value` of a digest header; `value` has its quotes removed but escapes kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestParam<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
+    pub quoted: bool,
+}
+
+/// Digest parameters of WWW-Authenticate, Authorization or Authentication-Info
+/// (RFC 4976 §7, after RFC 2617). Commas may be followed by any white space, as clients
+/// in the field differ.
+#[derive(Debug, Clone, Copy)]
+pub struct DigestParams<'a> {
+    params: [DigestParam<'a>; MAX_DIGEST_PARAMS],
+    len: usize,
+}
+
+impl<'a> DigestParams<'a> {
+    /// Parses `Digest SP param *("," param)` (`scheme` true) or bare `param *("," param)`
+    /// (Authentication-Info).
+    pub fn parse(v: &'a [u8], scheme: bool) -> Result<DigestParams<'a>, ValueError> {
+        let s = core::str::from_utf8(v).map_err(|_| ValueError::Digest)?;
+        let mut s = if scheme {
+            let (sch, rest) = s.split_once(' ').ok_or(ValueError::Digest)?;
+            if !sch.eq_ignore_ascii_case("Digest") {
+                return Err(ValueError::Digest);
+            }
+            rest
+        } else {
+            s
+        };
+        let empty = DigestParam {
+            name: "",
+            value: "",
+            quoted: false,
+        };
+        let mut out = DigestParams {
+            params: [empty; MAX_DIGEST_PARAMS],
+            len: 0,
+        };
+        loop {
+            s = s.trim_start_matches([' ', '\t']);
+            let eq = s.find('=').ok_or(ValueError::Digest)?;
+            let name = s[..eq].trim_end_matches([' ', '\t']);
+            if !is_token(name.as_bytes()) {
+                return Err(ValueError::Digest);
+            }
+            s = s[eq + 1..].trim_start_matches([' ', '\t']);
+            let (value, quoted, rest) = if let Some(q) = s.strip_prefix('"') {
+                let end = quoted_end(q.as_bytes()).ok_or(ValueError::Digest)?;
+                (&q[..end], true, &q[end + 1..])
+            } else {
+                let end = s
+                    .bytes()
+                    .position(|c| !TOKEN[c as usize] || c == b',')
+                    .unwrap_or(s.len());
+                if end == 0 {
+                    return Err(ValueError::Digest);
+                }
+                (&s[..end], false, &s[end..])
+            };
+            if out.len == MAX_DIGEST_PARAMS {
+                return Err(ValueError::Digest);
+            }
+            out.params[out.len] = DigestParam {
+                name,
+                value,
+                quoted,
+            };
+            out.len += 1;
+            let rest = rest.trim_start_matches([' ', '\t']);
+            if rest.is_empty() {
+                return Ok(out);
+            }
+            s = rest.strip_prefix(',').ok_or(ValueError::Digest)?;
+        }
+    }
+    /// The value of parameter `name` (case-insensitive), quotes removed, escapes kept.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| p.value)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = DigestParam<'a>> + '_ {
+        self.params[..self.len].iter().copied()
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Index of the closing quote of a quoted-string body, honouring `\` escapes.
+fn quoted_end(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Removes quoted-string escapes (`\"`, `\\`); borrows when there are none.
+pub fn unescape(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains('\\') {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len());
+    let mut it = v.chars();
+    while let Some(c) = it.next() {
+        if c == '\\' {
+            if let Some(n) = it.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Authorization credentials (RFC 4976 §7 `credentials`). `uri` is optional: clients in
+/// the field differ on whether they send it.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    pub username: &'a str,
+    pub realm: &'a str,
+    pub nonce: &'a str,
+    pub uri: Option<&'a str>,
+    pub response: &'a str,
+    pub algorithm: Option<&'a str>,
+    pub cnonce: Option<&'a str>,
+    pub qop: Option<&'a str>,
+    /// Nonce count (`nc`, 8 hex digits).
+    pub nc: Option<u32>,
+    pub opaque: Option<&'a str>,
+}
+
+impl<'a> Credentials<'a> {
+    pub fn parse(v: &'a [u8]) -> Result<Credentials<'a>, ValueError> {
+        let p = DigestParams::parse(v, true)?;
+        let req = |n: &str| p.get(n).ok_or(ValueError::Digest);
+        let nc = match p.get("nc") {
+            Some(h) if h.len() == 8 => {
+                Some(u32::from_str_radix(h, 16).map_err(|_| ValueError::Digest)?)
+            }
+            Some(_) => return Err(ValueError::Digest),
+            None => None,
+        };
+        let response = req("response")?;
+        if response.is_empty() || !response.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(ValueError::Digest);
+        }
+        let c = Credentials {
+            username: req("username")?,
+            realm: req("realm")?,
+            nonce: req("nonce")?,
+            uri: p.get("uri"),
+            response,
+            algorithm: p.get("algorithm"),
+            cnonce: p.get("cnonce"),
+            qop: p.get("qop"),
+            nc,
+            opaque: p.get("opaque"),
+        };
+        if c.qop.is_some() && (c.cnonce.is_none() || c.nc.is_none()) {
+            return Err(ValueError::Digest);
+        }
+        Ok(c)
+    }
+}
+
+/// A digest challenge (WWW-Authenticate, RFC 4976 §7).
+#[derive(Debug, Clone, Copy)]
+pub struct Challenge<'a> {
+    pub realm: &'a str,
+    pub nonce: &'a str,
+    pub opaque: Option<&'a str>,
+    pub stale: bool,
+    pub algorithm: Option<&'a str>,
+    /// The qop-options list as written (e.g. `auth` or `auth,auth-int`).
+    pub qop: Option<&'a str>,
+}
+
+impl<'a> Challenge<'a> {
+    pub fn parse(v: &'a [u8]) -> Result<Challenge<'a>, ValueError> {
+        let p = DigestParams::parse(v, true)?;
+        Ok(Challenge {
+            realm: p.get("realm").ok_or(ValueError::Digest)?,
+            nonce: p.get("nonce").ok_or(ValueError::Digest)?,
+            opaque: p.get("opaque"),
+            stale: p
+                .get("stale")
+                .is_some_and(|s| s.eq_ignore_ascii_case("true")),
+            algorithm: p.get("algorithm"),
+            qop: p.get("qop"),
+        })
+    }
+}
+
+/// Authentication-Info (RFC 4976 §7 `ainfo`).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthInfo<'a> {
+    pub nextnonce: Option<&'a str>,
+    pub qop: Option<&'a str>,
+    pub rspauth: Option<&'a str>,
+    pub cnonce: Option<&'a str>,
+    pub nc: Option<&'a str>,
+}
+
+impl<'a> AuthInfo<'a> {
+    pub fn parse(v: &'a [u8]) -> Result<AuthInfo<'a>, ValueError> {
+        let p = DigestParams::parse(v, false)?;
+        Ok(AuthInfo {
+            nextnonce: p.get("nextnonce"),
+            qop: p.get("qop"),
+            rspauth: p.get("rspauth"),
+            cnonce: p.get("cnonce"),
+            nc: p.get("nc"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_ranges() {
+        let br = |s: &str| ByteRange::parse(s.as_bytes());
+        assert_eq!(
+            br("1-*/8"),
+            Ok(ByteRange {
+                start: 1,
+                end: None,
+                total: Some(8)
+            })
+        );
+        assert_eq!(
+            br("1-0/0"),
+            Ok(ByteRange {
+                start: 1,
+                end: Some(0),
+                total: Some(0)
+            })
+        );
+        assert_eq!(br("5-8/*").unwrap().to_string(), "5-8/*");
+        for bad in [
+            "0-1/1",
+            "1-2/1",
+            "3-1/5",
+            "1-2",
+            "1/2-3",
+            "a-1/1",
+            "1--1/1",
+            "-1/2",
+            "1-/2",
+            "1-1/",
+            "99999999999999999999999-1/1",
+            "7-*/5",
+        ] {
+            assert!(br(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn digest_credentials() {
+        let v = br#"Digest username="Alice", realm="intra.example.com", nonce="7a8f3b", qop=auth, nc=00000001, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1", opaque="5ccc069c""#;
+        let c = Credentials::parse(v).unwrap();
+        assert_eq!(c.username, "Alice");
+        assert_eq!(c.nc, Some(1));
+        assert_eq!(c.uri, None);
+        assert_eq!(c.opaque, Some("5ccc069c"));
+        assert!(
+            Credentials::parse(
+                b"Digest username=\"a\", realm=\"r\", nonce=\"n\", qop=auth, response=\"00\""
+            )
+            .is_err()
+        );
+        assert!(Credentials::parse(b"Basic abc").is_err());
+        assert_eq!(unescape(r#"a\"b\\c"#), r#"a"b\c"#);
+    }
+
+    #[test]
+    fn header_names() {
+        assert_eq!(HeaderKind::classify(b"to-path"), HeaderKind::ToPath);
+        assert_eq!(
+            HeaderKind::classify(b"WWW-AUTHENTICATE"),
+            HeaderKind::WwwAuthenticate
+        );
+        assert_eq!(HeaderKind::classify(b"X-Foo"), HeaderKind::Other);
+        assert_eq!(HeaderKind::MessageId.name(), "Message-ID");
+    }
+}

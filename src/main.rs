@@ -1,0 +1,5 @@
+//! The `msrpd` binary.
+
+fn main() {
+    println!("msrpd {}", env!("CARGO_PKG_VERSION"));
+}
