@@ -115,6 +115,7 @@ pub fn body_end_line(buf: &mut impl BufMut, tid: &str, flag: Flag) {
 }
 
 /// A whole request. `headers` go after the paths; `body` is `(content_type, bytes)`.
+#[allow(clippy::too_many_arguments)]
 pub fn request(
     buf: &mut impl BufMut,
     tid: &str,
