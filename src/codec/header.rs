@@ -234,11 +234,14 @@ pub enum SuccessReport {
 }
 
 impl SuccessReport {
+    /// `"yes" / "no"`; ABNF literals are case-insensitive (RFC 4234 §2.3).
     pub fn parse(v: &[u8]) -> Result<SuccessReport, ValueError> {
-        match v {
-            b"yes" => Ok(SuccessReport::Yes),
-            b"no" => Ok(SuccessReport::No),
-            _ => Err(ValueError::Report),
+        if v.eq_ignore_ascii_case(b"yes") {
+            Ok(SuccessReport::Yes)
+        } else if v.eq_ignore_ascii_case(b"no") {
+            Ok(SuccessReport::No)
+        } else {
+            Err(ValueError::Report)
         }
     }
 }
@@ -253,12 +256,16 @@ pub enum FailureReport {
 }
 
 impl FailureReport {
+    /// `"yes" / "no" / "partial"`; ABNF literals are case-insensitive (RFC 4234 §2.3).
     pub fn parse(v: &[u8]) -> Result<FailureReport, ValueError> {
-        match v {
-            b"yes" => Ok(FailureReport::Yes),
-            b"no" => Ok(FailureReport::No),
-            b"partial" => Ok(FailureReport::Partial),
-            _ => Err(ValueError::Report),
+        if v.eq_ignore_ascii_case(b"yes") {
+            Ok(FailureReport::Yes)
+        } else if v.eq_ignore_ascii_case(b"no") {
+            Ok(FailureReport::No)
+        } else if v.eq_ignore_ascii_case(b"partial") {
+            Ok(FailureReport::Partial)
+        } else {
+            Err(ValueError::Report)
         }
     }
 }
@@ -487,8 +494,9 @@ impl<'a> Credentials<'a> {
     pub fn parse(v: &'a [u8]) -> Result<Credentials<'a>, ValueError> {
         let p = DigestParams::parse(v, true)?;
         let req = |n: &str| p.get(n).ok_or(ValueError::Digest);
+        // `nc-value = 8LHEX`; `from_str_radix` alone would also take a sign ("+0000001").
         let nc = match p.get("nc") {
-            Some(h) if h.len() == 8 => {
+            Some(h) if h.len() == 8 && h.bytes().all(|c| c.is_ascii_hexdigit()) => {
                 Some(u32::from_str_radix(h, 16).map_err(|_| ValueError::Digest)?)
             }
             Some(_) => return Err(ValueError::Digest),
@@ -625,7 +633,29 @@ mod tests {
             .is_err()
         );
         assert!(Credentials::parse(b"Basic abc").is_err());
+        // Regression: a signed nonce count was taken by `from_str_radix`.
+        for nc in ["+0000001", "-0000001", "0000000g", "0000001", "000000001"] {
+            let v = format!(
+                "Digest username=\"a\", realm=\"r\", nonce=\"n\", qop=auth, nc={nc}, cnonce=\"c\", response=\"00\""
+            );
+            assert_eq!(
+                Credentials::parse(v.as_bytes()).map(|c| c.nc),
+                Err(ValueError::Digest),
+                "{nc}"
+            );
+        }
         assert_eq!(unescape(r#"a\"b\\c"#), r#"a"b\c"#);
+    }
+
+    #[test]
+    fn report_values_are_case_insensitive() {
+        // Regression: "Yes" and "NO" were refused; ABNF quoted strings ignore case.
+        assert_eq!(SuccessReport::parse(b"Yes"), Ok(SuccessReport::Yes));
+        assert_eq!(SuccessReport::parse(b"NO"), Ok(SuccessReport::No));
+        assert_eq!(FailureReport::parse(b"Partial"), Ok(FailureReport::Partial));
+        assert_eq!(FailureReport::parse(b"yES"), Ok(FailureReport::Yes));
+        assert_eq!(SuccessReport::parse(b"partial"), Err(ValueError::Report));
+        assert_eq!(FailureReport::parse(b"ye"), Err(ValueError::Report));
     }
 
     #[test]

@@ -248,7 +248,9 @@ impl fmt::Display for Uri<'_> {
     }
 }
 
-/// Compares reg-names case-insensitively, decoding percent-escapes first (RFC 4975 §6.1).
+/// Compares reg-names case-insensitively after decoding percent-escaped unreserved
+/// characters (RFC 4975 §6.1, RFC 3986 §6.2.2.2). Other escapes stay escapes: `%21` is
+/// not `!`, and `%2f` equals `%2F` by the case-insensitive comparison.
 fn names_equal(a: &str, b: &str) -> bool {
     if !a.contains('%') && !b.contains('%') {
         return a.eq_ignore_ascii_case(b);
@@ -264,20 +266,23 @@ fn names_equal(a: &str, b: &str) -> bool {
     }
 }
 
-/// Iterator over bytes with `%XX` escapes decoded (input already validated by `pct_ok`).
+/// Iterator over bytes with `%XX` escapes of unreserved characters decoded (input already
+/// validated by `pct_ok`); any other escape comes out as its three bytes.
 struct Decoded<'a>(&'a [u8]);
 
 impl Iterator for Decoded<'_> {
     type Item = u8;
     fn next(&mut self) -> Option<u8> {
         let (&c, rest) = self.0.split_first()?;
-        if c == b'%' && rest.len() >= 2 {
-            self.0 = &rest[2..];
-            Some(hex_val(rest[0]) << 4 | hex_val(rest[1]))
-        } else {
-            self.0 = rest;
-            Some(c)
+        if let (b'%', [h, l, tail @ ..]) = (c, rest) {
+            let v = hex_val(*h) << 4 | hex_val(*l);
+            if is_unreserved(v) {
+                self.0 = tail;
+                return Some(v);
+            }
         }
+        self.0 = rest;
+        Some(c)
     }
 }
 
@@ -391,6 +396,11 @@ mod tests {
         ));
         assert!(eq("msrp://a@h:1/s;tcp", "msrp://b@h:1/s;tcp"));
         assert!(eq("msrp://%68ost:1/s;tcp", "msrp://HOST:1/s;tcp"));
+        assert!(eq("msrp://a%2eb:1/s;tcp", "msrp://A.b:1/s;tcp"));
+        assert!(eq("msrp://a%2cb:1/s;tcp", "msrp://a%2Cb:1/s;tcp"));
+        // Regression: reserved characters were decoded too, so `%21` equalled `!`.
+        assert!(!eq("msrp://a%21b:1/s;tcp", "msrp://a!b:1/s;tcp"));
+        assert!(!eq("msrp://a%2Cb:1/s;tcp", "msrp://a,b:1/s;tcp"));
         assert!(eq("msrp://[::1]:1/s;tcp", "msrp://[0:0::1]:1/s;tcp"));
         assert!(eq("msrp://h:1/s;tcp;a=b", "msrp://h:1/s;tcp"));
         assert!(!eq("msrp://h:1/S;tcp", "msrp://h:1/s;tcp"));
