@@ -3,3 +3,4 @@
 //! Layers: [`codec`] is the wire format and nothing else.
 
 pub mod codec;
+pub mod relay;
