@@ -89,6 +89,13 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Outcome)> {
             S(NotMsrp),
         ),
         ("MSRP without space", b("MSRPabcd SEND\r\n"), S(NotMsrp)),
+        // Regression: fed whole these gave BareLf and HeadTooLarge, in pieces NotMsrp.
+        ("junk ending in bare LF", b("X\n"), S(NotMsrp)),
+        (
+            "junk line over max_head",
+            format!("GET {}\r\n", "a".repeat(20000)).into_bytes(),
+            S(NotMsrp),
+        ),
         (
             "two spaces before tid",
             b("MSRP  abcd SEND\r\n"),

@@ -278,11 +278,8 @@ impl Scanner {
             let b = &buf[..];
             let Some(off) = memchr::memchr(b'\n', &b[line..]) else {
                 // A start line is never shorter than "MSRP " + 4-byte id; reject junk early.
-                if start.is_none() && !b.is_empty() {
-                    let n = b.len().min(5);
-                    if b[..n] != b"MSRP "[..n] {
-                        return Err(ScanError::NotMsrp);
-                    }
+                if start.is_none() {
+                    check_magic(b)?;
                 }
                 if b.len() > max {
                     return Err(ScanError::HeadTooLarge);
@@ -291,6 +288,11 @@ impl Scanner {
                 return Ok(None);
             };
             let lf = line + off;
+            if start.is_none() {
+                // The same check on the same bytes as above, so that the error does not
+                // depend on how the input was split.
+                check_magic(&b[..lf])?;
+            }
             if lf >= max {
                 return Err(ScanError::HeadTooLarge);
             }
@@ -411,6 +413,17 @@ impl Scanner {
             return Err(ScanError::BodyTooLarge);
         }
         Ok(Some(Event::Body(buf.split_to(emit).freeze())))
+    }
+}
+
+/// Refuses a first line that does not begin with `MSRP ` (or a prefix of it, when that is
+/// all there is so far).
+fn check_magic(b: &[u8]) -> Result<(), ScanError> {
+    let n = b.len().min(5);
+    if b[..n] == b"MSRP "[..n] {
+        Ok(())
+    } else {
+        Err(ScanError::NotMsrp)
     }
 }
 
