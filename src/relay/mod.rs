@@ -1,4 +1,21 @@
-//! The relay core (RFC 4976 §6): sans-I/O state, authentication and the user database.
+//! The relay core (RFC 4976 §6): what an MSRP relay decides, as plain state machines.
+//!
+//! - [`engine`]: per-core routing, AUTH handling, transactions, timers and REPORTs;
+//!   inputs are `handle_*(now, ..)`, outputs are [`Action`]s.
+//! - [`auth`]: HTTP Digest (RFC 4976 §9.1) with stateless nonces.
+//! - [`users`]: the htdigest-format user database.
+//! - [`session`]: the session ids handed out in Use-Path (RFC 4976 §6.3).
+//! - [`types`]: ids, configuration, actions, cross-core messages and counters.
+//!
+//! Nothing here touches sockets, threads or the clock.
 
 pub mod auth;
+pub mod engine;
+pub mod session;
+pub mod types;
 pub mod users;
+
+pub use engine::Relay;
+pub use types::{
+    Action, CloseReason, ConnId, ConnKind, CounterSnapshot, Counters, MeshMsg, Origin, RelayConfig,
+};

@@ -1,0 +1,371 @@
+//! Command line and configuration file. Every relay setting is a flag and a key of the
+//! TOML file given with `--config`; flags win over the file, the file over defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::relay::RelayConfig;
+use crate::server::{Driver, ServerConfig};
+
+/// msrpd: an MSRP relay (RFC 4975, RFC 4976), thread-per-core on io_uring.
+#[derive(Debug, Parser)]
+#[command(name = "msrpd", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub relay: RelayArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add or change a user in a users file (htdigest format); the password is read from stdin.
+    Passwd {
+        /// The users file (created if missing).
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// Realm (default: this machine's host name, as the relay uses by default).
+        #[arg(long)]
+        realm: Option<String>,
+        /// The user name.
+        user: String,
+    },
+}
+
+/// Relay settings given on the command line.
+#[derive(Debug, Default, Args)]
+pub struct RelayArgs {
+    /// TOML file with any of the settings below (flags win).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for MSRP over TCP; repeat for several [default: 0.0.0.0:2855].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<SocketAddr>,
+    /// Host (and port) the relay puts in its own URIs, e.g. relay.example.com:2855.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub advertise: Option<String>,
+    /// Another host name that means this relay in a To-Path URI; repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub alias: Vec<String>,
+    /// Number of worker threads, one per core, on CPUs 0..N [default: all CPUs].
+    #[arg(long, value_name = "N", conflicts_with = "cpus")]
+    pub cores: Option<usize>,
+    /// CPUs to run workers on, e.g. 0,2-3 (one worker per CPU).
+    #[arg(long, value_name = "LIST")]
+    pub cpus: Option<String>,
+    /// Do not pin worker threads to their CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Users file for HTTP Digest AUTH (htdigest format); without it only loopback clients may AUTH.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+    /// Digest realm [default: the advertised host].
+    #[arg(long)]
+    pub realm: Option<String>,
+    /// Log level: error, warn, info, debug or trace (or a tracing filter) [default: info].
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Expires granted when an AUTH asks for none, in seconds [default: 600].
+    #[arg(long, value_name = "SECS")]
+    pub expires_default: Option<u32>,
+    /// Smallest Expires accepted; below it AUTH gets 423 [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub expires_min: Option<u32>,
+    /// Largest Expires accepted; above it AUTH gets 423 [default: 3600].
+    #[arg(long, value_name = "SECS")]
+    pub expires_max: Option<u32>,
+    /// Seconds to wait for the next hop's response before a 408 REPORT [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub txn_timeout: Option<f64>,
+    /// Seconds a new connection has to make a successful request [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub probation: Option<f64>,
+    /// Seconds without traffic before a connection is closed [default: 3600].
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout: Option<f64>,
+    /// Lifetime of digest nonces in seconds [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub nonce_lifetime: Option<f64>,
+    /// Refuse methods other than SEND, REPORT, AUTH and NICKNAME with 501.
+    #[arg(long)]
+    pub block_unknown_methods: bool,
+    /// Write-queue high-water mark per connection in bytes [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    pub high_water: Option<usize>,
+    /// Largest header block accepted in bytes [default: 16384].
+    #[arg(long, value_name = "BYTES")]
+    pub max_head: Option<usize>,
+    /// I/O driver: auto, io-uring or epoll [default: auto].
+    #[arg(long, value_name = "DRIVER")]
+    pub driver: Option<String>,
+}
+
+/// The same settings as read from a TOML file (keys in snake_case).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<Vec<SocketAddr>>,
+    pub advertise: Option<String>,
+    pub alias: Option<Vec<String>>,
+    pub cores: Option<usize>,
+    pub cpus: Option<String>,
+    pub no_pin: Option<bool>,
+    pub users: Option<PathBuf>,
+    pub realm: Option<String>,
+    pub log_level: Option<String>,
+    pub expires_default: Option<u32>,
+    pub expires_min: Option<u32>,
+    pub expires_max: Option<u32>,
+    pub txn_timeout: Option<f64>,
+    pub probation: Option<f64>,
+    pub idle_timeout: Option<f64>,
+    pub nonce_lifetime: Option<f64>,
+    pub block_unknown_methods: Option<bool>,
+    pub high_water: Option<usize>,
+    pub max_head: Option<usize>,
+    pub driver: Option<String>,
+}
+
+/// A setting that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("bad --cpus list {0:?}: use numbers and ranges, e.g. 0,2-3")]
+    Cpus(String),
+    #[error("bad --advertise {0:?}: use HOST or HOST:PORT")]
+    Advertise(String),
+    #[error("bad --driver {0:?}: use auto, io-uring or epoll")]
+    Driver(String),
+    #[error("{0} must be a positive number of seconds")]
+    Seconds(&'static str),
+    #[error("expires bounds must satisfy min <= default <= max (got {0} <= {1} <= {2})")]
+    Expires(u32, u32, u32),
+    #[error("--cores must be at least 1")]
+    Cores,
+}
+
+/// Reads a config file.
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })
+}
+
+/// Parses a CPU list such as `0,2-3`.
+pub fn parse_cpus(s: &str) -> Result<Vec<usize>, ConfigError> {
+    let bad = || ConfigError::Cpus(s.to_string());
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let a: usize = a.trim().parse().map_err(|_| bad())?;
+                let b: usize = b.trim().parse().map_err(|_| bad())?;
+                if b < a {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    out.dedup();
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+fn parse_advertise(s: &str) -> Result<(String, Option<u16>), ConfigError> {
+    let bad = || ConfigError::Advertise(s.to_string());
+    if s.is_empty() {
+        return Err(bad());
+    }
+    // [v6]:port, [v6], host:port, host
+    if let Some(rest) = s.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']').ok_or_else(bad)?;
+        let host = format!("[{ip}]");
+        return match after.strip_prefix(':') {
+            Some(p) => Ok((host, Some(p.parse().map_err(|_| bad())?))),
+            None if after.is_empty() => Ok((host, None)),
+            None => Err(bad()),
+        };
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => {
+            Ok((h.to_string(), Some(p.parse().map_err(|_| bad())?)))
+        }
+        Some(_) => Err(bad()),
+        None => Ok((s.to_string(), None)),
+    }
+}
+
+fn seconds(v: Option<f64>, default: f64, name: &'static str) -> Result<Duration, ConfigError> {
+    let v = v.unwrap_or(default);
+    if !(v.is_finite() && v > 0.0) {
+        return Err(ConfigError::Seconds(name));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// The resolved settings: the server configuration and the log filter.
+pub struct Resolved {
+    pub server: ServerConfig,
+    pub log_level: String,
+}
+
+/// Merges flags over the file over defaults.
+pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
+    let listen = if !a.listen.is_empty() {
+        a.listen.clone()
+    } else {
+        f.listen
+            .unwrap_or_else(|| vec![SocketAddr::from(([0, 0, 0, 0], 2855))])
+    };
+    let mut s = ServerConfig::new(listen[0]);
+    s.listen = listen;
+    let cpus = a.cpus.clone().or(f.cpus);
+    let cores = a.cores.or(f.cores);
+    s.cpus = match (cpus, cores) {
+        (Some(list), _) => parse_cpus(&list)?,
+        (None, Some(0)) => return Err(ConfigError::Cores),
+        (None, Some(n)) => (0..n).collect(),
+        (None, None) => s.cpus,
+    };
+    s.pin = !(a.no_pin || f.no_pin.unwrap_or(false));
+    if let Some(adv) = a.advertise.clone().or(f.advertise) {
+        let (h, p) = parse_advertise(&adv)?;
+        s.advertise_host = Some(h);
+        s.advertise_port = p;
+    }
+    s.aliases = if a.alias.is_empty() {
+        f.alias.unwrap_or_default()
+    } else {
+        a.alias.clone()
+    };
+    s.users_file = a.users.clone().or(f.users);
+    let mut r = RelayConfig::new("localhost", 2855);
+    r.realm = a
+        .realm
+        .clone()
+        .or(f.realm)
+        .or_else(|| s.advertise_host.clone())
+        .unwrap_or_else(default_realm);
+    r.expires_default = a.expires_default.or(f.expires_default).unwrap_or(600);
+    r.expires_min = a.expires_min.or(f.expires_min).unwrap_or(60);
+    r.expires_max = a.expires_max.or(f.expires_max).unwrap_or(3600);
+    if !(r.expires_min <= r.expires_default && r.expires_default <= r.expires_max) {
+        return Err(ConfigError::Expires(
+            r.expires_min,
+            r.expires_default,
+            r.expires_max,
+        ));
+    }
+    r.txn_timeout = seconds(a.txn_timeout.or(f.txn_timeout), 30.0, "txn-timeout")?;
+    r.probation = seconds(a.probation.or(f.probation), 30.0, "probation")?;
+    r.idle_timeout = seconds(a.idle_timeout.or(f.idle_timeout), 3600.0, "idle-timeout")?;
+    r.nonce_lifetime = seconds(
+        a.nonce_lifetime.or(f.nonce_lifetime),
+        30.0,
+        "nonce-lifetime",
+    )?;
+    r.block_unknown_methods = a.block_unknown_methods || f.block_unknown_methods.unwrap_or(false);
+    s.relay = r;
+    s.high_water = a.high_water.or(f.high_water).unwrap_or(1 << 20).max(4096);
+    s.max_head = a
+        .max_head
+        .or(f.max_head)
+        .unwrap_or(16 * 1024)
+        .clamp(1024, 65535);
+    s.driver = match a.driver.clone().or(f.driver).as_deref() {
+        None | Some("auto") => Driver::Auto,
+        Some("io-uring") | Some("iouring") | Some("io_uring") => Driver::IoUring,
+        Some("epoll") | Some("legacy") => Driver::Legacy,
+        Some(d) => return Err(ConfigError::Driver(d.to_string())),
+    };
+    let log_level = a
+        .log_level
+        .clone()
+        .or(f.log_level)
+        .unwrap_or_else(|| "info".into());
+    Ok(Resolved {
+        server: s,
+        log_level,
+    })
+}
+
+/// The realm used when none is configured: the host name.
+pub fn default_realm() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "msrpd".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpus("0,2-3").unwrap(), vec![0, 2, 3]);
+        assert_eq!(parse_cpus("1").unwrap(), vec![1]);
+        assert!(parse_cpus("3-1").is_err());
+        assert!(parse_cpus("a").is_err());
+        assert!(parse_cpus("").is_err());
+    }
+
+    #[test]
+    fn advertise_forms() {
+        assert_eq!(
+            parse_advertise("r.example.com").unwrap(),
+            ("r.example.com".into(), None)
+        );
+        assert_eq!(
+            parse_advertise("r.example.com:2856").unwrap(),
+            ("r.example.com".into(), Some(2856))
+        );
+        assert_eq!(
+            parse_advertise("[::1]:9").unwrap(),
+            ("[::1]".into(), Some(9))
+        );
+        assert!(parse_advertise("a:b:c").is_err());
+        assert!(parse_advertise("h:x").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let f: FileConfig = toml::from_str(
+            "listen = [\"127.0.0.1:7000\"]\nrealm = \"file\"\nexpires_max = 100\nexpires_default = 90\ncores = 1\n",
+        )
+        .unwrap();
+        let a = RelayArgs {
+            realm: Some("flag".into()),
+            ..RelayArgs::default()
+        };
+        let r = resolve(&a, f).unwrap();
+        assert_eq!(r.server.relay.realm, "flag");
+        assert_eq!(r.server.relay.expires_max, 100);
+        assert_eq!(r.server.listen, vec!["127.0.0.1:7000".parse().unwrap()]);
+        assert_eq!(r.server.cpus, vec![0]);
+        assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+    }
+}

@@ -1,0 +1,1257 @@
+//! The relay's decisions as a sans-I/O state machine (RFC 4976 §6), one per worker core.
+//!
+//! Inputs are `handle_*(now, ..)` calls made by the server as frames, timers and
+//! connection events arrive; outputs are [`Action`]s drained with [`Relay::poll_action`].
+//! Time is passed in, so every rule can be tested with a virtual clock and no sockets.
+//!
+//! A frame is routed by the core that owns the session its first To-Path URI names: a
+//! frame for another core's session continues there as a stream of [`MeshMsg`]s. Body
+//! pieces are passed on as they arrive; the relay never holds a whole chunk.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use hashbrown::HashMap;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::codec::encode;
+use crate::codec::{ByteRange, FailureReport, Flag, Head, HeadError, Method, Uri};
+
+use super::auth::{AuthResult, Authenticator};
+use super::session::SessionKey;
+use super::types::{
+    Action, CloseReason, ConnId, ConnKind, Counters, MeshMsg, Origin, RelayConfig, bump, drop_by,
+};
+use super::users::Users;
+
+/// How often the idle scan runs.
+const IDLE_SCAN_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+struct Conn {
+    generation: u32,
+    kind: ConnKind,
+    last_active: Instant,
+    succeeded: bool,
+    auth_failures: u32,
+    session: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Session {
+    slot: u32,
+    generation: u32,
+    expires: Instant,
+    uri: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    /// A connection of this core.
+    Conn(ConnId),
+    /// Routing continues on another core.
+    Core(u16),
+    /// Refused: body pieces are dropped.
+    Discard,
+}
+
+/// How the previous hop addressed a frame: parts of the head as it arrived at this
+/// relay, shared with the read buffer (no copy). Responses and REPORTs to the previous
+/// hop and the sender are addressed from these (RFC 4975 §7.2, RFC 4976 §6.4.1).
+#[derive(Debug, Clone)]
+struct PrevHop {
+    tid: Bytes,
+    from_first: Bytes,
+    from_all: Bytes,
+    to_first: Bytes,
+}
+
+impl PrevHop {
+    fn of(raw: &Bytes, head: &Head<'_>) -> PrevHop {
+        PrevHop {
+            tid: sub(raw, head.tid()),
+            from_first: sub(raw, head.from_path().first().as_str()),
+            from_all: sub(raw, head.from_path().as_str()),
+            to_first: sub(raw, head.to_path().first().as_str()),
+        }
+    }
+}
+
+/// `s` (a slice of `raw`) as a `Bytes` sharing `raw`'s memory.
+fn sub(raw: &Bytes, s: &str) -> Bytes {
+    let start = (s.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+    match start.checked_add(s.len()) {
+        Some(end) if end <= raw.len() => raw.slice(start..end),
+        _ => Bytes::copy_from_slice(s.as_bytes()),
+    }
+}
+
+/// Text of a `Bytes` cut from a validated head.
+fn text(b: &Bytes) -> &str {
+    core::str::from_utf8(b).unwrap_or("")
+}
+
+#[derive(Debug)]
+enum TxnKind {
+    /// A SEND: on an error response or timeout, REPORT to the sender (§6.4.1, §6.4.3).
+    Send {
+        fr: FailureReport,
+        message_id: Bytes,
+        range: Option<ByteRange>,
+        prev: PrevHop,
+    },
+    /// Another request: its response goes back to `reply` with the original tid.
+    Other { orig_tid: String },
+}
+
+#[derive(Debug)]
+struct Txn {
+    kind: TxnKind,
+    /// The previous hop of the request (where responses and REPORTs go first).
+    reply: Origin,
+    deadline: Instant,
+}
+
+/// A frame being passed through.
+#[derive(Debug)]
+struct Stream {
+    dest: Dest,
+    /// The connection whose write queue limits this stream (backpressure).
+    bp: Option<(u16, u32)>,
+    tid: String,
+    has_body: bool,
+    body_len: u64,
+    /// The 200 owed to the previous hop once the chunk is in (§6.4.1).
+    reply: Option<(ConnId, PrevHop)>,
+    txn: Option<(TxnKind, Origin)>,
+}
+
+impl Stream {
+    fn discard() -> Stream {
+        Stream {
+            dest: Dest::Discard,
+            bp: None,
+            tid: String::new(),
+            has_body: false,
+            body_len: 0,
+            reply: None,
+            txn: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Txn(u32, u64),
+    Session(u64),
+    Probation(u32, u32),
+}
+
+// Transient, on the stack only: boxing would cost an allocation per frame.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Done(Stream),
+    Again(Bytes),
+}
+
+/// One core's relay.
+pub struct Relay {
+    cfg: RelayConfig,
+    auth: Authenticator,
+    protected: bool,
+    rng: StdRng,
+    counters: Arc<Counters>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<u32>,
+    next_generation: u32,
+    sessions: HashMap<u64, Session>,
+    streams: HashMap<Origin, Stream>,
+    txns: HashMap<(u32, u64), Txn>,
+    outbound: HashMap<(String, u16), ConnId>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    last_idle_scan: Instant,
+    actions: VecDeque<Action>,
+    base_uri: String,
+}
+
+impl Relay {
+    /// A relay core. `users` is `None` for protected mode (loopback-only AUTH). `secret`
+    /// keys the digest nonces and must be the same on every core.
+    pub fn new(
+        cfg: RelayConfig,
+        users: Option<Arc<Users>>,
+        secret: [u8; 32],
+        seed: [u8; 32],
+        counters: Arc<Counters>,
+        now: Instant,
+    ) -> Relay {
+        let protected = users.is_none();
+        let auth = Authenticator::new(cfg.realm.clone(), users, secret, cfg.nonce_lifetime, now);
+        let base_uri = format!(
+            "msrp://{}:{};tcp",
+            cfg.hosts.first().map_or("localhost", String::as_str),
+            cfg.ports.first().copied().unwrap_or(2855)
+        );
+        Relay {
+            cfg,
+            auth,
+            protected,
+            rng: StdRng::from_seed(seed),
+            counters,
+            conns: Vec::new(),
+            free: Vec::new(),
+            next_generation: 1,
+            sessions: HashMap::new(),
+            streams: HashMap::new(),
+            txns: HashMap::new(),
+            outbound: HashMap::new(),
+            timers: BinaryHeap::new(),
+            last_idle_scan: now,
+            actions: VecDeque::new(),
+            base_uri,
+        }
+    }
+
+    /// Replaces the user database (SIGHUP). `None` switches to protected mode.
+    pub fn set_users(&mut self, users: Option<Arc<Users>>) {
+        self.protected = users.is_none();
+        self.auth.set_users(users);
+    }
+
+    pub fn config(&self) -> &RelayConfig {
+        &self.cfg
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Number of live sessions, transactions, streams and connections on this core.
+    pub fn table_sizes(&self) -> (usize, usize, usize, usize) {
+        let conns = self.conns.iter().filter(|c| c.is_some()).count();
+        (
+            self.sessions.len(),
+            self.txns.len(),
+            self.streams.len(),
+            conns,
+        )
+    }
+
+    // ----- connections -----
+
+    /// Registers a new connection and returns its id.
+    pub fn open_conn(&mut self, now: Instant, kind: ConnKind) -> ConnId {
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        let inbound = matches!(kind, ConnKind::Inbound { .. });
+        let conn = Conn {
+            generation,
+            kind,
+            last_active: now,
+            succeeded: false,
+            auth_failures: 0,
+            session: None,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.conns[s as usize] = Some(conn);
+                s
+            }
+            None => {
+                self.conns.push(Some(conn));
+                (self.conns.len() - 1) as u32
+            }
+        };
+        if inbound {
+            self.timers.push(Reverse((
+                now + self.cfg.probation,
+                Timer::Probation(slot, generation),
+            )));
+        }
+        bump(&self.counters.connections_open, 1);
+        bump(&self.counters.connections_total, 1);
+        ConnId {
+            core: self.cfg.core,
+            slot,
+            generation,
+        }
+    }
+
+    fn conn(&self, slot: u32, generation: u32) -> Option<&Conn> {
+        self.conns
+            .get(slot as usize)?
+            .as_ref()
+            .filter(|c| c.generation == generation)
+    }
+
+    fn conn_mut(&mut self, slot: u32, generation: u32) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(slot as usize)?
+            .as_mut()
+            .filter(|c| c.generation == generation)
+    }
+
+    fn is_alive(&self, id: ConnId) -> bool {
+        id.core == self.cfg.core && self.conn(id.slot, id.generation).is_some()
+    }
+
+    /// A connection of this core is gone: drop its session, abort what it was sending,
+    /// and fail what was waiting on it.
+    pub fn handle_closed(&mut self, now: Instant, id: ConnId) {
+        if self.conn(id.slot, id.generation).is_none() {
+            return;
+        }
+        let Some(conn) = self.conns[id.slot as usize].take() else {
+            return;
+        };
+        if let Some(key) = conn.session
+            && self.sessions.remove(&key).is_some()
+        {
+            drop_by(&self.counters.sessions, 1);
+        }
+        if let ConnKind::Outbound { host, port } = conn.kind {
+            let k = (host, port);
+            if self.outbound.get(&k) == Some(&id) {
+                self.outbound.remove(&k);
+            }
+        }
+        self.free.push(id.slot);
+        drop_by(&self.counters.connections_open, 1);
+        self.handle_abort(now, Origin::Conn(id));
+        // Transactions sent over this connection will never be answered.
+        let dead: Vec<(u32, u64)> = self
+            .txns
+            .keys()
+            .filter(|(s, _)| *s == id.slot)
+            .copied()
+            .collect();
+        for k in dead {
+            if let Some(t) = self.txns.remove(&k) {
+                drop_by(&self.counters.transactions, 1);
+                self.fail_txn(now, t, 408);
+            }
+        }
+    }
+
+    /// The connection whose queue the frame from `origin` is feeding, for backpressure.
+    pub fn backpressure_target(&self, origin: ConnId) -> Option<(u16, u32)> {
+        self.streams.get(&Origin::Conn(origin)).and_then(|s| s.bp)
+    }
+
+    // ----- frames -----
+
+    /// The head of a frame received on connection `from` of this core.
+    pub fn handle_head(&mut self, now: Instant, from: ConnId, head: Bytes, has_body: bool) {
+        if let Some(c) = self.conn_mut(from.slot, from.generation) {
+            c.last_active = now;
+        }
+        bump(&self.counters.frames_in, 1);
+        bump(&self.counters.bytes_in, head.len() as u64);
+        self.route(now, Origin::Conn(from), head.clone(), head, has_body);
+    }
+
+    /// A body piece of the current frame from `origin`.
+    pub fn handle_body(&mut self, origin: Origin, bytes: Bytes) {
+        if let Origin::Conn(c) = origin
+            && c.core == self.cfg.core
+        {
+            bump(&self.counters.bytes_in, bytes.len() as u64);
+        }
+        let Some(s) = self.streams.get_mut(&origin) else {
+            return;
+        };
+        s.body_len += bytes.len() as u64;
+        match s.dest {
+            Dest::Conn(c) => {
+                bump(&self.counters.bytes_out, bytes.len() as u64);
+                self.write(c, bytes);
+            }
+            Dest::Core(k) => self.mesh(k, MeshMsg::Body { origin, bytes }),
+            Dest::Discard => {}
+        }
+    }
+
+    /// The end-line of the current frame from `origin`.
+    pub fn handle_end(&mut self, now: Instant, origin: Origin, flag: Flag) {
+        if let Origin::Conn(c) = origin
+            && let Some(conn) = self.conn_mut(c.slot, c.generation)
+        {
+            conn.last_active = now;
+        }
+        let Some(s) = self.streams.remove(&origin) else {
+            return;
+        };
+        match s.dest {
+            Dest::Conn(c) => {
+                let mut b = BytesMut::with_capacity(s.tid.len() + 12);
+                if s.has_body {
+                    encode::body_end_line(&mut b, &s.tid, flag);
+                } else {
+                    encode::end_line(&mut b, &s.tid, flag);
+                }
+                self.write(c, b.freeze());
+                bump(&self.counters.frames_out, 1);
+                let alive = self.is_alive(c);
+                if let Some((kind, reply)) = s.txn {
+                    let txn = Txn {
+                        kind,
+                        reply,
+                        deadline: now + self.cfg.txn_timeout,
+                    };
+                    if alive {
+                        let key = (c.slot, tid_key(&s.tid));
+                        self.timers
+                            .push(Reverse((txn.deadline, Timer::Txn(key.0, key.1))));
+                        self.txns.insert(key, txn);
+                        bump(&self.counters.transactions, 1);
+                    } else {
+                        self.fail_txn(now, txn, 481);
+                    }
+                }
+                if let Some((conn, p)) = s.reply {
+                    let mut b = BytesMut::with_capacity(160);
+                    encode::response(
+                        &mut b,
+                        text(&p.tid),
+                        200,
+                        Some("OK"),
+                        text(&p.from_first),
+                        text(&p.to_first),
+                        &[],
+                    );
+                    self.write(conn, b.freeze());
+                }
+            }
+            Dest::Core(k) => self.mesh(k, MeshMsg::End { origin, flag }),
+            Dest::Discard => {}
+        }
+    }
+
+    /// The frame from `origin` stops in the middle (its connection closed): end what was
+    /// passed on with `#` so the next hop stays in step (RFC 4975 §7.1).
+    pub fn handle_abort(&mut self, _now: Instant, origin: Origin) {
+        let Some(s) = self.streams.remove(&origin) else {
+            return;
+        };
+        match s.dest {
+            Dest::Conn(c) => {
+                let mut b = BytesMut::with_capacity(s.tid.len() + 12);
+                if s.has_body {
+                    encode::body_end_line(&mut b, &s.tid, Flag::Aborted);
+                } else {
+                    encode::end_line(&mut b, &s.tid, Flag::Aborted);
+                }
+                self.write(c, b.freeze());
+            }
+            Dest::Core(k) => self.mesh(k, MeshMsg::Abort { origin }),
+            Dest::Discard => {}
+        }
+    }
+
+    /// A message from another core.
+    pub fn handle_mesh(&mut self, now: Instant, msg: MeshMsg) {
+        match msg {
+            MeshMsg::Head {
+                origin,
+                head,
+                orig,
+                has_body,
+            } => self.route(now, origin, head, orig, has_body),
+            MeshMsg::Body { origin, bytes } => self.handle_body(origin, bytes),
+            MeshMsg::End { origin, flag } => self.handle_end(now, origin, flag),
+            MeshMsg::Abort { origin } => self.handle_abort(now, origin),
+            MeshMsg::Write { conn, bytes } => self.write(conn, bytes),
+        }
+    }
+
+    /// Runs due timers: 408 REPORTs (§6.4.1), session expiry (§6.3), probation (§6.1)
+    /// and idle connections (§6.5).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, timer))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Txn(slot, tid) => {
+                    if self
+                        .txns
+                        .get(&(slot, tid))
+                        .is_some_and(|x| x.deadline <= now)
+                    {
+                        if let Some(txn) = self.txns.remove(&(slot, tid)) {
+                            drop_by(&self.counters.transactions, 1);
+                            if matches!(txn.kind, TxnKind::Send { .. }) {
+                                bump(&self.counters.txn_timeouts, 1);
+                                tracing::debug!(slot, "transaction timed out");
+                            }
+                            self.fail_txn(now, txn, 408);
+                        }
+                    }
+                }
+                Timer::Session(key) => {
+                    if let Some(s) = self.sessions.get(&key)
+                        && s.expires <= now
+                    {
+                        let (slot, generation) = (s.slot, s.generation);
+                        tracing::info!(uri = %s.uri, "session expired");
+                        self.sessions.remove(&key);
+                        drop_by(&self.counters.sessions, 1);
+                        if let Some(c) = self.conn_mut(slot, generation)
+                            && c.session == Some(key)
+                        {
+                            c.session = None;
+                        }
+                    }
+                }
+                Timer::Probation(slot, generation) => {
+                    if self.conn(slot, generation).is_some_and(|c| !c.succeeded) {
+                        self.close(slot, generation, CloseReason::Probation);
+                    }
+                }
+            }
+        }
+        if now.duration_since(self.last_idle_scan) >= IDLE_SCAN_EVERY {
+            self.last_idle_scan = now;
+            let idle = self.cfg.idle_timeout;
+            let stale: Vec<(u32, u32)> = self
+                .conns
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.as_ref().map(|c| (i as u32, c)))
+                .filter(|(_, c)| now.duration_since(c.last_active) >= idle)
+                .map(|(i, c)| (i, c.generation))
+                .collect();
+            for (slot, generation) in stale {
+                self.close(slot, generation, CloseReason::Idle);
+            }
+        }
+    }
+
+    // ----- routing -----
+
+    /// Routes a frame. `orig` is the head as it arrived at this relay (`head` may have
+    /// had our URIs moved already, on another core).
+    fn route(&mut self, now: Instant, origin: Origin, head: Bytes, orig: Bytes, has_body: bool) {
+        let mut head = head;
+        let mut prev = None;
+        // Each local hop removes one URI from the To-Path, so this ends; the bound is
+        // a guard.
+        for _ in 0..crate::codec::header::MAX_PATH_URIS {
+            match self.route_step(now, origin, &head, &orig, &mut prev, has_body) {
+                Step::Done(stream) => {
+                    self.streams.insert(origin, stream);
+                    return;
+                }
+                Step::Again(h) => head = h,
+            }
+        }
+        self.streams.insert(origin, Stream::discard());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn route_step(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        raw: &Bytes,
+        orig: &Bytes,
+        prev: &mut Option<PrevHop>,
+        has_body: bool,
+    ) -> Step {
+        let head = match Head::parse(raw) {
+            Ok(h) if has_body && h.is_request() && h.content_type().is_none() => {
+                self.malformed(origin, raw, HeadError::MissingContentType);
+                return Step::Done(Stream::discard());
+            }
+            Ok(h) => h,
+            Err(e) => {
+                self.malformed(origin, raw, e);
+                return Step::Done(Stream::discard());
+            }
+        };
+        let Some(method) = head.method() else {
+            self.handle_response(now, origin, &head);
+            return Step::Done(Stream::discard());
+        };
+        let p = prev
+            .get_or_insert_with(|| {
+                if raw.as_ptr() == orig.as_ptr() {
+                    PrevHop::of(raw, &head)
+                } else {
+                    match Head::parse(orig) {
+                        Ok(o) => PrevHop::of(orig, &o),
+                        Err(_) => PrevHop::of(raw, &head),
+                    }
+                }
+            })
+            .clone();
+        let first = head.to_path().first();
+        if !self.is_ours(&first) {
+            tracing::warn!(
+                to = first.as_str(),
+                "first To-Path URI is not this relay; dropping the connection (RFC 4976 §6.2)"
+            );
+            if let Origin::Conn(c) = origin
+                && c.core == self.cfg.core
+            {
+                self.close(c.slot, c.generation, CloseReason::NotAddressedToUs);
+            }
+            return Step::Done(Stream::discard());
+        }
+        if method == Method::Send && head.message_id().is_none() {
+            self.reject(now, origin, &head, &p, 400, "SEND without Message-ID");
+            return Step::Done(Stream::discard());
+        }
+        if self.cfg.block_unknown_methods && matches!(method, Method::Other(_)) {
+            self.reject(now, origin, &head, &p, 501, "method not allowed here");
+            return Step::Done(Stream::discard());
+        }
+        let Some(sid) = first.session_id() else {
+            // Addressed to the relay itself.
+            if method == Method::Auth && head.to_path().len() == 1 {
+                self.handle_auth(now, origin, &head);
+            } else {
+                self.reject(now, origin, &head, &p, 403, "not a session of this relay");
+            }
+            return Step::Done(Stream::discard());
+        };
+        let Some(sk) = SessionKey::decode(sid) else {
+            self.reject(now, origin, &head, &p, 481, "unknown session");
+            return Step::Done(Stream::discard());
+        };
+        if sk.core != self.cfg.core {
+            if sk.core >= self.cfg.cores {
+                self.reject(now, origin, &head, &p, 481, "unknown session");
+                return Step::Done(Stream::discard());
+            }
+            self.mesh(
+                sk.core,
+                MeshMsg::Head {
+                    origin,
+                    head: raw.clone(),
+                    orig: orig.clone(),
+                    has_body,
+                },
+            );
+            return Step::Done(Stream {
+                dest: Dest::Core(sk.core),
+                bp: Some((sk.core, sk.slot)),
+                ..Stream::discard()
+            });
+        }
+        let owner = match self.sessions.get(&sk.key) {
+            Some(s) if s.slot == sk.slot && s.expires > now => ConnId {
+                core: self.cfg.core,
+                slot: s.slot,
+                generation: s.generation,
+            },
+            _ => {
+                self.reject(now, origin, &head, &p, 481, "unknown or expired session");
+                return Step::Done(Stream::discard());
+            }
+        };
+        if head.to_path().len() == 1 {
+            if method == Method::Auth && origin == Origin::Conn(owner) {
+                self.handle_auth(now, origin, &head);
+            } else {
+                self.reject(now, origin, &head, &p, 481, "no next hop after this relay");
+            }
+            return Step::Done(Stream::discard());
+        }
+        if origin != Origin::Conn(owner) {
+            // From elsewhere: it may only go to the session's owner (§6.4).
+            return Step::Done(self.deliver(now, origin, &head, p, owner, has_body));
+        }
+        // From the owner: on to the next URI.
+        let Some(next) = head.to_path().uris().nth(1) else {
+            return Step::Done(Stream::discard());
+        };
+        if self.is_ours(&next) {
+            let mut b = BytesMut::with_capacity(raw.len() + 8);
+            encode::forward_head(&mut b, &head, head.tid());
+            return Step::Again(b.freeze());
+        }
+        if next.is_secure() {
+            self.reject(
+                now,
+                origin,
+                &head,
+                &p,
+                403,
+                "msrps next hop needs TLS, not enabled",
+            );
+            return Step::Done(Stream::discard());
+        }
+        let host = next.host().to_string().to_ascii_lowercase();
+        let port = next.port().unwrap_or(2855);
+        let dest = self.outbound_conn(now, host, port);
+        Step::Done(self.deliver(now, origin, &head, p, dest, has_body))
+    }
+
+    /// Passes the head on to `dest` (a connection of this core) with a new transaction id
+    /// and our URI moved from To-Path to From-Path (§6.4.1, §6.4.2).
+    fn deliver(
+        &mut self,
+        _now: Instant,
+        origin: Origin,
+        head: &Head<'_>,
+        prev: PrevHop,
+        dest: ConnId,
+        has_body: bool,
+    ) -> Stream {
+        let tid = self.new_tid();
+        let mut b = BytesMut::with_capacity(head.as_bytes().len() + 96);
+        encode::forward_head(&mut b, head, &tid);
+        if has_body {
+            encode::blank_line(&mut b);
+        }
+        bump(&self.counters.bytes_out, b.len() as u64);
+        self.write(dest, b.freeze());
+        let cross = matches!(origin, Origin::Conn(c) if c.core != self.cfg.core);
+        if cross {
+            bump(&self.counters.deliveries_cross_core, 1);
+        } else {
+            bump(&self.counters.deliveries_same_core, 1);
+        }
+        if let Origin::Conn(c) = origin
+            && let Some(conn) = self.conn_mut(c.slot, c.generation)
+        {
+            conn.succeeded = true;
+        }
+        let method = head.method().unwrap_or(Method::Report);
+        let fr = head.failure_report();
+        let (reply, txn) = match method {
+            Method::Send => {
+                let reply = match (fr, origin) {
+                    (FailureReport::Yes, Origin::Conn(c)) => Some((c, prev.clone())),
+                    _ => None,
+                };
+                let txn = (fr != FailureReport::No).then(|| {
+                    (
+                        TxnKind::Send {
+                            fr,
+                            message_id: Bytes::copy_from_slice(
+                                head.message_id().unwrap_or_default().as_bytes(),
+                            ),
+                            range: head.byte_range(),
+                            prev,
+                        },
+                        origin,
+                    )
+                });
+                (reply, txn)
+            }
+            Method::Report => (None, None),
+            _ => (
+                None,
+                Some((
+                    TxnKind::Other {
+                        orig_tid: text(&prev.tid).to_string(),
+                    },
+                    origin,
+                )),
+            ),
+        };
+        Stream {
+            dest: Dest::Conn(dest),
+            bp: Some((dest.core, dest.slot)),
+            tid,
+            has_body,
+            body_len: 0,
+            reply,
+            txn,
+        }
+    }
+
+    /// A response arriving on a connection we sent a request over (§6.4.3).
+    fn handle_response(&mut self, now: Instant, origin: Origin, head: &Head<'_>) {
+        let Origin::Conn(c) = origin else {
+            return;
+        };
+        if !self.is_ours(&head.to_path().first()) {
+            tracing::debug!("response not addressed to us, dropped (RFC 4976 §6.4.3)");
+            return;
+        }
+        let Some(txn) = self.txns.remove(&(c.slot, tid_key(head.tid()))) else {
+            tracing::debug!(tid = head.tid(), "response matches no transaction, dropped");
+            return;
+        };
+        drop_by(&self.counters.transactions, 1);
+        let code = head.status_code().unwrap_or(200);
+        match &txn.kind {
+            TxnKind::Send { .. } => {
+                if code != 200 {
+                    self.fail_txn(now, txn, code);
+                }
+            }
+            TxnKind::Other { orig_tid } => {
+                let Origin::Conn(reply) = txn.reply else {
+                    return;
+                };
+                let mut b = BytesMut::with_capacity(head.as_bytes().len() + 64);
+                if encode::forward_head(&mut b, head, orig_tid) {
+                    encode::end_line(&mut b, orig_tid, Flag::Complete);
+                    self.write(reply, b.freeze());
+                }
+            }
+        }
+    }
+
+    /// A transaction failed with `code`: REPORT to the sender when its Failure-Report
+    /// asks for one (§6.4.1). A timeout (408) is reported only for Failure-Report yes.
+    fn fail_txn(&mut self, now: Instant, txn: Txn, code: u16) {
+        let TxnKind::Send {
+            fr,
+            message_id,
+            range,
+            prev,
+        } = txn.kind
+        else {
+            return;
+        };
+        let wanted = match fr {
+            FailureReport::Yes => true,
+            FailureReport::Partial => code != 408,
+            FailureReport::No => false,
+        };
+        if wanted {
+            self.report(
+                now,
+                text(&prev.from_all),
+                text(&prev.to_first),
+                text(&message_id),
+                range,
+                code,
+                txn.reply,
+            );
+        }
+    }
+
+    /// Sends a REPORT along `to_path`. When its first URI is ours it is routed like any
+    /// frame; otherwise it goes to the previous hop `via`, which leads to the sender.
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &mut self,
+        now: Instant,
+        to_path: &str,
+        from_path: &str,
+        message_id: &str,
+        range: Option<ByteRange>,
+        code: u16,
+        via: Origin,
+    ) {
+        let tid = self.new_tid();
+        let mut b = BytesMut::with_capacity(256);
+        encode::report(
+            &mut b,
+            &tid,
+            to_path,
+            from_path,
+            message_id,
+            range,
+            code,
+            Some(encode::reason(code)),
+        );
+        bump(&self.counters.reports_sent, 1);
+        let first_ours = to_path
+            .split(' ')
+            .next()
+            .and_then(|u| Uri::parse(u).ok())
+            .is_some_and(|u| self.is_ours(&u));
+        if first_ours {
+            let me = Origin::Internal(self.cfg.core);
+            let b = b.freeze();
+            self.route(now, me, b.clone(), b, false);
+            self.handle_end(now, me, Flag::Complete);
+        } else if let Origin::Conn(c) = via {
+            self.write(c, b.freeze());
+        }
+    }
+
+    /// Refuses a request: an error response to the previous hop (unless Failure-Report
+    /// is `no`) and, for SEND, a REPORT to the sender (§6.4.1). REPORTs are never answered.
+    #[allow(clippy::too_many_arguments)]
+    fn reject(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        head: &Head<'_>,
+        prev: &PrevHop,
+        code: u16,
+        why: &str,
+    ) {
+        let Some(method) = head.method() else {
+            return;
+        };
+        tracing::debug!(code, why, method = method.as_str(), "request refused");
+        if method == Method::Report {
+            return;
+        }
+        let fr = head.failure_report();
+        let is_send = method == Method::Send;
+        if (!is_send || fr != FailureReport::No)
+            && let Origin::Conn(c) = origin
+        {
+            let to = if is_send {
+                &prev.from_first
+            } else {
+                &prev.from_all
+            };
+            let mut b = BytesMut::with_capacity(160);
+            encode::response(
+                &mut b,
+                text(&prev.tid),
+                code,
+                Some(why),
+                text(to),
+                text(&prev.to_first),
+                &[],
+            );
+            self.write(c, b.freeze());
+        }
+        if is_send && fr != FailureReport::No {
+            let mid = head.message_id().unwrap_or("unknown0");
+            self.report(
+                now,
+                text(&prev.from_all),
+                text(&prev.to_first),
+                mid,
+                head.byte_range(),
+                code,
+                origin,
+            );
+        }
+    }
+
+    /// A head that does not parse: 400 when the start line and From-Path can be found,
+    /// else the connection is closed.
+    fn malformed(&mut self, origin: Origin, raw: &[u8], e: HeadError) {
+        tracing::debug!(error = %e, "malformed frame");
+        let Origin::Conn(c) = origin else {
+            return;
+        };
+        let answer = fallback_reply(raw).filter(|(_, _, is_req)| *is_req);
+        match answer {
+            Some((tid, from, _)) => {
+                let mut b = BytesMut::with_capacity(160);
+                let comment = e.to_string();
+                encode::response(&mut b, tid, 400, Some(&comment), from, &self.base_uri, &[]);
+                self.write(c, b.freeze());
+            }
+            None if raw.starts_with(b"MSRP ") && !fallback_is_request(raw) => {
+                // A response we cannot parse is dropped (§6.4.3).
+            }
+            None => {
+                if c.core == self.cfg.core {
+                    self.close(c.slot, c.generation, CloseReason::Malformed);
+                }
+            }
+        }
+    }
+
+    // ----- AUTH (RFC 4976 §5.1, §6.3, §9.1) -----
+
+    fn handle_auth(&mut self, now: Instant, origin: Origin, head: &Head<'_>) {
+        let Origin::Conn(c) = origin else {
+            return;
+        };
+        let Some(conn) = self.conn(c.slot, c.generation) else {
+            return;
+        };
+        let loopback = matches!(conn.kind, ConnKind::Inbound { loopback: true });
+        let our_uri = head.to_path().first().as_str();
+        let auth_info: Option<String>;
+        let user: String;
+        if self.protected {
+            if !loopback {
+                bump(&self.counters.auth_failed, 1);
+                tracing::info!(
+                    slot = c.slot,
+                    "AUTH refused: protected mode admits loopback clients only"
+                );
+                self.auth_respond(head, c, 403, "relay is in protected mode", &[]);
+                self.count_auth_failure(c);
+                return;
+            }
+            user = "loopback".into();
+            auth_info = None;
+        } else {
+            let creds = match head.authorization() {
+                None => {
+                    let ch = self.auth.challenge(now, &mut self.rng, false);
+                    self.auth_challenge(head, c, &ch);
+                    return;
+                }
+                Some(Err(_)) => {
+                    bump(&self.counters.auth_failed, 1);
+                    self.auth_respond(head, c, 400, "bad Authorization", &[]);
+                    self.count_auth_failure(c);
+                    return;
+                }
+                Some(Ok(cr)) => cr,
+            };
+            let last = head.to_path().last();
+            match self.auth.verify(now, &mut self.rng, &creds, last.as_str()) {
+                AuthResult::Ok {
+                    username,
+                    authentication_info,
+                } => {
+                    user = username;
+                    auth_info = Some(authentication_info);
+                }
+                AuthResult::Stale => {
+                    let ch = self.auth.challenge(now, &mut self.rng, true);
+                    self.auth_challenge(head, c, &ch);
+                    return;
+                }
+                AuthResult::Failed(why) => {
+                    bump(&self.counters.auth_failed, 1);
+                    tracing::info!(slot = c.slot, user = creds.username, reason = ?why, "AUTH failed");
+                    if self.count_auth_failure(c) {
+                        self.auth_respond(head, c, 403, "too many failed AUTH requests", &[]);
+                    } else {
+                        let ch = self.auth.challenge(now, &mut self.rng, false);
+                        self.auth_challenge(head, c, &ch);
+                    }
+                    return;
+                }
+            }
+        }
+        // Expires bounds (§6.3): 423 with Min-Expires or Max-Expires.
+        let expires = match head.expires() {
+            None => self.cfg.expires_default,
+            Some(e) if e < self.cfg.expires_min => {
+                let v = self.cfg.expires_min.to_string();
+                self.auth_respond(
+                    head,
+                    c,
+                    423,
+                    "Interval Out-of-Bounds",
+                    &[("Min-Expires", v.as_bytes())],
+                );
+                return;
+            }
+            Some(e) if e > self.cfg.expires_max => {
+                let v = self.cfg.expires_max.to_string();
+                self.auth_respond(
+                    head,
+                    c,
+                    423,
+                    "Interval Out-of-Bounds",
+                    &[("Max-Expires", v.as_bytes())],
+                );
+                return;
+            }
+            Some(e) => e,
+        };
+        let expires_at = now + Duration::from_secs(u64::from(expires));
+        let existing = self.conn(c.slot, c.generation).and_then(|x| x.session);
+        let key = match existing.filter(|k| self.sessions.contains_key(k)) {
+            Some(k) => k,
+            None => {
+                let mut k = self.rng.random::<u64>();
+                while k == 0 || self.sessions.contains_key(&k) {
+                    k = self.rng.random::<u64>();
+                }
+                let sid = SessionKey {
+                    core: self.cfg.core,
+                    slot: c.slot,
+                    key: k,
+                }
+                .encode();
+                let uri = format!(
+                    "msrp://{}:{}/{};tcp",
+                    self.cfg.hosts.first().map_or("localhost", String::as_str),
+                    self.cfg.ports.first().copied().unwrap_or(2855),
+                    sid
+                );
+                self.sessions.insert(
+                    k,
+                    Session {
+                        slot: c.slot,
+                        generation: c.generation,
+                        expires: expires_at,
+                        uri,
+                    },
+                );
+                bump(&self.counters.sessions, 1);
+                k
+            }
+        };
+        let uri = match self.sessions.get_mut(&key) {
+            Some(s) => {
+                s.expires = expires_at;
+                s.uri.clone()
+            }
+            None => return,
+        };
+        self.timers.push(Reverse((expires_at, Timer::Session(key))));
+        if let Some(conn) = self.conn_mut(c.slot, c.generation) {
+            conn.session = Some(key);
+            conn.succeeded = true;
+            conn.auth_failures = 0;
+        }
+        bump(&self.counters.auth_ok, 1);
+        tracing::info!(slot = c.slot, user = %user, uri = %uri, expires, "AUTH ok");
+        let exp = expires.to_string();
+        let mut hdrs: Vec<(&str, &[u8])> =
+            vec![("Use-Path", uri.as_bytes()), ("Expires", exp.as_bytes())];
+        if let Some(ai) = &auth_info {
+            hdrs.push(("Authentication-Info", ai.as_bytes()));
+        }
+        let mut b = BytesMut::with_capacity(320);
+        encode::response_for(&mut b, head, 200, Some("OK"), our_uri, &hdrs);
+        self.write(c, b.freeze());
+    }
+
+    fn auth_challenge(&mut self, head: &Head<'_>, c: ConnId, challenges: &[String]) {
+        let hdrs: Vec<(&str, &[u8])> = challenges
+            .iter()
+            .map(|v| ("WWW-Authenticate", v.as_bytes()))
+            .collect();
+        self.auth_respond(head, c, 401, "Unauthorized", &hdrs);
+    }
+
+    fn auth_respond(
+        &mut self,
+        head: &Head<'_>,
+        c: ConnId,
+        code: u16,
+        comment: &str,
+        hdrs: &[(&str, &[u8])],
+    ) {
+        let mut b = BytesMut::with_capacity(256);
+        encode::response_for(
+            &mut b,
+            head,
+            code,
+            Some(comment),
+            head.to_path().first().as_str(),
+            hdrs,
+        );
+        self.write(c, b.freeze());
+    }
+
+    /// Counts a failed AUTH; at the limit the connection is closed. Returns `true` then.
+    fn count_auth_failure(&mut self, c: ConnId) -> bool {
+        let max = self.cfg.max_auth_failures;
+        let Some(conn) = self.conn_mut(c.slot, c.generation) else {
+            return false;
+        };
+        conn.auth_failures += 1;
+        if conn.auth_failures >= max {
+            tracing::info!(
+                slot = c.slot,
+                "closing connection after {max} failed AUTH requests"
+            );
+            self.close(c.slot, c.generation, CloseReason::AuthFailures);
+            return true;
+        }
+        false
+    }
+
+    // ----- helpers -----
+
+    /// `true` when `uri` names this relay: our host, our port (or none), transport tcp.
+    fn is_ours(&self, uri: &Uri<'_>) -> bool {
+        uri.transport().eq_ignore_ascii_case("tcp")
+            && uri.port().is_none_or(|p| self.cfg.ports.contains(&p))
+            && self
+                .cfg
+                .hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(uri.host_str()))
+    }
+
+    fn outbound_conn(&mut self, now: Instant, host: String, port: u16) -> ConnId {
+        if let Some(id) = self.outbound.get(&(host.clone(), port)).copied()
+            && self.is_alive(id)
+        {
+            return id;
+        }
+        let id = self.open_conn(
+            now,
+            ConnKind::Outbound {
+                host: host.clone(),
+                port,
+            },
+        );
+        tracing::info!(%host, port, slot = id.slot, "opening outbound connection to next hop");
+        self.outbound.insert((host.clone(), port), id);
+        self.actions.push_back(Action::Connect {
+            slot: id.slot,
+            generation: id.generation,
+            host,
+            port,
+        });
+        id
+    }
+
+    fn new_tid(&mut self) -> String {
+        format!("{:016x}", self.rng.random::<u64>())
+    }
+
+    /// Queues bytes for a connection, on this core or another.
+    fn write(&mut self, conn: ConnId, bytes: Bytes) {
+        if conn.core == self.cfg.core {
+            self.actions.push_back(Action::Write {
+                slot: conn.slot,
+                generation: conn.generation,
+                bytes,
+            });
+        } else {
+            self.mesh(conn.core, MeshMsg::Write { conn, bytes });
+        }
+    }
+
+    fn mesh(&mut self, core: u16, msg: MeshMsg) {
+        self.actions.push_back(Action::Mesh { core, msg });
+    }
+
+    fn close(&mut self, slot: u32, generation: u32, reason: CloseReason) {
+        self.actions.push_back(Action::Close {
+            slot,
+            generation,
+            reason,
+        });
+    }
+}
+
+/// The transaction key of a tid we made (16 hex digits); other tids map to 0, which we
+/// never use.
+fn tid_key(tid: &str) -> u64 {
+    if tid.len() == 16 {
+        u64::from_str_radix(tid, 16).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// For a head that does not parse: its tid, the first From-Path URI (as text) and
+/// whether it is a request, found leniently so a 400 can still be sent.
+fn fallback_reply(raw: &[u8]) -> Option<(&str, &str, bool)> {
+    let text = core::str::from_utf8(raw).ok()?;
+    let mut lines = text.split("\r\n");
+    let start = lines.next()?;
+    let mut parts = start.splitn(3, ' ');
+    let (_, tid, rest) = (parts.next()?, parts.next()?, parts.next()?);
+    let is_req = !rest.as_bytes().first()?.is_ascii_digit();
+    let from_line =
+        lines.find(|l| l.len() > 10 && l.as_bytes()[..10].eq_ignore_ascii_case(b"From-Path:"))?;
+    let first = from_line[10..].trim().split(' ').next()?;
+    Uri::parse(first).ok()?;
+    Some((tid, first, is_req))
+}
+
+fn fallback_is_request(raw: &[u8]) -> bool {
+    raw.split(|&c| c == b' ')
+        .nth(2)
+        .and_then(|m| m.first())
+        .is_some_and(|c| !c.is_ascii_digit())
+}

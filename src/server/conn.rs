@@ -1,0 +1,237 @@
+//! One connection's shared state and its writer task.
+//!
+//! Each connection has a reader task (in `worker.rs`, it feeds the relay) and a writer
+//! task (here). The write queue is ours, not monoio's `BufWriter`: it holds `Bytes`
+//! shared with the read buffers they came from and writes them with `writev`. Its size
+//! is mirrored into the cross-core [`Gauges`] for backpressure.
+//!
+//! A connection is closed from outside by `shutdown(2)` on its socket: the reader's
+//! pending read then returns end-of-file, so no in-flight read is ever cancelled.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+use bytes::{Buf, Bytes};
+use monoio::io::AsyncWriteRent;
+
+use super::mesh::Gauges;
+use crate::relay::ConnId;
+
+/// Most buffers handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// A connection as the worker sees it.
+pub struct ConnHandle {
+    pub id: ConnId,
+    pub peer: String,
+    queue: RefCell<VecDeque<Bytes>>,
+    queued: Cell<usize>,
+    writer: RefCell<Option<Waker>>,
+    closing: Cell<bool>,
+    fd: Cell<Option<RawFd>>,
+    /// Halves of the socket still alive (the fd is open while this is > 0).
+    halves: Cell<u8>,
+}
+
+impl ConnHandle {
+    pub fn new(id: ConnId, peer: String) -> ConnHandle {
+        ConnHandle {
+            id,
+            peer,
+            queue: RefCell::new(VecDeque::new()),
+            queued: Cell::new(0),
+            writer: RefCell::new(None),
+            closing: Cell::new(false),
+            fd: Cell::new(None),
+            halves: Cell::new(0),
+        }
+    }
+
+    /// Records the socket once connected; both halves are alive from here on.
+    pub fn attach(&self, fd: RawFd) {
+        self.fd.set(Some(fd));
+        self.halves.set(2);
+    }
+
+    /// A task dropped its half of the socket.
+    pub fn half_done(&self) {
+        let h = self.halves.get().saturating_sub(1);
+        self.halves.set(h);
+        if h == 0 {
+            self.fd.set(None);
+        }
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.get()
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued(&self) -> usize {
+        self.queued.get()
+    }
+
+    /// Queues bytes for the writer. Dropped when the connection is closing.
+    pub fn push(&self, gauges: &Gauges, bytes: Bytes) {
+        if self.closing.get() || bytes.is_empty() {
+            return;
+        }
+        let n = bytes.len();
+        self.queue.borrow_mut().push_back(bytes);
+        self.queued.set(self.queued.get() + n);
+        gauges.add(self.id.core, self.id.slot, n);
+        self.wake_writer();
+    }
+
+    fn wake_writer(&self) {
+        if let Some(w) = self.writer.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Stops reading now; the writer flushes what is queued, then closes the socket.
+    pub fn close(&self) {
+        self.closing.set(true);
+        self.shutdown(libc::SHUT_RD);
+        self.wake_writer();
+    }
+
+    /// Marks the connection finished from the reader's side; the writer drains and exits.
+    pub fn reader_done(&self) {
+        self.closing.set(true);
+        self.wake_writer();
+    }
+
+    /// Closes both directions now, waking a pending read.
+    pub fn abort(&self) {
+        self.closing.set(true);
+        self.shutdown(libc::SHUT_RDWR);
+        self.wake_writer();
+    }
+
+    fn shutdown(&self, how: i32) {
+        if self.halves.get() > 0
+            && let Some(fd) = self.fd.get()
+        {
+            // SAFETY: `fd` belongs to a socket that is still open: at least one of its
+            // halves is alive (`halves > 0`), and they close it only when dropped.
+            unsafe {
+                libc::shutdown(fd, how);
+            }
+        }
+    }
+
+    /// Drops whatever is still queued (the peer is gone) and settles the gauge.
+    fn discard_queue(&self, gauges: &Gauges) {
+        let mut q = self.queue.borrow_mut();
+        q.clear();
+        let n = self.queued.replace(0);
+        if n > 0 {
+            gauges.sub(self.id.core, self.id.slot, n);
+        }
+    }
+}
+
+/// Buffers for one `writev`, owned while the kernel reads them.
+struct IoVecs {
+    iov: Vec<libc::iovec>,
+    bufs: Vec<Bytes>,
+}
+
+// SAFETY: every iovec points into a `Bytes` held in `bufs`; `Bytes` memory never moves,
+// and neither vector is touched while the runtime owns this value (during `writev`).
+unsafe impl monoio::buf::IoVecBuf for IoVecs {
+    fn read_iovec_ptr(&self) -> *const libc::iovec {
+        self.iov.as_ptr()
+    }
+    fn read_iovec_len(&self) -> usize {
+        self.iov.len()
+    }
+}
+
+impl IoVecs {
+    fn rebuild(&mut self) {
+        self.iov.clear();
+        for b in &self.bufs {
+            self.iov.push(libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            });
+        }
+    }
+
+    /// Drops the first `n` written bytes.
+    fn advance(&mut self, mut n: usize) {
+        let mut done = 0;
+        for b in &mut self.bufs {
+            if n >= b.len() {
+                n -= b.len();
+                done += 1;
+            } else {
+                b.advance(n);
+                break;
+            }
+        }
+        self.bufs.drain(..done);
+    }
+}
+
+/// Writes the queue out until the connection closes. Returns when the writer is done;
+/// the socket's write half is dropped by the caller.
+pub async fn write_loop<W: AsyncWriteRent>(h: &ConnHandle, gauges: &Arc<Gauges>, w: &mut W) {
+    let mut v = IoVecs {
+        iov: Vec::with_capacity(MAX_IOVECS),
+        bufs: Vec::with_capacity(MAX_IOVECS),
+    };
+    loop {
+        poll_fn(|cx| {
+            if !h.queue.borrow().is_empty() || h.closing.get() {
+                Poll::Ready(())
+            } else {
+                *h.writer.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        let mut total = 0;
+        {
+            let mut q = h.queue.borrow_mut();
+            while v.bufs.len() < MAX_IOVECS {
+                let Some(b) = q.pop_front() else { break };
+                total += b.len();
+                v.bufs.push(b);
+            }
+        }
+        if total == 0 {
+            break; // closing and nothing left
+        }
+        let ok = loop {
+            v.rebuild();
+            let (res, back) = w.writev(v).await;
+            v = back;
+            match res {
+                Ok(0) | Err(_) => break false,
+                Ok(n) => {
+                    v.advance(n);
+                    if v.bufs.is_empty() {
+                        break true;
+                    }
+                }
+            }
+        };
+        h.queued.set(h.queued.get() - total);
+        gauges.sub(h.id.core, h.id.slot, total);
+        if !ok {
+            v.bufs.clear();
+            break;
+        }
+    }
+    h.closing.set(true);
+    h.discard_queue(gauges);
+    let _ = w.shutdown().await;
+    h.shutdown(libc::SHUT_RDWR);
+}

@@ -1,0 +1,68 @@
+//! Listening sockets: one SO_REUSEPORT listener per worker per listen address, so the
+//! kernel spreads connections over the workers.
+//!
+//! SO_REUSEPORT lets any socket of the same user join the group, so a second msrpd on
+//! the same port would silently steal connections. Before binding the group we bind the
+//! address once *without* SO_REUSEPORT: if that fails with "address in use", another
+//! process holds the port and we refuse to start.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::ServerError;
+
+/// The listeners of one address, one per worker.
+pub struct Bound {
+    pub addr: SocketAddr,
+    pub listeners: Vec<TcpListener>,
+}
+
+fn socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(reuse_port)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = socket(addr, true)?;
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    Ok(s.into())
+}
+
+/// Binds every address for `workers` workers.
+pub fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Vec<Bound>, ServerError> {
+    let mut out = Vec::with_capacity(addrs.len());
+    for &want in addrs {
+        let bind_err = |source| ServerError::Bind { addr: want, source };
+        let mut addr = want;
+        if want.port() != 0 {
+            // Probe without SO_REUSEPORT: fails if anyone holds the port.
+            let probe = socket(want, false).map_err(bind_err)?;
+            match probe.bind(&want.into()) {
+                Ok(()) => drop(probe),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                    return Err(ServerError::PortInUse(want));
+                }
+                Err(e) => return Err(bind_err(e)),
+            }
+        }
+        let mut listeners = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let l = listen(addr).map_err(bind_err)?;
+            if addr.port() == 0 {
+                addr = l.local_addr().map_err(bind_err)?;
+            }
+            listeners.push(l);
+        }
+        out.push(Bound { addr, listeners });
+    }
+    Ok(out)
+}

@@ -1,0 +1,336 @@
+//! The I/O layer: the only code that touches monoio, sockets and threads.
+//!
+//! [`start`] binds one SO_REUSEPORT listener per worker and listen address, spawns one
+//! named thread per selected core (`msrpd-worker-N`), pins it with `core_affinity`, and
+//! runs a monoio runtime on it (io_uring, or epoll where io_uring is unavailable). Each
+//! worker owns a [`crate::relay::Relay`], its connection map and its counters; workers
+//! talk only through the mesh channels (see [`mesh`]).
+
+pub mod conn;
+pub mod listener;
+pub mod mesh;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::relay::users::Users;
+use crate::relay::{CounterSnapshot, Counters, RelayConfig};
+
+/// Which monoio driver the workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Driver {
+    /// io_uring when the kernel offers it, else epoll (said once at start).
+    #[default]
+    Auto,
+    IoUring,
+    /// The epoll-based driver.
+    Legacy,
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: Vec<SocketAddr>,
+    /// Host for the relay's own URIs; `None`: derived from the listen address.
+    pub advertise_host: Option<String>,
+    pub advertise_port: Option<u16>,
+    /// Further names that mean this relay in a To-Path URI.
+    pub aliases: Vec<String>,
+    /// CPUs to run workers on (one worker each).
+    pub cpus: Vec<usize>,
+    pub pin: bool,
+    pub users_file: Option<PathBuf>,
+    /// Template for each worker's relay policy (hosts, ports and core are filled in).
+    pub relay: RelayConfig,
+    /// Per-connection write queue high-water mark in bytes.
+    pub high_water: usize,
+    /// Header block cap for the scanner.
+    pub max_head: usize,
+    /// Connection slots per worker.
+    pub max_conns_per_core: usize,
+    pub driver: Driver,
+    /// How long a graceful shutdown waits for frames in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults: one worker per available CPU, listen on `addr`.
+    pub fn new(addr: SocketAddr) -> ServerConfig {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ServerConfig {
+            listen: vec![addr],
+            advertise_host: None,
+            advertise_port: None,
+            aliases: Vec::new(),
+            cpus: (0..n).collect(),
+            pin: true,
+            users_file: None,
+            relay: RelayConfig::new("localhost", 2855),
+            high_water: 1 << 20,
+            max_head: 16 * 1024,
+            max_conns_per_core: 1 << 18,
+            driver: Driver::Auto,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Failures to start, each saying what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("another process already holds {0}; stop it or choose another --listen address")]
+    PortInUse(SocketAddr),
+    #[error("cannot read users file: {0}")]
+    Users(#[from] crate::relay::users::UsersError),
+    #[error("no worker cores selected")]
+    NoCores,
+    #[error("cannot start worker thread: {0}")]
+    Thread(std::io::Error),
+    #[error("worker {0} failed to start: {1}")]
+    Worker(usize, String),
+}
+
+/// Commands the main thread sends to workers.
+#[derive(Debug)]
+pub enum Control {
+    /// Stop accepting, finish frames in flight (up to the grace period), close.
+    Shutdown,
+    /// A reloaded users file (SIGHUP).
+    Users(Option<Arc<Users>>),
+}
+
+/// A running server.
+pub struct ServerHandle {
+    local_addrs: Vec<SocketAddr>,
+    advertise: String,
+    counters: Vec<Arc<Counters>>,
+    control: Vec<mesh::MeshSender>,
+    threads: Vec<JoinHandle<()>>,
+    users_file: Option<PathBuf>,
+}
+
+impl ServerHandle {
+    /// The bound addresses (ports resolved when 0 was asked for).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// `host:port` used in the relay's own URIs.
+    pub fn advertise(&self) -> &str {
+        &self.advertise
+    }
+
+    /// Counters summed over all workers.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters
+            .iter()
+            .map(|c| c.snapshot())
+            .fold(CounterSnapshot::default(), |a, b| a + b)
+    }
+
+    /// Counters of each worker.
+    pub fn counters_per_core(&self) -> Vec<CounterSnapshot> {
+        self.counters.iter().map(|c| c.snapshot()).collect()
+    }
+
+    /// Re-reads the users file and hands it to every worker (SIGHUP).
+    pub fn reload_users(&self) -> Result<(), ServerError> {
+        let users = match &self.users_file {
+            Some(p) => Some(Arc::new(Users::load(p)?)),
+            None => None,
+        };
+        for c in &self.control {
+            let _ = c.try_send(mesh::Envelope::Control(Control::Users(users.clone())));
+        }
+        tracing::info!(
+            users = users.as_ref().map_or(0, |u| u.len()),
+            "users file reloaded"
+        );
+        Ok(())
+    }
+
+    /// Asks every worker to shut down gracefully.
+    pub fn shutdown(&self) {
+        for c in &self.control {
+            let _ = c.try_send(mesh::Envelope::Control(Control::Shutdown));
+        }
+    }
+
+    /// Waits for every worker to finish.
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds the listeners and starts the workers.
+pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
+    if cfg.cpus.is_empty() {
+        return Err(ServerError::NoCores);
+    }
+    let workers = cfg.cpus.len();
+    let users = match &cfg.users_file {
+        Some(p) => Some(Arc::new(Users::load(p)?)),
+        None => None,
+    };
+    match &users {
+        Some(u) => tracing::info!(users = u.len(), "digest authentication enabled"),
+        None => tracing::warn!(
+            "no --users file: protected mode, AUTH succeeds for loopback clients only and every other client gets 403"
+        ),
+    }
+    let bound = listener::bind_all(&cfg.listen, workers)?;
+    let local_addrs: Vec<SocketAddr> = bound.iter().map(|b| b.addr).collect();
+    let (host, hosts) = advertised_hosts(&cfg, &local_addrs);
+    let port = cfg.advertise_port.unwrap_or(local_addrs[0].port());
+    let mut ports = vec![port];
+    for a in &local_addrs {
+        if !ports.contains(&a.port()) {
+            ports.push(a.port());
+        }
+    }
+    let driver = resolve_driver(cfg.driver);
+    let mut secret = [0u8; 32];
+    rand::fill(&mut secret);
+    let (senders, receivers) = mesh::channels(workers);
+    let gauges = Arc::new(mesh::Gauges::new(workers, cfg.max_conns_per_core));
+    let counters: Vec<Arc<Counters>> = (0..workers)
+        .map(|_| Arc::new(Counters::default()))
+        .collect();
+    let mut listeners_per_worker: Vec<Vec<std::net::TcpListener>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for b in bound {
+        for (i, l) in b.listeners.into_iter().enumerate() {
+            listeners_per_worker[i].push(l);
+        }
+    }
+    let mut threads = Vec::with_capacity(workers);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    for (i, (listeners, rx)) in listeners_per_worker.into_iter().zip(receivers).enumerate() {
+        let mut relay_cfg = cfg.relay.clone();
+        relay_cfg.core = i as u16;
+        relay_cfg.cores = workers as u16;
+        relay_cfg.hosts = hosts.clone();
+        relay_cfg.ports = ports.clone();
+        let wcfg = worker::WorkerConfig {
+            index: i,
+            cpu: cfg.cpus[i],
+            pin: cfg.pin,
+            driver,
+            relay: relay_cfg,
+            users: users.clone(),
+            secret,
+            high_water: cfg.high_water,
+            max_head: cfg.max_head,
+            shutdown_grace: cfg.shutdown_grace,
+        };
+        let senders = senders.clone();
+        let gauges = gauges.clone();
+        let counters = counters[i].clone();
+        let ready = ready_tx.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("msrpd-worker-{i}"))
+            .spawn(move || worker::run(wcfg, listeners, rx, senders, gauges, counters, ready))
+            .map_err(ServerError::Thread)?;
+        threads.push(t);
+    }
+    for i in 0..workers {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(ServerError::Worker(i, e)),
+            Err(_) => return Err(ServerError::Worker(i, "exited early".into())),
+        }
+    }
+    let advertise = format!("{host}:{port}");
+    tracing::info!(
+        listen = ?local_addrs,
+        advertise = %advertise,
+        workers,
+        driver = ?driver,
+        "msrpd relay started"
+    );
+    Ok(ServerHandle {
+        local_addrs,
+        advertise,
+        counters,
+        control: senders,
+        threads,
+        users_file: cfg.users_file.clone(),
+    })
+}
+
+/// Picks the driver, saying once when io_uring is not available.
+fn resolve_driver(d: Driver) -> Driver {
+    match d {
+        Driver::Auto => {
+            if std::env::var_os("MONOIO_FORCE_LEGACY_DRIVER").is_some() {
+                tracing::info!("MONOIO_FORCE_LEGACY_DRIVER set: using the epoll driver");
+                Driver::Legacy
+            } else if monoio::utils::detect_uring() {
+                Driver::IoUring
+            } else {
+                tracing::warn!("io_uring is not available on this kernel: using the epoll driver");
+                Driver::Legacy
+            }
+        }
+        d => d,
+    }
+}
+
+/// The advertised host and every name that means this relay.
+fn advertised_hosts(cfg: &ServerConfig, addrs: &[SocketAddr]) -> (String, Vec<String>) {
+    let ip_text = |a: &SocketAddr| match a {
+        SocketAddr::V4(v) => v.ip().to_string(),
+        SocketAddr::V6(v) => format!("[{}]", v.ip()),
+    };
+    let mut hosts = Vec::new();
+    let host = match &cfg.advertise_host {
+        Some(h) => h.clone(),
+        None => {
+            let a = addrs[0];
+            if a.ip().is_unspecified() {
+                hostname().unwrap_or_else(|| "localhost".into())
+            } else {
+                ip_text(&a)
+            }
+        }
+    };
+    hosts.push(host.clone());
+    for a in addrs {
+        if a.ip().is_unspecified() {
+            for h in ["127.0.0.1", "[::1]", "localhost"] {
+                hosts.push(h.to_string());
+            }
+            if let Some(h) = hostname() {
+                hosts.push(h);
+            }
+        } else {
+            hosts.push(ip_text(a));
+        }
+    }
+    hosts.extend(cfg.aliases.iter().cloned());
+    let mut seen = Vec::new();
+    hosts.retain(|h| {
+        let k = h.to_ascii_lowercase();
+        let new = !seen.contains(&k);
+        seen.push(k);
+        new
+    });
+    (host, hosts)
+}
+
+fn hostname() -> Option<String> {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let h = h.trim();
+    (!h.is_empty()).then(|| h.to_string())
+}

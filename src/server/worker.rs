@@ -1,0 +1,469 @@
+//! One worker: a pinned thread running a monoio runtime with this core's relay, its
+//! connection map and its tasks (accept loops, a reader and a writer per connection,
+//! the mesh receiver and a timer tick).
+
+use std::cell::{Cell, RefCell};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use hashbrown::HashMap;
+use monoio::io::{AsyncReadRent, Splitable};
+use monoio::net::{TcpListener, TcpStream};
+
+use super::conn::{ConnHandle, write_loop};
+use super::mesh::{Envelope, Gauges, MeshReceiver, MeshSender};
+use super::{Control, Driver};
+use crate::codec::{Event, ScanLimits, Scanner};
+use crate::relay::users::Users;
+use crate::relay::{Action, CloseReason, ConnId, ConnKind, Counters, Origin, Relay, RelayConfig};
+
+/// Read buffer growth step.
+const READ_BUF: usize = 64 * 1024;
+/// Below this much free space the read buffer is grown before reading.
+const MIN_READ: usize = 4 * 1024;
+/// Timer resolution of the relay's timeouts.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What one worker is given.
+pub struct WorkerConfig {
+    pub index: usize,
+    pub cpu: usize,
+    pub pin: bool,
+    pub driver: Driver,
+    pub relay: RelayConfig,
+    pub users: Option<Arc<Users>>,
+    pub secret: [u8; 32],
+    pub high_water: usize,
+    pub max_head: usize,
+    pub shutdown_grace: Duration,
+}
+
+/// The thread body: pin, build the runtime, run until shut down.
+pub fn run(
+    cfg: WorkerConfig,
+    listeners: Vec<std::net::TcpListener>,
+    rx: MeshReceiver,
+    senders: Vec<MeshSender>,
+    gauges: Arc<Gauges>,
+    counters: Arc<Counters>,
+    ready: mpsc::Sender<Result<(), String>>,
+) {
+    if cfg.pin && !core_affinity::set_for_current(core_affinity::CoreId { id: cfg.cpu }) {
+        tracing::warn!(
+            worker = cfg.index,
+            cpu = cfg.cpu,
+            "could not pin worker to its CPU"
+        );
+    }
+    let fut = worker_main(
+        cfg.clone_parts(),
+        listeners,
+        rx,
+        senders,
+        gauges,
+        counters,
+        ready.clone(),
+    );
+    match cfg.driver {
+        Driver::Legacy => match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+        {
+            Ok(mut rt) => rt.block_on(fut),
+            Err(e) => {
+                let _ = ready.send(Err(format!("epoll runtime: {e}")));
+            }
+        },
+        Driver::IoUring | Driver::Auto => {
+            match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .enable_timer()
+                .with_entries(4096)
+                .build()
+            {
+                Ok(mut rt) => rt.block_on(fut),
+                Err(e) => {
+                    let _ = ready.send(Err(format!("io_uring runtime: {e}")));
+                }
+            }
+        }
+    }
+}
+
+/// The parts of a [`WorkerConfig`] the async side keeps.
+struct Parts {
+    index: usize,
+    relay: RelayConfig,
+    users: Option<Arc<Users>>,
+    secret: [u8; 32],
+    high_water: usize,
+    max_head: usize,
+    shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    fn clone_parts(&self) -> Parts {
+        Parts {
+            index: self.index,
+            relay: self.relay.clone(),
+            users: self.users.clone(),
+            secret: self.secret,
+            high_water: self.high_water,
+            max_head: self.max_head,
+            shutdown_grace: self.shutdown_grace,
+        }
+    }
+}
+
+/// This core's state, shared by its tasks.
+pub struct Worker {
+    core: u16,
+    relay: RefCell<Relay>,
+    conns: RefCell<HashMap<u32, Rc<ConnHandle>>>,
+    mesh: Vec<MeshSender>,
+    gauges: Arc<Gauges>,
+    high_water: usize,
+    limits: ScanLimits,
+    listener_fds: RefCell<Vec<RawFd>>,
+    stopping: Cell<bool>,
+    shutdown_grace: Duration,
+}
+
+async fn worker_main(
+    p: Parts,
+    listeners: Vec<std::net::TcpListener>,
+    rx: MeshReceiver,
+    senders: Vec<MeshSender>,
+    gauges: Arc<Gauges>,
+    counters: Arc<Counters>,
+    ready: mpsc::Sender<Result<(), String>>,
+) {
+    let mut seed = [0u8; 32];
+    rand::fill(&mut seed);
+    let relay = Relay::new(p.relay, p.users, p.secret, seed, counters, Instant::now());
+    let w = Rc::new(Worker {
+        core: p.index as u16,
+        relay: RefCell::new(relay),
+        conns: RefCell::new(HashMap::new()),
+        mesh: senders,
+        gauges,
+        high_water: p.high_water,
+        limits: ScanLimits {
+            max_head: p.max_head,
+            ..ScanLimits::default()
+        },
+        listener_fds: RefCell::new(Vec::new()),
+        stopping: Cell::new(false),
+        shutdown_grace: p.shutdown_grace,
+    });
+    for l in listeners {
+        match TcpListener::from_std(l) {
+            Ok(l) => {
+                w.listener_fds.borrow_mut().push(l.as_raw_fd());
+                monoio::spawn(accept_loop(w.clone(), l));
+            }
+            Err(e) => {
+                let _ = ready.send(Err(format!("listener: {e}")));
+                return;
+            }
+        }
+    }
+    let _ = ready.send(Ok(()));
+    drop(ready);
+    monoio::spawn(timer_loop(w.clone()));
+    mesh_loop(w, rx).await;
+}
+
+async fn accept_loop(w: Rc<Worker>, l: TcpListener) {
+    loop {
+        match l.accept().await {
+            Ok((stream, peer)) => {
+                if w.stopping.get() {
+                    break;
+                }
+                w.start_inbound(stream, peer);
+            }
+            Err(e) => {
+                if w.stopping.get() {
+                    break;
+                }
+                tracing::warn!(error = %e, "accept failed");
+                // Out of descriptors and the like: back off instead of spinning.
+                monoio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn timer_loop(w: Rc<Worker>) {
+    while !w.stopping.get() {
+        monoio::time::sleep(TICK).await;
+        w.relay.borrow_mut().handle_timeout(Instant::now());
+        w.dispatch();
+    }
+}
+
+async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
+    while let Ok(env) = rx.recv().await {
+        let mut next = Some(env);
+        // Take everything already waiting before dispatching.
+        while let Some(env) = next.take() {
+            match env {
+                Envelope::Mesh(m) => w.relay.borrow_mut().handle_mesh(Instant::now(), m),
+                Envelope::Control(Control::Users(u)) => w.relay.borrow_mut().set_users(u),
+                Envelope::Control(Control::Shutdown) => {
+                    w.dispatch();
+                    w.shutdown().await;
+                    return;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        w.dispatch();
+    }
+}
+
+impl Worker {
+    fn start_inbound(self: &Rc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let kind = ConnKind::Inbound {
+            loopback: peer.ip().is_loopback(),
+        };
+        let id = self.relay.borrow_mut().open_conn(Instant::now(), kind);
+        if id.slot as usize >= self.gauges.capacity() {
+            tracing::warn!(%peer, "connection table full, refusing connection");
+            self.relay.borrow_mut().handle_closed(Instant::now(), id);
+            return;
+        }
+        tracing::info!(%peer, core = self.core, slot = id.slot, "connection opened");
+        let h = Rc::new(ConnHandle::new(id, peer.to_string()));
+        self.conns.borrow_mut().insert(id.slot, h.clone());
+        self.spawn_io(h, stream);
+    }
+
+    /// Splits the socket and starts the reader and writer tasks.
+    fn spawn_io(self: &Rc<Self>, h: Rc<ConnHandle>, stream: TcpStream) {
+        h.attach(stream.as_raw_fd());
+        let (rd, mut wr) = stream.into_split();
+        monoio::spawn(read_loop(self.clone(), h.clone(), rd));
+        let gauges = self.gauges.clone();
+        monoio::spawn(async move {
+            write_loop(&h, &gauges, &mut wr).await;
+            drop(wr);
+            h.half_done();
+        });
+    }
+
+    /// Opens an outbound connection for a slot the relay has already given out. Bytes
+    /// queue on it while the connection is being made.
+    fn connect(self: &Rc<Self>, id: ConnId, host: String, port: u16) {
+        let h = Rc::new(ConnHandle::new(id, format!("{host}:{port}")));
+        self.conns.borrow_mut().insert(id.slot, h.clone());
+        let w = self.clone();
+        monoio::spawn(async move {
+            let addrs: Vec<SocketAddr> = match (host.as_str(), port).to_socket_addrs() {
+                Ok(a) => a.collect(),
+                Err(e) => {
+                    tracing::warn!(%host, port, error = %e, "cannot resolve next hop");
+                    Vec::new()
+                }
+            };
+            let mut stream = None;
+            for a in addrs {
+                match TcpStream::connect_addr(a).await {
+                    Ok(s) => {
+                        stream = Some(s);
+                        break;
+                    }
+                    Err(e) => tracing::warn!(addr = %a, error = %e, "outbound connection failed"),
+                }
+            }
+            match stream {
+                Some(s) if !h.is_closing() => {
+                    let _ = s.set_nodelay(true);
+                    tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound connection open");
+                    w.spawn_io(h, s);
+                }
+                _ => {
+                    h.abort();
+                    w.finish_conn(&h);
+                }
+            }
+        });
+    }
+
+    /// The relay forgets the connection and its map entry goes.
+    fn finish_conn(self: &Rc<Self>, h: &ConnHandle) {
+        self.relay.borrow_mut().handle_closed(Instant::now(), h.id);
+        {
+            let mut conns = self.conns.borrow_mut();
+            if conns
+                .get(&h.id.slot)
+                .is_some_and(|c| c.id.generation == h.id.generation)
+            {
+                conns.remove(&h.id.slot);
+            }
+        }
+        h.reader_done();
+        self.dispatch();
+    }
+
+    /// Carries out what the relay asked for.
+    fn dispatch(self: &Rc<Self>) {
+        loop {
+            let Some(a) = self.relay.borrow_mut().poll_action() else {
+                break;
+            };
+            match a {
+                Action::Write {
+                    slot,
+                    generation,
+                    bytes,
+                } => {
+                    let conns = self.conns.borrow();
+                    if let Some(h) = conns.get(&slot)
+                        && h.id.generation == generation
+                    {
+                        h.push(&self.gauges, bytes);
+                    }
+                }
+                Action::Mesh { core, msg } => {
+                    if let Some(tx) = self.mesh.get(usize::from(core)) {
+                        // Unbounded: never full; fails only when that worker is gone.
+                        let _ = tx.try_send(Envelope::Mesh(msg));
+                    }
+                }
+                Action::Close {
+                    slot,
+                    generation,
+                    reason,
+                } => {
+                    let conns = self.conns.borrow();
+                    if let Some(h) = conns.get(&slot)
+                        && h.id.generation == generation
+                    {
+                        tracing::info!(peer = %h.peer, slot, reason = ?reason, "closing connection");
+                        h.close();
+                    }
+                }
+                Action::Connect {
+                    slot,
+                    generation,
+                    host,
+                    port,
+                } => {
+                    let id = ConnId {
+                        core: self.core,
+                        slot,
+                        generation,
+                    };
+                    self.connect(id, host, port);
+                }
+            }
+        }
+    }
+
+    /// Graceful stop: no new connections, frames in flight get up to the grace period,
+    /// then every connection is closed.
+    async fn shutdown(self: &Rc<Self>) {
+        self.stopping.set(true);
+        for fd in self.listener_fds.borrow().iter() {
+            // SAFETY: the listener sockets stay open while their accept tasks hold them;
+            // shutdown only wakes the pending accept, it does not close the descriptor.
+            unsafe {
+                libc::shutdown(*fd, libc::SHUT_RDWR);
+            }
+        }
+        let deadline = Instant::now() + self.shutdown_grace;
+        while Instant::now() < deadline {
+            let (_, _, streams, _) = self.relay.borrow().table_sizes();
+            let queued: usize = self.conns.borrow().values().map(|h| h.queued()).sum();
+            if streams == 0 && queued == 0 {
+                break;
+            }
+            monoio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let conns: Vec<Rc<ConnHandle>> = self.conns.borrow().values().cloned().collect();
+        for h in conns {
+            h.close();
+        }
+        // Let the writers flush and the readers see end-of-file.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !self.conns.borrow().is_empty() && Instant::now() < deadline {
+            monoio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::info!(core = self.core, "worker stopped");
+    }
+}
+
+async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R) {
+    let mut buf = BytesMut::with_capacity(READ_BUF);
+    let mut sc = Scanner::new(w.limits);
+    let id = h.id;
+    let origin = Origin::Conn(id);
+    let why = 'outer: loop {
+        // Backpressure: our own queue (responses to this peer) and the queue our current
+        // frame is feeding must be below the high-water mark before we read more.
+        w.gauges.wait_below(id.core, id.slot, w.high_water).await;
+        let target = w.relay.borrow().backpressure_target(id);
+        if let Some((core, slot)) = target {
+            w.gauges.wait_below(core, slot, w.high_water).await;
+        }
+        if h.is_closing() {
+            break "closed by relay";
+        }
+        if buf.capacity() - buf.len() < MIN_READ {
+            buf.reserve(READ_BUF);
+        }
+        let (len, cap) = (buf.len(), buf.capacity());
+        let (res, slice) = rd
+            .read(monoio::buf::IoBufMut::slice_mut(buf, len..cap))
+            .await;
+        buf = slice.into_inner();
+        match res {
+            Ok(0) => break "closed by peer",
+            Err(_) => break "read error",
+            Ok(_) => {}
+        }
+        let now = Instant::now();
+        loop {
+            match sc.next(&mut buf) {
+                Ok(Some(ev)) => {
+                    let mut relay = w.relay.borrow_mut();
+                    match ev {
+                        Event::Head(raw) => {
+                            relay.handle_head(now, id, raw.bytes().clone(), raw.has_body())
+                        }
+                        Event::Body(b) => relay.handle_body(origin, b),
+                        Event::End(f) => relay.handle_end(now, origin, f),
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::info!(peer = %h.peer, error = %e, "malformed input, closing connection");
+                    break 'outer "malformed input";
+                }
+            }
+        }
+        w.dispatch();
+    };
+    tracing::info!(peer = %h.peer, core = id.core, slot = id.slot, reason = why, "connection closed");
+    drop(rd);
+    h.half_done();
+    w.finish_conn(&h);
+}
+
+/// Summary used in logs and tests.
+pub fn describe(reason: CloseReason) -> &'static str {
+    match reason {
+        CloseReason::NotAddressedToUs => "first To-Path URI is not this relay",
+        CloseReason::AuthFailures => "too many failed AUTH requests",
+        CloseReason::Probation => "no successful request during probation",
+        CloseReason::Idle => "idle",
+        CloseReason::Malformed => "malformed frame",
+    }
+}
