@@ -1,0 +1,368 @@
+//! Test harness: a real relay on 127.0.0.1:0 (in this process, or as the `msrpd`
+//! binary) and a blocking MSRP client that speaks raw bytes and reads frames back with
+//! the crate's own scanner. Every socket has a read timeout, so no test can hang.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use msrpd::codec::{Event, Flag, Scanner};
+use msrpd::server::{self, Driver, ServerConfig, ServerHandle};
+
+/// How long any single read may block.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Both drivers, for tests that run on each.
+pub const DRIVERS: [Driver; 2] = [Driver::IoUring, Driver::Legacy];
+
+/// A relay in this process.
+pub struct Relay {
+    pub handle: Option<ServerHandle>,
+    pub addr: SocketAddr,
+}
+
+impl Relay {
+    /// Starts a relay with `workers` workers, letting `tune` adjust the config.
+    pub fn start(workers: usize, driver: Driver, tune: impl FnOnce(&mut ServerConfig)) -> Relay {
+        let mut cfg = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+        cfg.cpus = (0..workers).collect();
+        cfg.pin = false;
+        cfg.driver = driver;
+        cfg.shutdown_grace = Duration::from_millis(200);
+        tune(&mut cfg);
+        let handle = server::start(cfg).expect("relay starts");
+        let addr = handle.local_addrs()[0];
+        Relay {
+            handle: Some(handle),
+            addr,
+        }
+    }
+
+    /// The relay's own URI (no session), as a client puts it in an AUTH To-Path.
+    pub fn uri(&self) -> String {
+        format!("msrp://127.0.0.1:{};tcp", self.addr.port())
+    }
+
+    pub fn counters(&self) -> msrpd::relay::CounterSnapshot {
+        self.handle.as_ref().unwrap().counters()
+    }
+
+    pub fn connect(&self, me: &str) -> Client {
+        Client::connect(self.addr, me)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown();
+            h.join();
+        }
+    }
+}
+
+/// The `msrpd` binary as a child process (killed when dropped).
+pub struct RelayProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl RelayProcess {
+    /// Starts `msrpd --listen 127.0.0.1:0 ARGS` and reads its listen line.
+    pub fn start(args: &[&str]) -> RelayProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_msrpd"))
+            .args(["--listen", "127.0.0.1:0", "--no-pin", "--log-level", "warn"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("msrpd binary starts");
+        let mut out = child.stdout.take().unwrap();
+        let mut line = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\n") && Instant::now() < deadline {
+            match out.read(&mut byte) {
+                Ok(1) => line.push(byte[0]),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&line);
+        // "msrpd listening on 127.0.0.1:PORT as HOST:PORT"
+        let addr = text
+            .split_whitespace()
+            .nth(3)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no listen line from msrpd: {text:?}"));
+        RelayProcess { child, addr }
+    }
+
+    pub fn uri(&self) -> String {
+        format!("msrp://127.0.0.1:{};tcp", self.addr.port())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmHWM:")
+    }
+
+    pub fn connect(&self, me: &str) -> Client {
+        Client::connect(self.addr, me)
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A field of /proc/PID/status in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One frame as received: head text, body bytes, flag.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub head: String,
+    pub body: Vec<u8>,
+    pub flag: Flag,
+    pub has_body: bool,
+}
+
+impl Frame {
+    /// The start line.
+    pub fn start(&self) -> &str {
+        self.head.lines().next().unwrap_or("")
+    }
+    pub fn tid(&self) -> &str {
+        self.start().split(' ').nth(1).unwrap_or("")
+    }
+    /// Method of a request or status code of a response.
+    pub fn kind(&self) -> &str {
+        self.start().split(' ').nth(2).unwrap_or("")
+    }
+    pub fn is_response(&self) -> bool {
+        self.kind()
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_digit)
+    }
+    /// A header value by name (case-insensitive), the first one.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers(name).into_iter().next()
+    }
+    /// Every value of a header.
+    pub fn headers(&self, name: &str) -> Vec<&str> {
+        self.head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .collect()
+    }
+}
+
+/// A blocking MSRP peer over TCP.
+pub struct Client {
+    pub stream: TcpStream,
+    /// This client's own URI (its From-Path).
+    pub me: String,
+    buf: BytesMut,
+    scanner: Scanner,
+    /// Use-Path from the last successful AUTH.
+    pub use_path: Option<String>,
+    next_tid: u64,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr, me: &str) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect to relay");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            me: me.to_string(),
+            buf: BytesMut::with_capacity(64 * 1024),
+            scanner: Scanner::default(),
+            use_path: None,
+            next_tid: 1,
+        }
+    }
+
+    /// A fresh transaction id.
+    pub fn tid(&mut self) -> String {
+        self.next_tid += 1;
+        format!("t{:07}x", self.next_tid)
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to relay");
+    }
+
+    /// Reads the next whole frame (body pieces joined). Panics on timeout.
+    pub fn read_frame(&mut self) -> Frame {
+        self.try_read_frame(READ_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{}: no frame from relay: {e}", self.me))
+    }
+
+    /// Reads the next whole frame, or says why not (timeout, closed, malformed).
+    pub fn try_read_frame(&mut self, timeout: Duration) -> Result<Frame, String> {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let mut head: Option<(String, bool)> = None;
+        let mut body = Vec::new();
+        loop {
+            while let Some(ev) = self
+                .scanner
+                .next(&mut self.buf)
+                .map_err(|e| e.to_string())?
+            {
+                match ev {
+                    Event::Head(h) => {
+                        head = Some((
+                            String::from_utf8_lossy(h.as_bytes()).into_owned(),
+                            h.has_body(),
+                        ))
+                    }
+                    Event::Body(b) => body.extend_from_slice(&b),
+                    Event::End(flag) => {
+                        let (head, has_body) = head.take().ok_or("end without head")?;
+                        self.stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+                        return Ok(Frame {
+                            head,
+                            body,
+                            flag,
+                            has_body,
+                        });
+                    }
+                }
+            }
+            let mut tmp = [0u8; 65536];
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return Err("connection closed".into()),
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// `true` when the relay closed the connection (EOF within `timeout`).
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut tmp = [0u8; 4096];
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Sends an AUTH to `to_path` with extra headers; returns the response.
+    pub fn auth_with(&mut self, to_path: &str, extra: &[(&str, &str)]) -> Frame {
+        let tid = self.tid();
+        let mut m = format!(
+            "MSRP {tid} AUTH\r\nTo-Path: {to_path}\r\nFrom-Path: {}\r\n",
+            self.me
+        );
+        for (n, v) in extra {
+            m.push_str(&format!("{n}: {v}\r\n"));
+        }
+        m.push_str(&format!("-------{tid}$\r\n"));
+        self.send_raw(m.as_bytes());
+        let r = self.read_frame();
+        assert_eq!(r.tid(), tid, "AUTH response tid");
+        if r.kind() == "200" {
+            self.use_path = r.header("Use-Path").map(str::to_string);
+        }
+        r
+    }
+
+    /// Protected-mode AUTH (loopback, no users file); asserts success; returns Use-Path.
+    pub fn auth(&mut self, relay_uri: &str) -> String {
+        let r = self.auth_with(relay_uri, &[]);
+        assert_eq!(r.kind(), "200", "AUTH refused: {}", r.head);
+        self.use_path.clone().unwrap()
+    }
+
+    /// Sends a SEND with `body` and extra headers (Message-ID and Byte-Range are the
+    /// caller's, in `extra`). Returns its tid.
+    pub fn send(
+        &mut self,
+        to_path: &str,
+        extra: &[(&str, &str)],
+        body: Option<&[u8]>,
+        flag: Flag,
+    ) -> String {
+        let tid = self.tid();
+        let mut m = format!(
+            "MSRP {tid} SEND\r\nTo-Path: {to_path}\r\nFrom-Path: {}\r\n",
+            self.me
+        )
+        .into_bytes();
+        for (n, v) in extra {
+            m.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+        }
+        match body {
+            Some(b) => {
+                m.extend_from_slice(b"Content-Type: text/plain\r\n\r\n");
+                m.extend_from_slice(b);
+                m.extend_from_slice(format!("\r\n-------{tid}").as_bytes());
+            }
+            None => m.extend_from_slice(format!("-------{tid}").as_bytes()),
+        }
+        m.push(flag.as_byte());
+        m.extend_from_slice(b"\r\n");
+        self.send_raw(&m);
+        tid
+    }
+
+    /// Answers a request frame with `code` (To-Path: first From-Path URI, RFC 4975 §7.2).
+    pub fn respond(&mut self, req: &Frame, code: u16) {
+        let from = req.header("From-Path").unwrap();
+        let prev = from.split(' ').next().unwrap();
+        let m = format!(
+            "MSRP {} {code} X\r\nTo-Path: {prev}\r\nFrom-Path: {}\r\n-------{}$\r\n",
+            req.tid(),
+            self.me,
+            req.tid()
+        );
+        self.send_raw(m.as_bytes());
+    }
+}
+
+/// A client URI for test peer `name`.
+pub fn peer_uri(name: &str, port: u16) -> String {
+    format!("msrp://127.0.0.1:{port}/{name};tcp")
+}
+
+/// A temporary file path unique to this test process.
+pub fn temp_path(name: &str) -> PathBuf {
+    let mut p = std::env::temp_dir();
+    p.push(format!("msrpd-test-{}-{name}", std::process::id()));
+    p
+}

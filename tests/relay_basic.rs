@@ -1,0 +1,62 @@
+//! Two clients through one relay, both directions, on both drivers.
+
+mod common;
+
+use common::*;
+use msrpd::codec::Flag;
+
+#[test]
+fn two_clients_both_directions_both_drivers() {
+    for driver in DRIVERS {
+        let relay = Relay::start(2, driver, |_| {});
+        let mut a = relay.connect(&peer_uri("alice", 1111));
+        let mut b = relay.connect(&peer_uri("bob", 2222));
+        let ra = a.auth(&relay.uri());
+        let rb = b.auth(&relay.uri());
+        assert_ne!(ra, rb);
+        // A -> B, full topology: To-Path = A's relay URI, B's relay URI, B.
+        let to_b = format!("{ra} {rb} {}", b.me);
+        let tid = a.send(
+            &to_b,
+            &[("Message-ID", "msg00001"), ("Byte-Range", "1-5/5")],
+            Some(b"hello"),
+            Flag::Complete,
+        );
+        let ok = a.read_frame();
+        assert_eq!(ok.tid(), tid);
+        assert_eq!(ok.kind(), "200");
+        assert_eq!(ok.header("To-Path"), Some(a.me.as_str()));
+        assert_eq!(ok.header("From-Path"), Some(ra.as_str()));
+        let got = b.read_frame();
+        assert_eq!(got.kind(), "SEND");
+        assert_ne!(got.tid(), tid, "a relay uses a new transaction id per hop");
+        assert_eq!(got.body, b"hello");
+        assert_eq!(got.header("To-Path"), Some(b.me.as_str()));
+        assert_eq!(
+            got.header("From-Path"),
+            Some(format!("{rb} {ra} {}", a.me).as_str())
+        );
+        assert_eq!(got.header("Message-ID"), Some("msg00001"));
+        assert_eq!(got.header("Byte-Range"), Some("1-5/5"));
+        b.respond(&got, 200);
+        // B -> A, topology one: only A's relay URI.
+        let to_a = format!("{ra} {}", a.me);
+        b.send(
+            &to_a,
+            &[("Message-ID", "msg00002"), ("Byte-Range", "1-3/3")],
+            Some(b"hey"),
+            Flag::Complete,
+        );
+        assert_eq!(b.read_frame().kind(), "200");
+        let got = a.read_frame();
+        assert_eq!(got.body, b"hey");
+        assert_eq!(
+            got.header("From-Path"),
+            Some(format!("{ra} {}", b.me).as_str())
+        );
+        a.respond(&got, 200);
+        let c = relay.counters();
+        assert_eq!(c.auth_ok, 2);
+        assert_eq!(c.deliveries_same_core + c.deliveries_cross_core, 2);
+    }
+}
