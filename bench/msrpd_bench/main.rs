@@ -1,0 +1,389 @@
+//! `msrpd-bench`: load harness for MSRP relays (msrpd, Kamailio's msrp module, any
+//! RFC 4976 relay).
+//!
+//! Opens `--pairs` sender/receiver pairs through a relay. Every endpoint AUTHs (digest
+//! when `--user`/`--password` are given) and uses its Use-Path; `--topology one` puts
+//! only the receiver's relay URI in the To-Path, `--topology full` both relays' URIs
+//! (RFC 4976 §3). Senders send `--size` byte messages in `--chunk` byte chunks, closed
+//! loop (`--window` undelivered messages per pair) or open loop (`--rate` messages per
+//! second in total, latency measured from the intended send time, so there is no
+//! coordinated omission). Receivers answer 200 and verify every byte and the chunk order;
+//! any mismatch or loss is counted and makes the exit status non-zero.
+//!
+//! Thread-per-core like the relay: `--threads N` or `--cpus LIST`, one monoio runtime
+//! per thread, pairs spread over the threads.
+
+mod pair;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Topology {
+    /// Only the receiver's relay URI in the To-Path (the sender connects directly).
+    One,
+    /// Both endpoints AUTH; To-Path = own relay URI, peer's relay URI, peer.
+    Full,
+}
+
+/// Load harness for MSRP relays.
+#[derive(Debug, Parser)]
+#[command(name = "msrpd-bench", version, about)]
+pub struct Args {
+    /// Relay address.
+    #[arg(long, default_value = "127.0.0.1:2855")]
+    pub relay: SocketAddr,
+    /// Host to put in the relay URI of AUTH requests [default: the relay address].
+    #[arg(long)]
+    pub relay_host: Option<String>,
+    /// Worker threads (one monoio runtime each).
+    #[arg(long, default_value_t = 1, conflicts_with = "cpus")]
+    pub threads: usize,
+    /// CPUs to run threads on, pinned, e.g. 1 or 0,2-3 (one thread per CPU).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Sender/receiver pairs.
+    #[arg(long, default_value_t = 1)]
+    pub pairs: usize,
+    #[arg(long, value_enum, default_value = "one")]
+    pub topology: Topology,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub size: usize,
+    /// Chunk size in bytes (messages larger than this are sent in several SENDs).
+    #[arg(long, default_value_t = 8192)]
+    pub chunk: usize,
+    /// Closed loop: undelivered messages allowed per pair.
+    #[arg(long, default_value_t = 1)]
+    pub window: usize,
+    /// Open loop: messages per second over all pairs (overrides --window).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Seconds to wait at the end for messages still in flight (then they count as lost).
+    #[arg(long, default_value_t = 10.0)]
+    pub drain: f64,
+    /// Digest user for AUTH.
+    #[arg(long, requires = "password")]
+    pub user: Option<String>,
+    /// Digest password for AUTH.
+    #[arg(long, requires = "user")]
+    pub password: Option<String>,
+    /// PID of the relay, to report its CPU time per delivered message.
+    #[arg(long)]
+    pub relay_pid: Option<u32>,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+    /// MSRP over TLS (msrps): not available yet.
+    #[arg(long)]
+    pub tls: bool,
+    /// Skip AUTH (for relays that route without it).
+    #[arg(long)]
+    pub no_auth: bool,
+}
+
+/// What every thread shares.
+pub struct Shared {
+    pub args: Args,
+    pub relay_uri: String,
+    pub pattern: Vec<u8>,
+    pub stop: AtomicBool,
+    pub delivered: AtomicU64,
+    pub delivered_bytes: AtomicU64,
+    pub errors: AtomicU64,
+    pub ready_pairs: AtomicU64,
+}
+
+/// Per-thread results.
+pub struct Stats {
+    pub send_to_200: Histogram<u64>,
+    pub delivery: Histogram<u64>,
+    pub delivered: u64,
+    pub delivered_bytes: u64,
+    pub errors: u64,
+    pub lost: u64,
+    pub error_samples: Vec<String>,
+}
+
+impl Stats {
+    pub fn new() -> Stats {
+        Stats {
+            send_to_200: Histogram::new_with_bounds(1, 60_000_000_000, 3)
+                .expect("histogram bounds"),
+            delivery: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds"),
+            delivered: 0,
+            delivered_bytes: 0,
+            errors: 0,
+            lost: 0,
+            error_samples: Vec::new(),
+        }
+    }
+
+    fn merge(&mut self, o: &Stats) {
+        let _ = self.send_to_200.add(&o.send_to_200);
+        let _ = self.delivery.add(&o.delivery);
+        self.delivered += o.delivered;
+        self.delivered_bytes += o.delivered_bytes;
+        self.errors += o.errors;
+        self.lost += o.lost;
+        for e in &o.error_samples {
+            if self.error_samples.len() < 10 {
+                self.error_samples.push(e.clone());
+            }
+        }
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
+    }
+}
+
+fn parse_cpus(s: &str) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                out.extend(a.trim().parse::<usize>().ok()?..=b.trim().parse::<usize>().ok()?)
+            }
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Total CPU time of all threads of `pid`, in nanoseconds (from schedstat).
+fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for t in dir.flatten() {
+        let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        total += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.tls {
+        eprintln!(
+            "msrpd-bench: --tls is not available yet (it comes with msrps support in the relay)"
+        );
+        return ExitCode::from(2);
+    }
+    if args.size == 0 || args.chunk == 0 || args.pairs == 0 || args.window == 0 {
+        eprintln!("msrpd-bench: --size, --chunk, --pairs and --window must be at least 1");
+        return ExitCode::from(2);
+    }
+    let cpus: Option<Vec<usize>> = match &args.cpus {
+        Some(c) => match parse_cpus(c) {
+            Some(v) => Some(v),
+            None => {
+                eprintln!("msrpd-bench: bad --cpus {c:?}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let threads = cpus.as_ref().map_or(args.threads.max(1), Vec::len);
+    let host = args.relay_host.clone().unwrap_or_else(|| match args.relay {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    });
+    let relay_uri = format!("msrp://{host}:{};tcp", args.relay.port());
+    // Deterministic body content, long enough for any message plus the per-message shift.
+    let pattern: Vec<u8> = (0..args.size + 4096)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_right(13) as u8)
+        .map(|b| if b == b'-' { b'+' } else { b })
+        .collect();
+    let setup_budget = Duration::from_secs(30);
+    let shared = Arc::new(Shared {
+        relay_uri,
+        pattern,
+        stop: AtomicBool::new(false),
+        delivered: AtomicU64::new(0),
+        delivered_bytes: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        ready_pairs: AtomicU64::new(0),
+        args,
+    });
+    let start_gate = Arc::new(std::sync::Barrier::new(threads + 1));
+    let times: Arc<std::sync::Mutex<Option<(Instant, Instant)>>> =
+        Arc::new(std::sync::Mutex::new(None));
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let shared = shared.clone();
+        let gate = start_gate.clone();
+        let times = times.clone();
+        let cpu = cpus.as_ref().map(|c| c[t]);
+        let pairs: Vec<usize> = (0..shared.args.pairs)
+            .filter(|p| p % threads == t)
+            .collect();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("bench-{t}"))
+                .spawn(move || pair::thread_main(shared, pairs, cpu, gate, times))
+                .expect("spawn bench thread"),
+        );
+    }
+    // Wait until every pair has connected and AUTHed, then fix the measurement window.
+    let setup_deadline = Instant::now() + setup_budget;
+    while shared.ready_pairs.load(Ordering::Acquire) < shared.args.pairs as u64
+        && Instant::now() < setup_deadline
+        && shared.errors.load(Ordering::Relaxed) == 0
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ready = shared.ready_pairs.load(Ordering::Acquire);
+    if ready < shared.args.pairs as u64 {
+        eprintln!(
+            "msrpd-bench: only {ready} of {} pairs could connect and AUTH",
+            shared.args.pairs
+        );
+        shared.stop.store(true, Ordering::Release);
+    }
+    let t0 = Instant::now();
+    let from = t0 + Duration::from_secs_f64(shared.args.warmup);
+    let to = from + Duration::from_secs_f64(shared.args.duration);
+    *times.lock().expect("times lock") = Some((from, to));
+    start_gate.wait();
+
+    let tty = std::io::stderr().is_terminal() && !shared.args.json;
+    let mut cpu_from = None;
+    let mut last = (Instant::now(), 0u64);
+    while Instant::now() < to && !shared.stop.load(Ordering::Acquire) {
+        std::thread::sleep(
+            Duration::from_millis(100).min(to.saturating_duration_since(Instant::now())),
+        );
+        let now = Instant::now();
+        if cpu_from.is_none() && now >= from {
+            cpu_from = shared
+                .args
+                .relay_pid
+                .and_then(process_cpu_ns)
+                .map(|c| (c, now));
+        }
+        if tty && now.duration_since(last.0) >= Duration::from_secs(1) {
+            let d = shared.delivered.load(Ordering::Relaxed);
+            let rate = (d - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+            eprintln!(
+                "[{:5.1}s] {:>10.0} msg/s  delivered {d}  errors {}",
+                now.duration_since(t0).as_secs_f64(),
+                rate,
+                shared.errors.load(Ordering::Relaxed)
+            );
+            last = (now, d);
+        }
+    }
+    let cpu_to = shared
+        .args
+        .relay_pid
+        .and_then(process_cpu_ns)
+        .map(|c| (c, Instant::now()));
+    shared.stop.store(true, Ordering::Release);
+    let mut total = Stats::new();
+    for h in handles {
+        match h.join() {
+            Ok(s) => total.merge(&s),
+            Err(_) => {
+                total.errors += 1;
+                total.error_samples.push("a bench thread panicked".into());
+            }
+        }
+    }
+    report(&shared, &total, cpu_from, cpu_to)
+}
+
+fn report(
+    shared: &Shared,
+    s: &Stats,
+    cpu_from: Option<(u64, Instant)>,
+    cpu_to: Option<(u64, Instant)>,
+) -> ExitCode {
+    let a = &shared.args;
+    let secs = a.duration;
+    let msgs = s.delivered as f64 / secs;
+    let mib = s.delivered_bytes as f64 / secs / (1024.0 * 1024.0);
+    let cpu_us_per_msg = match (cpu_from, cpu_to) {
+        (Some((c0, _)), Some((c1, _))) if s.delivered > 0 => {
+            Some((c1 - c0) as f64 / 1000.0 / s.delivered as f64)
+        }
+        _ => None,
+    };
+    let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+    let ok = s.errors == 0 && s.lost == 0 && s.delivered > 0;
+    if a.json {
+        let v = serde_json::json!({
+            "pairs": a.pairs, "size": a.size, "chunk": a.chunk, "window": a.window,
+            "rate": a.rate, "topology": format!("{:?}", a.topology).to_lowercase(),
+            "duration_s": secs, "delivered": s.delivered, "msgs_per_s": msgs, "mib_per_s": mib,
+            "errors": s.errors, "lost": s.lost,
+            "send_to_200_us": { "p50": q(&s.send_to_200, 0.5), "p90": q(&s.send_to_200, 0.9),
+                "p99": q(&s.send_to_200, 0.99), "p999": q(&s.send_to_200, 0.999), "max": s.send_to_200.max() as f64 / 1000.0 },
+            "delivery_us": { "p50": q(&s.delivery, 0.5), "p90": q(&s.delivery, 0.9),
+                "p99": q(&s.delivery, 0.99), "p999": q(&s.delivery, 0.999), "max": s.delivery.max() as f64 / 1000.0 },
+            "relay_cpu_us_per_msg": cpu_us_per_msg,
+            "error_samples": s.error_samples,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "pairs {} size {} chunk {} {}  topology {:?}",
+            a.pairs,
+            a.size,
+            a.chunk,
+            match a.rate {
+                Some(r) => format!("rate {r}/s"),
+                None => format!("window {}", a.window),
+            },
+            a.topology
+        );
+        println!(
+            "delivered {} msgs in {secs:.1} s: {msgs:.0} msg/s, {mib:.1} MiB/s",
+            s.delivered
+        );
+        for (name, h) in [("SEND->200", &s.send_to_200), ("delivery ", &s.delivery)] {
+            println!(
+                "{name} us  p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}",
+                q(h, 0.5),
+                q(h, 0.9),
+                q(h, 0.99),
+                q(h, 0.999),
+                h.max() as f64 / 1000.0
+            );
+        }
+        if let Some(c) = cpu_us_per_msg {
+            println!("relay CPU {c:.2} us per delivered message");
+        }
+        println!("errors {}  lost {}", s.errors, s.lost);
+        for e in &s.error_samples {
+            println!("  error: {e}");
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
