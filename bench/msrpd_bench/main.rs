@@ -13,6 +13,7 @@
 //! Thread-per-core like the relay: `--threads N` or `--cpus LIST`, one monoio runtime
 //! per thread, pairs spread over the threads.
 
+mod forwarder;
 mod pair;
 
 use std::io::IsTerminal;
@@ -84,18 +85,25 @@ pub struct Args {
     /// Digest password for AUTH.
     #[arg(long, requires = "user")]
     pub password: Option<String>,
-    /// PID of the relay, to report its CPU time per delivered message.
-    #[arg(long)]
-    pub relay_pid: Option<u32>,
+    /// PID(s) of the relay, comma-separated, to report its CPU time per delivered
+    /// message (all threads of each process, from /proc).
+    #[arg(long, value_name = "PID[,PID..]", value_delimiter = ',')]
+    pub relay_pid: Vec<u32>,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
     /// MSRP over TLS (msrps): not available yet.
     #[arg(long)]
     pub tls: bool,
-    /// Skip AUTH (for relays that route without it).
+    /// Skip AUTH (for relays that route without it, and the forwarder).
     #[arg(long)]
     pub no_auth: bool,
+    /// Start each connection with `PAIR <id>` (for the forwarder; implies --no-auth).
+    #[arg(long)]
+    pub pair_hello: bool,
+    /// Run the raw TCP forwarder (the ceiling) on this address instead of a benchmark.
+    #[arg(long, value_name = "ADDR")]
+    pub forwarder: Option<SocketAddr>,
 }
 
 /// What every thread shares.
@@ -169,23 +177,32 @@ fn parse_cpus(s: &str) -> Option<Vec<usize>> {
     (!out.is_empty()).then_some(out)
 }
 
-/// Total CPU time of all threads of `pid`, in nanoseconds (from schedstat).
-fn process_cpu_ns(pid: u32) -> Option<u64> {
-    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+/// Total CPU time of all threads of the processes `pids`, in nanoseconds (schedstat).
+fn process_cpu_ns(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
     let mut total = 0u64;
-    for t in dir.flatten() {
-        let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
-        total += s
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+    for pid in pids {
+        let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        for t in dir.flatten() {
+            let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            total += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
     }
     Some(total)
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(addr) = args.forwarder {
+        return forwarder::serve(addr, args.threads);
+    }
+    args.no_auth |= args.pair_hello;
     if args.tls {
         eprintln!(
             "msrpd-bench: --tls is not available yet (it comes with msrps support in the relay)"
@@ -278,11 +295,7 @@ fn main() -> ExitCode {
         );
         let now = Instant::now();
         if cpu_from.is_none() && now >= from {
-            cpu_from = shared
-                .args
-                .relay_pid
-                .and_then(process_cpu_ns)
-                .map(|c| (c, now));
+            cpu_from = process_cpu_ns(&shared.args.relay_pid).map(|c| (c, now));
         }
         if tty && now.duration_since(last.0) >= Duration::from_secs(1) {
             let d = shared.delivered.load(Ordering::Relaxed);
@@ -296,11 +309,7 @@ fn main() -> ExitCode {
             last = (now, d);
         }
     }
-    let cpu_to = shared
-        .args
-        .relay_pid
-        .and_then(process_cpu_ns)
-        .map(|c| (c, Instant::now()));
+    let cpu_to = process_cpu_ns(&shared.args.relay_pid).map(|c| (c, Instant::now()));
     shared.stop.store(true, Ordering::Release);
     let mut total = Stats::new();
     for h in handles {

@@ -145,7 +145,13 @@ async fn setup_pair(sh: &Shared, idx: usize) -> Result<Pair, String> {
     let me_r = format!("msrp://127.0.0.1:9/r{idx:06x};tcp");
     let me_s = format!("msrp://127.0.0.1:9/s{idx:06x};tcp");
     let mut receiver = connect(a.relay).await?;
+    if a.pair_hello {
+        hello(&mut receiver, idx).await?;
+    }
     let mut sender = connect(a.relay).await?;
+    if a.pair_hello {
+        hello(&mut sender, idx).await?;
+    }
     let to_path = if a.no_auth {
         format!("{} {me_r}", sh.relay_uri)
     } else {
@@ -165,6 +171,11 @@ async fn setup_pair(sh: &Shared, idx: usize) -> Result<Pair, String> {
         to_path,
         me_r,
     })
+}
+
+async fn hello(s: &mut TcpStream, idx: usize) -> Result<(), String> {
+    let (r, _) = s.write_all(format!("PAIR {idx}\r\n").into_bytes()).await;
+    r.map(|_| ()).map_err(|e| format!("hello: {e}"))
 }
 
 async fn connect(addr: std::net::SocketAddr) -> Result<TcpStream, String> {
