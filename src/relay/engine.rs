@@ -1013,12 +1013,18 @@ impl Relay {
                 AuthResult::Failed(why) => {
                     bump(&self.counters.auth_failed, 1);
                     tracing::info!(slot = c.slot, user = creds.username, reason = ?why, "AUTH failed");
-                    if self.count_auth_failure(c) {
+                    // Answer first: the Close that the last allowed failure queues
+                    // drops whatever is written after it.
+                    let last = self.conn(c.slot, c.generation).is_some_and(|x| {
+                        x.auth_failures.saturating_add(1) >= self.cfg.max_auth_failures
+                    });
+                    if last {
                         self.auth_respond(head, c, 403, "too many failed AUTH requests", &[]);
                     } else {
                         let ch = self.auth.challenge(now, &mut self.rng, false);
                         self.auth_challenge(head, c, &ch);
                     }
+                    self.count_auth_failure(c);
                     return;
                 }
             }
