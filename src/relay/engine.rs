@@ -28,7 +28,7 @@ use super::types::{
 };
 use super::users::Users;
 
-/// How often the idle scan runs.
+/// How often the idle scan runs at most (more often when the idle timeout is short).
 const IDLE_SCAN_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
@@ -516,7 +516,9 @@ impl Relay {
                 }
             }
         }
-        if now.duration_since(self.last_idle_scan) >= IDLE_SCAN_EVERY {
+        // Scan at least ten times per idle timeout, so a short one is honoured too.
+        let every = IDLE_SCAN_EVERY.min(self.cfg.idle_timeout / 10);
+        if now.duration_since(self.last_idle_scan) >= every {
             self.last_idle_scan = now;
             let idle = self.cfg.idle_timeout;
             let stale: Vec<(u32, u32)> = self
