@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use clap::Parser;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use msrpd::config::{self, Cli, Command};
 use msrpd::relay::users;
@@ -77,7 +77,8 @@ fn relay(args: &config::RelayArgs) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("msrpd: cannot install signal handlers: {e}");
@@ -97,6 +98,7 @@ fn relay(args: &config::RelayArgs) -> ExitCode {
     }
     for sig in signals.forever() {
         match sig {
+            SIGUSR1 => server.dump(),
             SIGHUP => {
                 if let Err(e) = server.reload_users() {
                     tracing::error!(error = %e, "users file not reloaded; keeping the old one");

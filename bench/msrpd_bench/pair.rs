@@ -74,6 +74,8 @@ struct PairState {
     chunks: RefCell<VecDeque<Instant>>,
     waker: RefCell<Option<Waker>>,
     dead: Cell<bool>,
+    /// Where the receiver is: message number and byte offset (for loss reports).
+    at: Cell<(u64, usize)>,
 }
 
 impl PairState {
@@ -305,6 +307,7 @@ async fn run_pair(sh: Arc<Shared>, p: Pair, from: Instant, to: Instant, stats: R
         chunks: RefCell::new(VecDeque::new()),
         waker: RefCell::new(None),
         dead: Cell::new(false),
+        at: Cell::new((0, 0)),
     });
     let s_fd = p.sender.as_raw_fd();
     let r_fd = p.receiver.as_raw_fd();
@@ -322,7 +325,9 @@ async fn run_pair(sh: Arc<Shared>, p: Pair, from: Instant, to: Instant, stats: R
         to,
     ));
     monoio::spawn(acks(sh.clone(), s_rd, st.clone(), stats.clone(), from, to));
-    sender(&sh, p.idx, &p.to_path, s_wr, &st, &stats).await;
+    // The write half stays open through the drain: dropping it would half-close.
+    let mut s_wr = s_wr;
+    sender(&sh, p.idx, &p.to_path, &mut s_wr, &st, &stats).await;
     // Drain: wait for messages in flight.
     let deadline = Instant::now() + Duration::from_secs_f64(sh.args.drain);
     while !st.inflight.borrow().is_empty() && !st.dead.get() && Instant::now() < deadline {
@@ -333,8 +338,11 @@ async fn run_pair(sh: Arc<Shared>, p: Pair, from: Instant, to: Instant, stats: R
         let mut s = stats.borrow_mut();
         s.lost += lost;
         if s.error_samples.len() < 10 {
-            s.error_samples
-                .push(format!("pair {}: {lost} messages not delivered", p.idx));
+            let (seq, off) = st.at.get();
+            s.error_samples.push(format!(
+                "pair {}: {lost} messages not delivered (receiver at message {seq}, byte {off})",
+                p.idx
+            ));
         }
         sh.errors.fetch_add(1, Ordering::Relaxed);
     }
@@ -358,7 +366,7 @@ async fn sender<W: AsyncWriteRentExt>(
     sh: &Shared,
     idx: usize,
     to_path: &str,
-    mut wr: W,
+    wr: &mut W,
     st: &PairState,
     stats: &Rc<RefCell<Stats>>,
 ) {
@@ -544,6 +552,7 @@ async fn receiver<R: AsyncReadRent, W: AsyncWriteRentExt>(
                         fail(format!("body mismatch at offset {off} of message {seq}"));
                     }
                     off += b.len();
+                    st.at.set((seq, off));
                 }
                 Event::End(flag) => {
                     if let Some((tid, prev)) = cur.take() {

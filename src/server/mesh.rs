@@ -3,16 +3,31 @@
 //!
 //! The channels are unbounded so that two workers sending to each other can never
 //! deadlock; memory stays bounded because every reader checks the gauge of the
-//! connection its frame is feeding before it reads more (see `conn.rs`): a gauge is the
-//! number of bytes queued on one connection, readable from any core, and each core has
-//! an event that its writers notify when their queues drain.
+//! connection its frame is feeding before it reads more (see `worker.rs`): a gauge is
+//! the number of bytes queued on one connection, readable from any core.
+//!
+//! Wake-ups never depend on a task waker crossing threads. Each channel has a doorbell,
+//! a Unix socket pair: a sender rings it (one byte) only when the receiver may be asleep
+//! (an atomic flag says so), and the receiving worker waits on it with an ordinary
+//! socket read, which both monoio drivers complete on their own thread. Readers waiting
+//! for a queue on another core re-check its gauge on a short timer (such waits only
+//! happen while a receiver is slower than its sender); waits on their own core use that
+//! core's drain event.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use event_listener::Event;
 
 use super::Control;
 use crate::relay::MeshMsg;
+
+/// How often a reader re-checks a queue on another core while it waits for it to drain.
+const REMOTE_RECHECK: Duration = Duration::from_micros(500);
 
 /// What travels into a worker.
 #[derive(Debug)]
@@ -21,12 +36,71 @@ pub enum Envelope {
     Control(Control),
 }
 
-pub type MeshSender = async_channel::Sender<Envelope>;
-pub type MeshReceiver = async_channel::Receiver<Envelope>;
+struct Bell {
+    /// `true` while a ring is pending (the receiver has not drained since).
+    rung: AtomicBool,
+    tx: UnixStream,
+}
+
+/// The sending side of a worker's channel (any thread).
+#[derive(Clone)]
+pub struct MeshSender {
+    tx: mpsc::Sender<Envelope>,
+    bell: Arc<Bell>,
+}
+
+impl MeshSender {
+    /// Queues `env` and rings the doorbell if the receiver may be asleep. Fails only
+    /// when the receiving worker is gone.
+    pub fn send(&self, env: Envelope) -> Result<(), Envelope> {
+        self.tx.send(env).map_err(|e| e.0)?;
+        if !self.bell.rung.swap(true, Ordering::SeqCst) {
+            // A full socket buffer means a ring is already waiting to be read.
+            let _ = (&self.bell.tx).write(&[1]);
+        }
+        Ok(())
+    }
+}
+
+/// The receiving side, owned by one worker.
+pub struct MeshReceiver {
+    rx: mpsc::Receiver<Envelope>,
+    bell: Arc<Bell>,
+    /// The doorbell's read end, handed to the worker's runtime.
+    pub bell_rx: UnixStream,
+}
+
+impl MeshReceiver {
+    /// Re-arms the doorbell; call before draining with [`MeshReceiver::try_recv`].
+    pub fn rearm(&self) {
+        self.bell.rung.store(false, Ordering::SeqCst);
+    }
+
+    pub fn try_recv(&self) -> Option<Envelope> {
+        self.rx.try_recv().ok()
+    }
+}
 
 /// One channel per worker: every worker gets all senders.
-pub fn channels(workers: usize) -> (Vec<MeshSender>, Vec<MeshReceiver>) {
-    (0..workers).map(|_| async_channel::unbounded()).unzip()
+pub fn channels(workers: usize) -> std::io::Result<(Vec<MeshSender>, Vec<MeshReceiver>)> {
+    let mut senders = Vec::with_capacity(workers);
+    let mut receivers = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, rx) = mpsc::channel();
+        let (bell_tx, bell_rx) = UnixStream::pair()?;
+        bell_tx.set_nonblocking(true)?;
+        bell_rx.set_nonblocking(true)?;
+        let bell = Arc::new(Bell {
+            rung: AtomicBool::new(false),
+            tx: bell_tx,
+        });
+        senders.push(MeshSender {
+            tx,
+            bell: bell.clone(),
+        });
+        receivers.push(MeshReceiver { rx, bell, bell_rx });
+    }
+    Ok((senders, receivers))
 }
 
 /// Queued bytes per connection slot, per core, and a drain event per core.
@@ -90,11 +164,17 @@ impl Gauges {
         self.queued.get(usize::from(core))?.get(slot as usize)
     }
 
-    /// Waits until `(core, slot)` holds less than `high` bytes.
-    pub async fn wait_below(&self, core: u16, slot: u32, high: usize) {
+    /// Waits until `(core, slot)` holds less than `high` bytes. `here` is the calling
+    /// worker's core: its own queues wake it through their drain event; a queue on
+    /// another core is re-checked on a short timer.
+    pub async fn wait_below(&self, here: u16, core: u16, slot: u32, high: usize) {
         loop {
             if self.get(core, slot) < high {
                 return;
+            }
+            if core != here {
+                monoio::time::sleep(REMOTE_RECHECK).await;
+                continue;
             }
             let Some(ev) = self.drained.get(usize::from(core)) else {
                 return;

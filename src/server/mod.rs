@@ -106,6 +106,8 @@ pub enum Control {
     Shutdown,
     /// A reloaded users file (SIGHUP).
     Users(Option<Arc<Users>>),
+    /// Log each worker's tables and queues (SIGUSR1).
+    Dump,
 }
 
 /// A running server.
@@ -149,7 +151,7 @@ impl ServerHandle {
             None => None,
         };
         for c in &self.control {
-            let _ = c.try_send(mesh::Envelope::Control(Control::Users(users.clone())));
+            let _ = c.send(mesh::Envelope::Control(Control::Users(users.clone())));
         }
         tracing::info!(
             users = users.as_ref().map_or(0, |u| u.len()),
@@ -158,10 +160,17 @@ impl ServerHandle {
         Ok(())
     }
 
+    /// Asks every worker to log its tables and queues.
+    pub fn dump(&self) {
+        for c in &self.control {
+            let _ = c.send(mesh::Envelope::Control(Control::Dump));
+        }
+    }
+
     /// Asks every worker to shut down gracefully.
     pub fn shutdown(&self) {
         for c in &self.control {
-            let _ = c.try_send(mesh::Envelope::Control(Control::Shutdown));
+            let _ = c.send(mesh::Envelope::Control(Control::Shutdown));
         }
     }
 
@@ -202,7 +211,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     let driver = resolve_driver(cfg.driver);
     let mut secret = [0u8; 32];
     rand::fill(&mut secret);
-    let (senders, receivers) = mesh::channels(workers);
+    let (senders, receivers) = mesh::channels(workers).map_err(ServerError::Thread)?;
     let gauges = Arc::new(mesh::Gauges::new(workers, cfg.max_conns_per_core));
     let counters: Vec<Arc<Counters>> = (0..workers)
         .map(|_| Arc::new(Counters::default()))

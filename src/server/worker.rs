@@ -207,23 +207,41 @@ async fn timer_loop(w: Rc<Worker>) {
     }
 }
 
+/// Receives what other cores (and the main thread) send: waits on the doorbell, then
+/// drains the channel.
 async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
-    while let Ok(env) = rx.recv().await {
-        let mut next = Some(env);
-        // Take everything already waiting before dispatching.
-        while let Some(env) = next.take() {
+    let mut bell = match rx
+        .bell_rx
+        .try_clone()
+        .and_then(monoio::net::UnixStream::from_std)
+    {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(core = w.core, error = %e, "cannot wait on the mesh doorbell");
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 256];
+    loop {
+        rx.rearm();
+        while let Some(env) = rx.try_recv() {
             match env {
                 Envelope::Mesh(m) => w.relay.borrow_mut().handle_mesh(Instant::now(), m),
                 Envelope::Control(Control::Users(u)) => w.relay.borrow_mut().set_users(u),
+                Envelope::Control(Control::Dump) => w.dump(),
                 Envelope::Control(Control::Shutdown) => {
                     w.dispatch();
                     w.shutdown().await;
                     return;
                 }
             }
-            next = rx.try_recv().ok();
         }
         w.dispatch();
+        let (r, b) = bell.read(buf).await;
+        buf = b;
+        if matches!(r, Ok(0) | Err(_)) {
+            return;
+        }
     }
 }
 
@@ -334,7 +352,7 @@ impl Worker {
                 Action::Mesh { core, msg } => {
                     if let Some(tx) = self.mesh.get(usize::from(core)) {
                         // Unbounded: never full; fails only when that worker is gone.
-                        let _ = tx.try_send(Envelope::Mesh(msg));
+                        let _ = tx.send(Envelope::Mesh(msg));
                     }
                 }
                 Action::Close {
@@ -363,6 +381,32 @@ impl Worker {
                     };
                     self.connect(id, host, port);
                 }
+            }
+        }
+    }
+
+    /// Logs this worker's tables and every connection with queued bytes.
+    fn dump(&self) {
+        let (sessions, txns, streams, conns) = self.relay.borrow().table_sizes();
+        tracing::info!(
+            core = self.core,
+            sessions,
+            txns,
+            streams,
+            conns,
+            "worker tables"
+        );
+        for h in self.conns.borrow().values() {
+            if h.queued() > 0 || h.is_closing() {
+                tracing::info!(
+                    core = self.core,
+                    slot = h.id.slot,
+                    peer = %h.peer,
+                    queued = h.queued(),
+                    gauge = self.gauges.get(h.id.core, h.id.slot),
+                    closing = h.is_closing(),
+                    "connection queue"
+                );
             }
         }
     }
@@ -408,10 +452,12 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
     let why = 'outer: loop {
         // Backpressure: our own queue (responses to this peer) and the queue our current
         // frame is feeding must be below the high-water mark before we read more.
-        w.gauges.wait_below(id.core, id.slot, w.high_water).await;
+        w.gauges
+            .wait_below(w.core, id.core, id.slot, w.high_water)
+            .await;
         let target = w.relay.borrow().backpressure_target(id);
         if let Some((core, slot)) = target {
-            w.gauges.wait_below(core, slot, w.high_water).await;
+            w.gauges.wait_below(w.core, core, slot, w.high_water).await;
         }
         if h.is_closing() {
             break "closed by relay";
