@@ -1166,9 +1166,12 @@ impl Relay {
 
     // ----- helpers -----
 
-    /// `true` when `uri` names this relay: our host, our port (or none), transport tcp.
+    /// `true` when `uri` names this relay: scheme msrp, our host, our port (or none),
+    /// transport tcp.
     fn is_ours(&self, uri: &Uri<'_>) -> bool {
-        uri.transport().eq_ignore_ascii_case("tcp")
+        // We hand out msrp: URIs only (no TLS listener): an msrps: URI is another's.
+        !uri.is_secure()
+            && uri.transport().eq_ignore_ascii_case("tcp")
             && uri.port().is_none_or(|p| self.cfg.ports.contains(&p))
             && self
                 .cfg
