@@ -797,10 +797,24 @@ impl Relay {
                     return;
                 };
                 let mut b = BytesMut::with_capacity(head.as_bytes().len() + 64);
-                if encode::forward_head(&mut b, head, orig_tid) {
-                    encode::end_line(&mut b, orig_tid, Flag::Complete);
-                    self.write(reply, b.freeze());
+                if !encode::forward_head(&mut b, head, orig_tid) {
+                    return;
                 }
+                // Both ends on this relay: our next URI leaves the To-Path too, as on
+                // the request's way in (§6.4.3).
+                loop {
+                    let next = match Head::parse(&b) {
+                        Ok(h) if h.to_path().len() > 1 && self.is_ours(&h.to_path().first()) => {
+                            let mut nb = BytesMut::with_capacity(b.len() + 8);
+                            encode::forward_head(&mut nb, &h, orig_tid);
+                            nb
+                        }
+                        _ => break,
+                    };
+                    b = next;
+                }
+                encode::end_line(&mut b, orig_tid, Flag::Complete);
+                self.write(reply, b.freeze());
             }
         }
     }
