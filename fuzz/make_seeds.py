@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Writes seed inputs for the fuzz targets into fuzz/corpus/<target>/ (git-ignored).
+
+Run from anywhere: python3 fuzz/make_seeds.py. The frames follow the examples of
+RFC 4975 §7 and RFC 4976 §7-§8; the scanner seeds carry the target's prefix
+(cfg byte, count k, k piece lengths) in front of the stream.
+"""
+
+import hashlib
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CRLF = b"\r\n"
+
+A = b"msrp://alice.example.com:7777/iau39soe2843z;tcp"
+B = b"msrp://bob.example.com:8888/9di4eae923wzd;tcp"
+R1 = b"msrps://relay1.example.com;tcp"
+R2 = b"msrps://relay2.example.com:2855;tcp"
+V6 = b"msrps://bob@[2001:db8::1]:2855/a/b=+;ws;x=y;z"
+
+
+def frame(tid, start, headers, body=None, flag=b"$"):
+    out = b"MSRP " + tid + b" " + start + CRLF
+    for name, value in headers:
+        out += name + b": " + value + CRLF
+    if body is not None:
+        out += CRLF + body + CRLF
+    return out + b"-------" + tid + flag + CRLF
+
+
+def head_only(tid, start, headers):
+    out = b"MSRP " + tid + b" " + start + CRLF
+    for name, value in headers:
+        out += name + b": " + value + CRLF
+    return out
+
+
+CRED = (b'Digest username="Alice", realm="intra.example.com", nonce="7a8f3b", '
+        b'uri="msrps://relay1.example.com;tcp", qop=auth, nc=00000001, '
+        b'cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1", '
+        b'opaque="5ccc069c", algorithm=MD5')
+CHAL = (b'Digest realm="intra.example.com", qop="auth", algorithm=MD5, '
+        b'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c", stale=FALSE')
+AINFO = (b'nextnonce="7a8f3b9c", qop=auth, rspauth="6629fae49393a05397450978507c4ef1", '
+         b'cnonce="0a4f113b", nc=00000001')
+
+HEADS = [
+    (b"a786hjs2", b"SEND", [(b"To-Path", B), (b"From-Path", A), (b"Message-ID", b"87652491"),
+                            (b"Byte-Range", b"1-25/25"), (b"Content-Type", b"text/plain")]),
+    (b"dkei38sd", b"SEND", [(b"To-Path", R1 + b" " + R2 + b" " + B), (b"From-Path", A),
+                            (b"Message-ID", b"4564dpWd"), (b"Byte-Range", b"1-*/8"),
+                            (b"Success-Report", b"yes"), (b"Failure-Report", b"partial"),
+                            (b"Content-Type", b"text/plain; charset=utf-8")]),
+    (b"dkei38sd", b"REPORT", [(b"To-Path", A), (b"From-Path", B), (b"Message-ID", b"4564dpWd"),
+                              (b"Byte-Range", b"1-8/8"), (b"Status", b"000 200 OK")]),
+    (b"a786hjs2", b"200 OK", [(b"To-Path", A), (b"From-Path", B)]),
+    (b"x0Kq9.=+", b"AUTH", [(b"To-Path", R1), (b"From-Path", A), (b"Authorization", CRED),
+                            (b"Expires", b"900")]),
+    (b"x0Kq9.=+", b"401 Unauthorized", [(b"To-Path", A), (b"From-Path", R1),
+                                        (b"WWW-Authenticate", CHAL)]),
+    (b"x0Kq9.=+", b"200 OK", [(b"To-Path", A), (b"From-Path", R1), (b"Use-Path", R1),
+                              (b"Expires", b"900"), (b"Authentication-Info", AINFO)]),
+    (b"x0Kq9.=+", b"423 Interval Out-of-Bounds", [(b"To-Path", A), (b"From-Path", R1),
+                                                  (b"Min-Expires", b"60"), (b"Max-Expires", b"3600")]),
+    (b"abcd", b"NICKNAME", [(b"to-path", V6), (b"FROM-PATH", A), (b"Use-Nickname", b'"Al"'),
+                            (b"X-Ext", b"\xc3\xa9t\xc3\xa9")]),
+]
+
+
+def frames():
+    out = []
+    for tid, start, hs in HEADS:
+        ct = any(n.lower() == b"content-type" for n, _ in hs)
+        out.append(frame(tid, start, hs, b"Hey Bob, are you there?" if ct else None))
+    hs = HEADS[0][2]
+    out.append(frame(b"a786hjs2", b"SEND", hs, b"", b"+"))
+    out.append(frame(b"a786hjs2", b"SEND", hs, b"partial", b"#"))
+    out.append(frame(b"abcd", b"SEND", hs,
+                     b"\r\n-------abcde$\r\n\r\n-------abcd!\r\n-------abcd$xy\r\n-------abc"))
+    out.append(frame(b"abcd", b"FOO", hs, b"x" * 300))
+    return out
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    if not name:
+        name = hashlib.sha1(data).hexdigest()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    fs = frames()
+    stream = b"".join(fs)
+    # scanner: [cfg, k, lens...] + stream
+    for i, f in enumerate(fs):
+        write("scanner", "frame%02d" % i, bytes([0, 0]) + f)
+        write("scanner", "frame%02d-split" % i, bytes([0, 3, 1, 7, 0]) + f)
+    write("scanner", "stream-whole", bytes([0, 0]) + stream)
+    write("scanner", "stream-split", bytes([0, 4, 13, 64, 1, 200]) + stream)
+    write("scanner", "stream-small-limits", bytes([0x15, 2, 5, 9]) + stream)
+    # head: the head alone (no blank line or end-line)
+    for i, (tid, start, hs) in enumerate(HEADS):
+        write("head", "head%02d" % i, head_only(tid, start, hs))
+    # uri: up to three URIs separated by LF
+    uris = [A, B, R1, R2, V6, b"MSRP://Alice.Example.COM:07777/iau39soe2843z;TCP",
+            b"msrp://%61lice.example.com:7777/iau39soe2843z;tcp", b"msrp://127.0.0.1:1/s;tcp",
+            b"msrp://[::ffff:127.0.0.1]/s;ws", b"msrps://u:p@h;tcp;a=b;c"]
+    for i, u in enumerate(uris):
+        write("uri", "uri%02d" % i, u)
+    write("uri", "uri-eq3", A + b"\n" + uris[5] + b"\n" + uris[6])
+    write("uri", "uri-path", R1 + b" " + R2 + b" " + B + b"\n" + R1)
+    # digest: header values
+    for i, v in enumerate([CRED, CHAL, AINFO, b'Digest realm="a\\"b", nonce=x,\t opaque=""']):
+        write("digest", "digest%02d" % i, v)
+
+
+if __name__ == "__main__":
+    main()
