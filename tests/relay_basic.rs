@@ -60,3 +60,47 @@ fn two_clients_both_directions_both_drivers() {
         assert_eq!(c.deliveries_same_core + c.deliveries_cross_core, 2);
     }
 }
+
+/// Forwarding adds a URI to From-Path; a From-Path already at the limit is refused
+/// with 400 instead of producing a frame the next hop cannot parse.
+#[test]
+fn from_path_at_the_limit_is_refused() {
+    let relay = Relay::start(1, msrpd::server::Driver::Auto, |_| {});
+    let mut a = relay.connect(&peer_uri("alice", 1111));
+    let mut b = relay.connect(&peer_uri("bob", 2222));
+    a.auth(&relay.uri());
+    let rb = b.auth(&relay.uri());
+    let long: Vec<String> = (0..32)
+        .map(|i| format!("msrp://h{i}.example.com:2855/s{i};tcp"))
+        .collect();
+    a.me = long.join(" ");
+    let tid = a.send(
+        &format!("{rb} {}", b.me),
+        &[("Message-ID", "msg00009"), ("Failure-Report", "no")],
+        Some(b"x"),
+        Flag::Complete,
+    );
+    let _ = tid;
+    // Failure-Report no: nothing comes back, and B receives nothing either.
+    assert!(
+        b.try_read_frame(std::time::Duration::from_millis(300))
+            .is_err()
+    );
+    a.me = peer_uri("alice", 1111);
+    let long_from = long.join(" ");
+    let tid = a.tid();
+    a.send_raw(
+        format!(
+            "MSRP {tid} SEND\r\nTo-Path: {rb} {}\r\nFrom-Path: {long_from}\r\nMessage-ID: msg0000a\r\nContent-Type: text/plain\r\n\r\nx\r\n-------{tid}$\r\n",
+            b.me
+        )
+        .as_bytes(),
+    );
+    let r = a.read_frame();
+    assert_eq!(r.tid(), tid);
+    assert_eq!(r.kind(), "400");
+    assert_eq!(
+        r.header("To-Path"),
+        Some("msrp://h0.example.com:2855/s0;tcp")
+    );
+}

@@ -89,6 +89,10 @@ pub struct Args {
     /// message (all threads of each process, from /proc).
     #[arg(long, value_name = "PID[,PID..]", value_delimiter = ',')]
     pub relay_pid: Vec<u32>,
+    /// Seconds to hold all pairs connected and idle before traffic (memory is sampled
+    /// after it).
+    #[arg(long, default_value_t = 0.0)]
+    pub hold: f64,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
@@ -177,6 +181,24 @@ fn parse_cpus(s: &str) -> Option<Vec<usize>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// Resident memory of the processes `pids` in KiB (VmRSS).
+fn process_rss_kib(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut total = 0;
+    for pid in pids {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        total += s
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
+}
+
 /// Total CPU time of all threads of the processes `pids`, in nanoseconds (schedstat).
 fn process_cpu_ns(pids: &[u32]) -> Option<u64> {
     if pids.is_empty() {
@@ -199,6 +221,18 @@ fn process_cpu_ns(pids: &[u32]) -> Option<u64> {
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
+    // Every pair holds two descriptors: use the whole hard limit.
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
     if let Some(addr) = args.forwarder {
         return forwarder::serve(addr, args.threads);
     }
@@ -245,6 +279,7 @@ fn main() -> ExitCode {
         ready_pairs: AtomicU64::new(0),
         args,
     });
+    let rss_before = process_rss_kib(&shared.args.relay_pid);
     let start_gate = Arc::new(std::sync::Barrier::new(threads + 1));
     let times: Arc<std::sync::Mutex<Option<(Instant, Instant)>>> =
         Arc::new(std::sync::Mutex::new(None));
@@ -280,6 +315,11 @@ fn main() -> ExitCode {
         );
         shared.stop.store(true, Ordering::Release);
     }
+    // Relay memory with every pair connected and AUTHed, before any traffic.
+    if shared.args.hold > 0.0 {
+        std::thread::sleep(Duration::from_secs_f64(shared.args.hold));
+    }
+    let rss_idle = process_rss_kib(&shared.args.relay_pid);
     let t0 = Instant::now();
     let from = t0 + Duration::from_secs_f64(shared.args.warmup);
     let to = from + Duration::from_secs_f64(shared.args.duration);
@@ -321,7 +361,33 @@ fn main() -> ExitCode {
             }
         }
     }
-    report(&shared, &total, cpu_from, cpu_to)
+    let rss = Rss {
+        before: rss_before,
+        idle: rss_idle,
+        end: process_rss_kib(&shared.args.relay_pid),
+        connections: 2 * ready,
+    };
+    report(&shared, &total, cpu_from, cpu_to, rss)
+}
+
+/// Relay memory: before the pairs connected, with all pairs idle, at the end (KiB).
+struct Rss {
+    before: Option<u64>,
+    idle: Option<u64>,
+    end: Option<u64>,
+    connections: u64,
+}
+
+impl Rss {
+    /// KiB per connection held, from the growth between `before` and `idle`.
+    fn per_connection(&self) -> Option<f64> {
+        match (self.before, self.idle) {
+            (Some(b), Some(i)) if self.connections > 0 => {
+                Some(i.saturating_sub(b) as f64 / self.connections as f64)
+            }
+            _ => None,
+        }
+    }
 }
 
 fn report(
@@ -329,6 +395,7 @@ fn report(
     s: &Stats,
     cpu_from: Option<(u64, Instant)>,
     cpu_to: Option<(u64, Instant)>,
+    rss: Rss,
 ) -> ExitCode {
     let a = &shared.args;
     let secs = a.duration;
@@ -352,7 +419,9 @@ fn report(
                 "p99": q(&s.send_to_200, 0.99), "p999": q(&s.send_to_200, 0.999), "max": s.send_to_200.max() as f64 / 1000.0 },
             "delivery_us": { "p50": q(&s.delivery, 0.5), "p90": q(&s.delivery, 0.9),
                 "p99": q(&s.delivery, 0.99), "p999": q(&s.delivery, 0.999), "max": s.delivery.max() as f64 / 1000.0 },
-            "relay_cpu_us_per_msg": cpu_us_per_msg,
+                        "relay_cpu_us_per_msg": cpu_us_per_msg,
+            "relay_rss_kib": { "before": rss.before, "idle": rss.idle, "end": rss.end,
+                "connections": rss.connections, "per_connection": rss.per_connection() },
             "error_samples": s.error_samples,
         });
         println!("{v}");
@@ -384,6 +453,14 @@ fn report(
         }
         if let Some(c) = cpu_us_per_msg {
             println!("relay CPU {c:.2} us per delivered message");
+        }
+        if let (Some(b), Some(i), Some(e), Some(per)) =
+            (rss.before, rss.idle, rss.end, rss.per_connection())
+        {
+            println!(
+                "relay RSS KiB: {b} before, {i} with {} connections idle ({per:.2} KiB each), {e} at the end",
+                rss.connections
+            );
         }
         println!("errors {}  lost {}", s.errors, s.lost);
         for e in &s.error_samples {

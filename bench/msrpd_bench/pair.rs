@@ -373,7 +373,9 @@ async fn sender<W: AsyncWriteRentExt>(
     let a = &sh.args;
     let me = format!("msrp://127.0.0.1:9/s{idx:06x};tcp");
     let interval = a.rate.map(|r| Duration::from_secs_f64(a.pairs as f64 / r));
-    let mut next_at = Instant::now();
+    // Spread the pairs' send times over one interval instead of bursting together.
+    let mut next_at = Instant::now()
+        + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(idx as f64 / a.pairs as f64));
     let mut buf: Vec<u8> = Vec::with_capacity(a.chunk.min(a.size) + 512);
     let mut seq: u64 = 0;
     let mut tid_n: u64 = 0;
@@ -468,7 +470,9 @@ async fn receiver<R: AsyncReadRent, W: AsyncWriteRentExt>(
     to: Instant,
 ) {
     let size = sh.args.size;
-    let mut buf = BytesMut::with_capacity(256 * 1024);
+    // Small while quiet, 256 KiB while reads fill it (many idle pairs stay cheap).
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut busy = false;
     let mut sc = Scanner::default();
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut seq: u64 = 0;
@@ -476,8 +480,12 @@ async fn receiver<R: AsyncReadRent, W: AsyncWriteRentExt>(
     let mut cur: Option<(String, String)> = None;
     let fail = |e: String| error(&sh, &stats, format!("pair {idx} receiver: {e}"));
     loop {
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(256 * 1024);
+        if buf.is_empty() && !busy && buf.capacity() > 8 * 1024 {
+            buf = BytesMut::with_capacity(8 * 1024);
+        }
+        if buf.capacity() - buf.len() < 4 * 1024 || (busy && buf.capacity() - buf.len() < 64 * 1024)
+        {
+            buf.reserve(if busy { 256 * 1024 } else { 8 * 1024 });
         }
         let (len, cap) = (buf.len(), buf.capacity());
         let (r, b) = rd
@@ -493,7 +501,7 @@ async fn receiver<R: AsyncReadRent, W: AsyncWriteRentExt>(
                 st.wake();
                 return;
             }
-            Ok(_) => {}
+            Ok(n) => busy = n == cap - len,
         }
         loop {
             let ev = match sc.next(&mut buf) {
@@ -609,11 +617,11 @@ async fn acks<R: AsyncReadRent>(
     from: Instant,
     to: Instant,
 ) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::with_capacity(4 * 1024);
     let mut sc = Scanner::default();
     loop {
         if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(64 * 1024);
+            buf.reserve(16 * 1024);
         }
         let (len, cap) = (buf.len(), buf.capacity());
         let (r, b) = rd

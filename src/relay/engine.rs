@@ -610,6 +610,11 @@ impl Relay {
             self.reject(now, origin, &head, &p, 400, "SEND without Message-ID");
             return Step::Done(Stream::discard());
         }
+        if head.from_path().len() >= crate::codec::header::MAX_PATH_URIS {
+            // Forwarding adds our URI to From-Path; it would exceed what any hop accepts.
+            self.reject(now, origin, &head, &p, 400, "From-Path too long to forward");
+            return Step::Done(Stream::discard());
+        }
         if self.cfg.block_unknown_methods && matches!(method, Method::Other(_)) {
             self.reject(now, origin, &head, &p, 501, "method not allowed here");
             return Step::Done(Stream::discard());

@@ -182,11 +182,33 @@ impl ServerHandle {
     }
 }
 
+/// Raises the soft open-files limit to the hard one: every connection is a descriptor.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    tracing::info!(max_connections = lim.rlim_cur, "open-files limit");
+}
+
 /// Binds the listeners and starts the workers.
 pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     if cfg.cpus.is_empty() {
         return Err(ServerError::NoCores);
     }
+    raise_fd_limit();
     let workers = cfg.cpus.len();
     let users = match &cfg.users_file {
         Some(p) => Some(Arc::new(Users::load(p)?)),

@@ -22,10 +22,12 @@ use crate::codec::{Event, ScanLimits, Scanner};
 use crate::relay::users::Users;
 use crate::relay::{Action, CloseReason, ConnId, ConnKind, Counters, Origin, Relay, RelayConfig};
 
-/// Read buffer growth step.
+/// Read buffer of a busy connection.
 const READ_BUF: usize = 64 * 1024;
+/// Read buffer of a quiet connection: an idle connection holds only this much.
+const IDLE_READ_BUF: usize = 2 * 1024;
 /// Below this much free space the read buffer is grown before reading.
-const MIN_READ: usize = 4 * 1024;
+const MIN_READ: usize = 1024;
 /// Timer resolution of the relay's timeouts.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -445,7 +447,9 @@ impl Worker {
 }
 
 async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R) {
-    let mut buf = BytesMut::with_capacity(READ_BUF);
+    let mut buf = BytesMut::with_capacity(IDLE_READ_BUF);
+    // The buffer grows to READ_BUF when reads fill it, and shrinks back once drained.
+    let mut busy = false;
     let mut sc = Scanner::new(w.limits);
     let id = h.id;
     let origin = Origin::Conn(id);
@@ -462,8 +466,13 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
         if h.is_closing() {
             break "closed by relay";
         }
-        if buf.capacity() - buf.len() < MIN_READ {
-            buf.reserve(READ_BUF);
+        if buf.is_empty() && !busy && buf.capacity() > IDLE_READ_BUF {
+            buf = BytesMut::with_capacity(IDLE_READ_BUF);
+        }
+        if buf.capacity() - buf.len() < MIN_READ
+            || (busy && buf.capacity() - buf.len() < READ_BUF / 2)
+        {
+            buf.reserve(if busy { READ_BUF } else { IDLE_READ_BUF });
         }
         let (len, cap) = (buf.len(), buf.capacity());
         let (res, slice) = rd
@@ -473,7 +482,7 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
         match res {
             Ok(0) => break "closed by peer",
             Err(_) => break "read error",
-            Ok(_) => {}
+            Ok(n) => busy = n == cap - len,
         }
         let now = Instant::now();
         loop {
