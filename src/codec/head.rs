@@ -4,10 +4,10 @@
 //! headers are kept as they are. The headers the relay and user agent act on are typed
 //! while parsing; the digest headers are typed on demand.
 
-use super::chars::{TEXT, TOKEN};
+use super::chars::{ALPHA, TOKEN, all, all_text, find, find_ctrl, is};
 use super::header::{
     AuthInfo, ByteRange, Challenge, ContentType, Credentials, FailureReport, HeaderKind, Path,
-    Status, SuccessReport, ValueError, parse_message_id, parse_seconds,
+    Status, SuccessReport, ValueError, parse_message_id_str, parse_seconds,
 };
 use super::scanner::{ScanError, StartInfo, StartKind, parse_start};
 
@@ -93,20 +93,12 @@ pub struct Header<'a> {
     pub value: &'a [u8],
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Span {
-    kind: Option<HeaderKind>,
-    name: (u16, u16),
-    value: (u16, u16),
-}
-
-/// A parsed head borrowing its bytes.
+/// A parsed head borrowing its bytes. Header lines are not indexed: the typed values are
+/// kept, and [`Head::headers`] walks the (already validated) lines again when asked.
 #[derive(Debug, Clone)]
 pub struct Head<'a> {
     raw: &'a [u8],
     start: StartInfo,
-    spans: [Span; MAX_HEADERS],
-    count: u8,
     rest_at: u16,
     to_path: Path<'a>,
     from_path: Path<'a>,
@@ -120,6 +112,24 @@ pub struct Head<'a> {
     expires: Option<u32>,
     min_expires: Option<u32>,
     max_expires: Option<u32>,
+}
+
+/// One header line of a validated head: name, value with surrounding white space
+/// removed, and where the next line starts.
+fn split_line(raw: &[u8], pos: usize) -> Option<(&[u8], &[u8], usize)> {
+    let lf = find(raw, pos, b'\n')?;
+    let line = raw.get(pos..lf.checked_sub(1)?)?;
+    let colon = find(line, 0, b':')?;
+    let (name, value) = (line.get(..colon)?, line.get(colon + 1..)?);
+    Some((name, trim_ows(value), lf + 1))
+}
+
+/// `v` without leading and trailing SP and HTAB.
+fn trim_ows(v: &[u8]) -> &[u8] {
+    let is_ows = |c: &u8| matches!(c, b' ' | b'\t');
+    let start = v.iter().position(|c| !is_ows(c)).unwrap_or(v.len());
+    let end = v.iter().rposition(|c| !is_ows(c)).map_or(start, |e| e + 1);
+    v.get(start..end).unwrap_or_default()
 }
 
 fn str_of(b: &[u8]) -> &str {
@@ -146,25 +156,50 @@ impl<'a> Head<'a> {
         if raw.len() > usize::from(u16::MAX) {
             return Err(HeadError::TooLarge);
         }
-        let mut spans = [Span::default(); MAX_HEADERS];
+        let mut head = Head {
+            raw,
+            start,
+            rest_at: 0,
+            to_path: Path::EMPTY,
+            from_path: Path::EMPTY,
+            use_path: None,
+            message_id: None,
+            byte_range: None,
+            content_type: None,
+            success_report: None,
+            failure_report: None,
+            status: None,
+            expires: None,
+            min_expires: None,
+            max_expires: None,
+        };
         let mut count = 0usize;
+        let mut seen = 0u32;
         let mut pos = usize::from(start.headers_at);
-        let mut rest_at = 0u16;
-        let mut to_path = None;
-        let mut from_path = None;
-        let mut h = Partial::default();
+        // One UTF-8 check of the whole head gives every value as text. Each line is found by
+        // its first control byte: when that is the CR of the CRLF ending the line, no value
+        // byte can fail the utf8text check and the per-value checks are skipped. Any other
+        // line is taken apart step by step, so that the error is the same either way.
+        let text: Option<&'a str> = core::str::from_utf8(raw).ok();
         while pos < raw.len() {
-            let lf = memchr::memchr(b'\n', &raw[pos..]).ok_or(HeadError::BadHeaderLine)? + pos;
+            let ctrl = find_ctrl(raw, pos);
+            let plain =
+                matches!(ctrl, Some(i) if raw.get(i + 1) == Some(&b'\n') && raw[i] == b'\r');
+            let lf = match ctrl {
+                Some(i) if plain => i + 1,
+                _ => find(raw, pos, b'\n').ok_or(HeadError::BadHeaderLine)?,
+            };
             if lf == pos || raw[lf - 1] != b'\r' {
                 return Err(HeadError::BadHeaderLine);
             }
             let line = &raw[pos..lf - 1];
-            let colon = memchr::memchr(b':', line).ok_or(HeadError::BadHeaderLine)?;
+            // hname = ALPHA *token, up to the first colon. A known name is one; any other
+            // is checked.
+            let colon = find(line, 0, b':').ok_or(HeadError::BadHeaderLine)?;
             let name = &line[..colon];
-            // hname = ALPHA *token
-            if name.is_empty()
-                || !name[0].is_ascii_alphabetic()
-                || !name.iter().all(|&c| TOKEN[c as usize])
+            let kind = HeaderKind::classify(name);
+            if kind == HeaderKind::Other
+                && (!name.first().is_some_and(|&c| is(c, ALPHA)) || !all(name, TOKEN))
             {
                 return Err(HeadError::BadHeaderLine);
             }
@@ -177,55 +212,37 @@ impl<'a> Head<'a> {
                 ve -= 1;
             }
             let value = &line[vs..ve];
-            if !value.iter().all(|&c| TEXT[c as usize])
-                || (!value.is_ascii() && core::str::from_utf8(value).is_err())
+            if !(plain && text.is_some())
+                && (!all_text(value) || (!value.is_ascii() && core::str::from_utf8(value).is_err()))
             {
                 return Err(HeadError::BadHeaderValue);
             }
             if count == MAX_HEADERS {
                 return Err(HeadError::TooManyHeaders);
             }
-            let kind = HeaderKind::classify(name);
+            let value_str = || match text {
+                Some(t) => t.get(pos + vs..pos + ve).unwrap_or_default(),
+                None => str_of(value),
+            };
             let err = |e| HeadError::Value(kind, e);
             match (count, kind) {
-                (0, HeaderKind::ToPath) => to_path = Some(Path::parse(str_of(value)).map_err(err)?),
+                (0, HeaderKind::ToPath) => head.to_path = Path::parse(value_str()).map_err(err)?,
                 (0, _) => return Err(HeadError::MissingToPath),
                 (1, HeaderKind::FromPath) => {
-                    from_path = Some(Path::parse(str_of(value)).map_err(err)?);
-                    rest_at = (lf + 1) as u16;
+                    head.from_path = Path::parse(value_str()).map_err(err)?;
+                    head.rest_at = (lf + 1) as u16;
                 }
                 (1, _) => return Err(HeadError::MissingFromPath),
-                _ => h.add(kind, value)?,
+                _ => head.add(kind, value, value_str, &mut seen)?,
             }
-            spans[count] = Span {
-                kind: Some(kind),
-                name: (pos as u16, colon as u16),
-                value: ((pos + vs) as u16, (ve - vs) as u16),
-            };
             count += 1;
             pos = lf + 1;
         }
-        let to_path = to_path.ok_or(HeadError::MissingToPath)?;
-        let from_path = from_path.ok_or(HeadError::MissingFromPath)?;
-        Ok(Head {
-            raw,
-            start,
-            spans,
-            count: count as u8,
-            rest_at,
-            to_path,
-            from_path,
-            use_path: h.use_path,
-            message_id: h.message_id,
-            byte_range: h.byte_range,
-            content_type: h.content_type,
-            success_report: h.success_report,
-            failure_report: h.failure_report,
-            status: h.status,
-            expires: h.expires,
-            min_expires: h.min_expires,
-            max_expires: h.max_expires,
-        })
+        match count {
+            0 => Err(HeadError::MissingToPath),
+            1 => Err(HeadError::MissingFromPath),
+            _ => Ok(head),
+        }
     }
 
     /// The head's raw bytes.
@@ -277,13 +294,16 @@ impl<'a> Head<'a> {
     /// All header lines in order, To-Path and From-Path first.
     pub fn headers(&self) -> impl Iterator<Item = Header<'a>> + '_ {
         let raw = self.raw;
-        self.spans[..usize::from(self.count)]
-            .iter()
-            .map(move |s| Header {
-                kind: s.kind.unwrap_or(HeaderKind::Other),
-                name: str_of(&raw[usize::from(s.name.0)..usize::from(s.name.0 + s.name.1)]),
-                value: &raw[usize::from(s.value.0)..usize::from(s.value.0 + s.value.1)],
+        let mut pos = usize::from(self.start.headers_at);
+        core::iter::from_fn(move || {
+            let (name, value, next) = split_line(raw, pos)?;
+            pos = next;
+            Some(Header {
+                kind: HeaderKind::classify(name),
+                name: str_of(name),
+                value,
             })
+        })
     }
 
     /// The first header with this name (case-insensitive).
@@ -362,39 +382,33 @@ impl<'a> Head<'a> {
     }
 }
 
-/// Typed values gathered while parsing headers after the two paths.
-#[derive(Default)]
-struct Partial<'a> {
-    use_path: Option<Path<'a>>,
-    message_id: Option<&'a str>,
-    byte_range: Option<ByteRange>,
-    content_type: Option<ContentType<'a>>,
-    success_report: Option<SuccessReport>,
-    failure_report: Option<FailureReport>,
-    status: Option<Status<'a>>,
-    expires: Option<u32>,
-    min_expires: Option<u32>,
-    max_expires: Option<u32>,
-    seen: u32,
-}
-
-impl<'a> Partial<'a> {
-    fn add(&mut self, kind: HeaderKind, v: &'a [u8]) -> Result<(), HeadError> {
+impl<'a> Head<'a> {
+    /// Types one header; `s` gives the value as text (it is made only for the headers
+    /// that need it).
+    fn add(
+        &mut self,
+        kind: HeaderKind,
+        v: &'a [u8],
+        s: impl FnOnce() -> &'a str,
+        seen: &mut u32,
+    ) -> Result<(), HeadError> {
         if kind == HeaderKind::Other {
             return Ok(());
         }
         let bit = 1u32 << (kind as u8);
-        if self.seen & bit != 0 || matches!(kind, HeaderKind::ToPath | HeaderKind::FromPath) {
+        if *seen & bit != 0 || matches!(kind, HeaderKind::ToPath | HeaderKind::FromPath) {
             return Err(HeadError::Duplicate(kind));
         }
-        self.seen |= bit;
+        *seen |= bit;
         let err = |e| HeadError::Value(kind, e);
         match kind {
-            HeaderKind::UsePath => self.use_path = Some(Path::parse(str_of(v)).map_err(err)?),
-            HeaderKind::MessageId => self.message_id = Some(parse_message_id(v).map_err(err)?),
+            HeaderKind::UsePath => self.use_path = Some(Path::parse(s()).map_err(err)?),
+            HeaderKind::MessageId => {
+                self.message_id = Some(parse_message_id_str(s()).map_err(err)?)
+            }
             HeaderKind::ByteRange => self.byte_range = Some(ByteRange::parse(v).map_err(err)?),
             HeaderKind::ContentType => {
-                self.content_type = Some(ContentType::parse(v).map_err(err)?)
+                self.content_type = Some(ContentType::parse_str(s()).map_err(err)?)
             }
             HeaderKind::SuccessReport => {
                 self.success_report = Some(SuccessReport::parse(v).map_err(err)?)

@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use super::chars::{TOKEN, is_ident, is_token, parse_u64};
+use super::chars::{TOKEN, digits, find, is, is_ident, is_token, parse_u64, span};
 use super::uri::{Uri, UriError};
 
 /// Headers the codec knows by name (names compare case-insensitively).
@@ -39,14 +39,88 @@ impl HeaderKind {
             .map_or("", |(n, _)| n)
     }
 
-    /// Classifies a header name, case-insensitively.
+    /// Classifies a header name, case-insensitively: length and first letter pick the
+    /// one candidate (two for the Expires pair), then one comparison decides.
     pub fn classify(name: &[u8]) -> HeaderKind {
-        for (n, k) in KNOWN {
-            if n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name) {
-                return *k;
-            }
+        use HeaderKind as K;
+        let Some(&first) = name.first() else {
+            return K::Other;
+        };
+        let (canon, kind): (&[u8], HeaderKind) = match (name.len(), first | 0x20) {
+            (7, b't') => (b"To-Path", K::ToPath),
+            (9, b'f') => (b"From-Path", K::FromPath),
+            (10, b'm') => (b"Message-ID", K::MessageId),
+            (10, b'b') => (b"Byte-Range", K::ByteRange),
+            (12, b'c') => (b"Content-Type", K::ContentType),
+            (14, b's') => (b"Success-Report", K::SuccessReport),
+            (14, b'f') => (b"Failure-Report", K::FailureReport),
+            (6, b's') => (b"Status", K::Status),
+            (7, b'e') => (b"Expires", K::Expires),
+            (11, b'm') => match name.get(1).map(|c| c | 0x20) {
+                Some(b'i') => (b"Min-Expires", K::MinExpires),
+                _ => (b"Max-Expires", K::MaxExpires),
+            },
+            (8, b'u') => (b"Use-Path", K::UsePath),
+            (16, b'w') => (b"WWW-Authenticate", K::WwwAuthenticate),
+            (13, b'a') => (b"Authorization", K::Authorization),
+            (19, b'a') => (b"Authentication-Info", K::AuthenticationInfo),
+            _ => return K::Other,
+        };
+        if same_name(name, canon) {
+            kind
+        } else {
+            K::Other
         }
-        HeaderKind::Other
+    }
+}
+
+/// Compares a header name with a canonical one (letters and '-'), ignoring case, a word
+/// at a time: bytes may differ in bit 5 only where the canonical byte is a letter (bit 6
+/// set; '-' has it clear), so this is exactly `eq_ignore_ascii_case`. Names of 8 bytes
+/// or more are compared in 8-byte words (the last one overlapping), shorter ones in two
+/// overlapping 4-byte words; all canonical names have at least 6 bytes.
+#[inline]
+fn same_name(name: &[u8], canon: &[u8]) -> bool {
+    let n = name.len();
+    if n != canon.len() {
+        return false;
+    }
+    let eq8 = |i: usize| match (
+        name.get(i..i + 8).and_then(|s| <[u8; 8]>::try_from(s).ok()),
+        canon
+            .get(i..i + 8)
+            .and_then(|s| <[u8; 8]>::try_from(s).ok()),
+    ) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (u64::from_le_bytes(a), u64::from_le_bytes(b));
+            (a ^ b) & !((b & 0x4040_4040_4040_4040) >> 1) == 0
+        }
+        _ => false,
+    };
+    let eq4 = |i: usize| match (
+        name.get(i..i + 4).and_then(|s| <[u8; 4]>::try_from(s).ok()),
+        canon
+            .get(i..i + 4)
+            .and_then(|s| <[u8; 4]>::try_from(s).ok()),
+    ) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (u32::from_le_bytes(a), u32::from_le_bytes(b));
+            (a ^ b) & !((b & 0x4040_4040) >> 1) == 0
+        }
+        _ => false,
+    };
+    if n >= 8 {
+        let mut eq = true;
+        let mut i = 0;
+        while i + 8 < n {
+            eq &= eq8(i);
+            i += 8;
+        }
+        eq & eq8(n - 8)
+    } else if n >= 4 {
+        eq4(0) & eq4(n - 4)
+    } else {
+        name.eq_ignore_ascii_case(canon)
     }
 }
 
@@ -106,20 +180,44 @@ pub struct Path<'a> {
 }
 
 impl<'a> Path<'a> {
+    /// A placeholder for a head under construction; never handed out.
+    pub(crate) const EMPTY: Path<'static> = Path {
+        raw: "",
+        len: 0,
+        first: Uri::EMPTY,
+    };
+
+    /// Parses `MSRP-URI *(SP MSRP-URI)`: single spaces, at most [`MAX_PATH_URIS`]. Each
+    /// URI is read where it starts and ends at the next space (in one pass for the usual
+    /// ones); an error is the first URI's that fails, as if the path were split first.
     pub fn parse(raw: &'a str) -> Result<Path<'a>, ValueError> {
-        let mut it = raw.split(' ');
-        let first_s = it
-            .next()
-            .filter(|s| !s.is_empty())
-            .ok_or(ValueError::EmptyPath)?;
-        let first = Uri::parse(first_s).map_err(ValueError::Uri)?;
-        let mut len = 1usize;
-        for s in it {
-            Uri::parse(s).map_err(ValueError::Uri)?;
+        let b = raw.as_bytes();
+        if b.first().is_none_or(|&c| c == b' ') {
+            return Err(ValueError::EmptyPath);
+        }
+        let mut first = Uri::EMPTY;
+        let mut len = 0usize;
+        let mut pos = 0;
+        loop {
+            let (uri, end) = match Uri::parse_fast(raw, pos) {
+                Some(found) => found,
+                None => {
+                    let end = find(b, pos, b' ').unwrap_or(b.len());
+                    let piece = raw.get(pos..end).unwrap_or_default();
+                    (Uri::parse(piece).map_err(ValueError::Uri)?, end)
+                }
+            };
             len += 1;
-            if len > MAX_PATH_URIS {
+            if len == 1 {
+                first = uri;
+            } else if len > MAX_PATH_URIS {
                 return Err(ValueError::PathTooLong);
             }
+            // b[end] is a space, or the path ends.
+            if end >= b.len() {
+                break;
+            }
+            pos = end + 1;
         }
         Ok(Path {
             raw,
@@ -127,6 +225,7 @@ impl<'a> Path<'a> {
             first,
         })
     }
+
     /// The path as written.
     pub fn as_str(&self) -> &'a str {
         self.raw
@@ -169,6 +268,15 @@ pub fn parse_message_id(v: &[u8]) -> Result<&str, ValueError> {
     core::str::from_utf8(v).map_err(|_| ValueError::MessageId)
 }
 
+/// [`parse_message_id`] of a value known to be text.
+pub(crate) fn parse_message_id_str(v: &str) -> Result<&str, ValueError> {
+    if is_ident(v.as_bytes()) {
+        Ok(v)
+    } else {
+        Err(ValueError::MessageId)
+    }
+}
+
 /// Byte-Range (RFC 4975 §7.1.1, §9): `range-start "-" range-end "/" total`, with `*` for an
 /// unknown end or total. Positions are 1-based; "1-0/0" is an empty body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,18 +290,21 @@ pub struct ByteRange {
 
 impl ByteRange {
     pub fn parse(v: &[u8]) -> Result<ByteRange, ValueError> {
-        let dash = memchr::memchr(b'-', v).ok_or(ValueError::ByteRange)?;
-        let slash = memchr::memchr(b'/', &v[dash..]).ok_or(ValueError::ByteRange)? + dash;
-        let num = |d: &[u8]| -> Result<Option<u64>, ValueError> {
-            if d == b"*" {
-                Ok(None)
-            } else {
-                parse_u64(d).map(Some).ok_or(ValueError::ByteRange)
-            }
-        };
-        let start = parse_u64(&v[..dash]).ok_or(ValueError::ByteRange)?;
-        let end = num(&v[dash + 1..slash])?;
-        let total = num(&v[slash + 1..])?;
+        // range-start "-" range-end "/" total, each a number or (but the first) "*",
+        // read in one pass.
+        let (start, at) = number(v, 0).ok_or(ValueError::ByteRange)?;
+        let start = start.ok_or(ValueError::ByteRange)?;
+        if v.get(at) != Some(&b'-') {
+            return Err(ValueError::ByteRange);
+        }
+        let (end, at) = number(v, at + 1).ok_or(ValueError::ByteRange)?;
+        if v.get(at) != Some(&b'/') {
+            return Err(ValueError::ByteRange);
+        }
+        let (total, at) = number(v, at + 1).ok_or(ValueError::ByteRange)?;
+        if at != v.len() {
+            return Err(ValueError::ByteRange);
+        }
         if start == 0 {
             return Err(ValueError::ByteRange);
         }
@@ -209,6 +320,15 @@ impl ByteRange {
         }
         Ok(ByteRange { start, end, total })
     }
+}
+
+/// Reads `1*DIGIT` (at most 20 digits, no overflow) or `*` at `v[at..]`: the value
+/// (`None` for `*`) and where it ends. `None` when there is neither.
+fn number(v: &[u8], at: usize) -> Option<(Option<u64>, usize)> {
+    if v.get(at) == Some(&b'*') {
+        return Some((None, at + 1));
+    }
+    digits(v, at).map(|(n, end)| (Some(n), end))
 }
 
 impl fmt::Display for ByteRange {
@@ -322,6 +442,28 @@ pub struct ContentType<'a> {
 impl<'a> ContentType<'a> {
     pub fn parse(v: &'a [u8]) -> Result<ContentType<'a>, ValueError> {
         let s = core::str::from_utf8(v).map_err(|_| ValueError::ContentType)?;
+        ContentType::parse_str(s)
+    }
+
+    pub(crate) fn parse_str(s: &'a str) -> Result<ContentType<'a>, ValueError> {
+        // The usual form, `token "/" token` then parameters or the end, in one scan.
+        let b = s.as_bytes();
+        let slash = span(b, 0, TOKEN);
+        if slash > 0 && b.get(slash) == Some(&b'/') {
+            let end = span(b, slash + 1, TOKEN);
+            if end > slash + 1
+                && matches!(b.get(end), None | Some(b';'))
+                && let (Some(media_type), Some(subtype), Some(params)) =
+                    (s.get(..slash), s.get(slash + 1..end), s.get(end..))
+            {
+                return Ok(ContentType {
+                    media_type,
+                    subtype,
+                    params,
+                });
+            }
+        }
+        // Anything else: white space before the parameters, or an error.
         let (mt, rest) = s.split_once('/').ok_or(ValueError::ContentType)?;
         let (sub, params) = match rest.find(';') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -401,7 +543,7 @@ impl<'a> DigestParams<'a> {
             } else {
                 let end = s
                     .bytes()
-                    .position(|c| !TOKEN[c as usize] || c == b',')
+                    .position(|c| !is(c, TOKEN) || c == b',')
                     .unwrap_or(s.len());
                 if end == 0 {
                     return Err(ValueError::Digest);
@@ -666,6 +808,28 @@ mod tests {
             HeaderKind::WwwAuthenticate
         );
         assert_eq!(HeaderKind::classify(b"X-Foo"), HeaderKind::Other);
+        // Every spelling of every known name in any case, and near misses.
+        for (n, k) in KNOWN {
+            let lower = n.to_ascii_lowercase();
+            let upper = n.to_ascii_uppercase();
+            for v in [n.to_string(), lower, upper] {
+                assert_eq!(HeaderKind::classify(v.as_bytes()), *k, "{v}");
+            }
+            for i in 0..n.len() {
+                for x in [b'\r', b'\0', b'_', b'm', b'@', b'`', 0x0D, 0xAD, 0xED] {
+                    let mut v = n.as_bytes().to_vec();
+                    if v[i].eq_ignore_ascii_case(&x) {
+                        continue;
+                    }
+                    v[i] = x;
+                    assert_eq!(HeaderKind::classify(&v), HeaderKind::Other, "{v:?}");
+                }
+            }
+            let mut longer = n.as_bytes().to_vec();
+            longer.push(b'x');
+            assert_eq!(HeaderKind::classify(&longer), HeaderKind::Other);
+            assert_eq!(HeaderKind::classify(&n.as_bytes()[1..]), HeaderKind::Other);
+        }
         assert_eq!(HeaderKind::MessageId.name(), "Message-ID");
     }
 }

@@ -17,7 +17,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem;
 
-use super::chars::{TEXT, is_ident};
+use super::chars::{IDENT, UPPER, all, all_text, is_ident, span};
 use super::head::{Head, HeadError};
 
 /// The continuation flag of an end-line (RFC 4975 §7.1).
@@ -436,9 +436,10 @@ pub(crate) fn parse_start(line: &[u8]) -> Result<StartInfo, ScanError> {
         return Err(ScanError::BadStartLine);
     }
     let rest = &line[5..];
-    let sp = memchr::memchr(b' ', rest).ok_or(ScanError::BadTransactionId)?;
+    // The id ends at the first byte that is no ident-char, which must be the space.
+    let sp = span(rest, 0, IDENT);
     let tid = &rest[..sp];
-    if !is_ident(tid) {
+    if rest.get(sp) != Some(&b' ') || !is_ident(tid) {
         return Err(ScanError::BadTransactionId);
     }
     let at = 5 + sp + 1;
@@ -455,9 +456,7 @@ pub(crate) fn parse_start(line: &[u8]) -> Result<StartInfo, ScanError> {
             },
             Some(b' ') => {
                 let comment = &tail[4..];
-                if !comment.iter().all(|&c| TEXT[c as usize])
-                    || core::str::from_utf8(comment).is_err()
-                {
+                if !all_text(comment) || core::str::from_utf8(comment).is_err() {
                     return Err(ScanError::BadStartLine);
                 }
                 StartKind::Response {
@@ -468,7 +467,7 @@ pub(crate) fn parse_start(line: &[u8]) -> Result<StartInfo, ScanError> {
             }
             Some(_) => return Err(ScanError::BadStartLine),
         }
-    } else if !tail.is_empty() && tail.iter().all(u8::is_ascii_uppercase) {
+    } else if !tail.is_empty() && all(tail, UPPER) {
         StartKind::Request {
             start: at as u16,
             len: tail.len() as u16,

@@ -6,7 +6,10 @@
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
-use super::chars::{ALPHANUM, TOKEN, is_hex};
+use super::chars::{
+    ALNUM, DIGIT, DIGIT_DOT, HEX, REGNAME, REGNAME_PLAIN, SESSION, USERINFO, all, contains, digits,
+    is, is_token, span,
+};
 
 /// Why a URI was refused. `Copy`, no allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -54,125 +57,221 @@ impl fmt::Display for Host<'_> {
     }
 }
 
-/// A parsed MSRP URI borrowing the text it was parsed from.
-#[derive(Debug, Clone, Copy)]
+/// A parsed MSRP URI borrowing the text it was parsed from. Its parts are kept as
+/// offsets into that text (a small `Copy` value) and sliced out when asked for.
+#[derive(Clone, Copy)]
 pub struct Uri<'a> {
     raw: &'a str,
-    secure: bool,
-    userinfo: Option<&'a str>,
-    host_raw: &'a str,
-    host: Host<'a>,
+    /// Start and end of the host as written; the userinfo, if any, ends one byte before.
+    host_at: (usize, usize),
+    /// The session-id; empty when absent (a present one is never empty).
+    session_at: (usize, usize),
+    /// The transport; the parameters follow it.
+    transport_at: (usize, usize),
+    host: HostKind,
     port: Option<u16>,
-    session_id: Option<&'a str>,
-    transport: &'a str,
-    params: &'a str,
+    secure: bool,
+}
+
+/// What the host is; a name is sliced from the URI when asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostKind {
+    Name,
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
 }
 
 impl<'a> Uri<'a> {
+    /// A placeholder, never handed out (an empty path's stand-in before parsing).
+    pub(crate) const EMPTY: Uri<'static> = Uri {
+        raw: "",
+        host_at: (0, 0),
+        session_at: (0, 0),
+        transport_at: (0, 0),
+        host: HostKind::Name,
+        port: None,
+        secure: false,
+    };
+
     /// Parses one MSRP URI (RFC 4975 §9 `MSRP-URI`). The whole input must be the URI.
+    ///
+    /// One pass from left to right: each part is scanned with the byte-class table up to
+    /// the first byte outside its class, which must then be the delimiter that ends it.
     pub fn parse(raw: &'a str) -> Result<Uri<'a>, UriError> {
-        let b = raw.as_bytes();
-        let (secure, rest_at) = if b.len() >= 7 && b[..7].eq_ignore_ascii_case(b"msrp://") {
-            (false, 7)
-        } else if b.len() >= 8 && b[..8].eq_ignore_ascii_case(b"msrps://") {
-            (true, 8)
-        } else {
-            return Err(UriError::Scheme);
-        };
-        let rest = &raw[rest_at..];
-        // '@' is legal only in userinfo: neither session-id nor parameters may hold it.
-        let (userinfo, hostport_at) = match memchr::memchr(b'@', rest.as_bytes()) {
-            Some(at) => {
-                let ui = &rest[..at];
-                if !ui.bytes().all(is_userinfo_byte) || !pct_ok(ui) {
-                    return Err(UriError::Userinfo);
-                }
-                (Some(ui), at + 1)
+        match Uri::parse_fast(raw, 0) {
+            Some((u, end)) if end == raw.len() => Ok(u),
+            _ => Uri::parse_full(raw),
+        }
+    }
+
+    /// The usual URI in one tight pass: `msrp[s]://host[:port][/session-id];transport`
+    /// with a host name (no percent-escape) or IPv4 address, no userinfo and no
+    /// parameters, from `s[start..]` up to a space or the end of `s`. Gives the URI and
+    /// where it ends, or `None` for anything else, which [`Uri::parse_full`] then decides.
+    /// Where this succeeds, the full parser gives the same URI.
+    #[inline]
+    pub(crate) fn parse_fast(s: &'a str, start: usize) -> Option<(Uri<'a>, usize)> {
+        let t = s.as_bytes().get(start..)?;
+        let secure = scheme(t).ok()?;
+        let host_start = if secure { 8 } else { 7 };
+        let mut pos = span(t, host_start, REGNAME_PLAIN);
+        let host = t.get(host_start..pos).filter(|h| !h.is_empty())?;
+        let mut port = None;
+        if t.get(pos) == Some(&b':') {
+            let (v, end) = digits(t, pos + 1)?;
+            if end - (pos + 1) > 5 {
+                return None;
             }
-            None => (None, 0),
+            port = Some(u16::try_from(v).ok()?);
+            pos = end;
+        }
+        let mut session_at = (0, 0);
+        if t.get(pos) == Some(&b'/') {
+            let end = span(t, pos + 1, SESSION);
+            if end == pos + 1 {
+                return None;
+            }
+            session_at = (pos + 1, end);
+            pos = end;
+        }
+        if t.get(pos) != Some(&b';') {
+            return None;
+        }
+        let tend = span(t, pos + 1, ALNUM);
+        if tend == pos + 1 || !matches!(t.get(tend), None | Some(b' ')) {
+            return None;
+        }
+        let raw = s.get(start..start + tend)?;
+        let host_kind = match is(host[0], DIGIT) && all(host, DIGIT_DOT) {
+            true => sub(raw, host_start, host_start + host.len())
+                .parse()
+                .map_or(HostKind::Name, HostKind::V4),
+            false => HostKind::Name,
         };
-        let hp = &rest[hostport_at..];
-        let hpb = hp.as_bytes();
-        // Host ends at ':' (port), '/' (session-id) or ';' (transport).
-        let (host, host_raw, after_host) = if hpb.first() == Some(&b'[') {
-            let close = memchr::memchr(b']', hpb).ok_or(UriError::Host)?;
-            let inner = &hp[1..close];
-            let addr: Ipv6Addr = inner.parse().map_err(|_| UriError::Host)?;
-            (Host::V6(addr), &hp[..close + 1], close + 1)
+        let uri = Uri {
+            raw,
+            host_at: (host_start, host_start + host.len()),
+            session_at,
+            transport_at: (pos + 1, tend),
+            host: host_kind,
+            port,
+            secure,
+        };
+        Some((uri, start + tend))
+    }
+
+    /// The whole grammar, for what [`Uri::parse_fast`] leaves.
+    #[cold]
+    #[inline(never)]
+    fn parse_full(raw: &'a str) -> Result<Uri<'a>, UriError> {
+        let b = raw.as_bytes();
+        let secure = scheme(b)?;
+        let start = if secure { 8 } else { 7 };
+        // '@' is legal only in userinfo: neither host, port, session-id nor parameters may
+        // hold it, so a URI that parses without userinfo holds none. Only when that fails
+        // and there is an '@' is everything before the first '@' taken as userinfo.
+        let e = match Uri::parse_authority(raw, secure, start) {
+            Ok(u) => return Ok(u),
+            Err(e) => e,
+        };
+        let after_scheme = b.get(start..).unwrap_or_default();
+        let Some(at) = memchr::memchr(b'@', after_scheme) else {
+            return Err(e);
+        };
+        let ui = b.get(start..start + at).unwrap_or_default();
+        if !all(ui, USERINFO) || (contains(ui, b'%') && !pct_ok(ui)) {
+            return Err(UriError::Userinfo);
+        }
+        Uri::parse_authority(raw, secure, start + at + 1)
+    }
+
+    /// Parses from the host (at `pos`) to the end.
+    fn parse_authority(raw: &'a str, secure: bool, mut pos: usize) -> Result<Uri<'a>, UriError> {
+        let b = raw.as_bytes();
+        // Host: ends at ':' (port), '/' (session-id), ';' (transport) or the end.
+        let host_start = pos;
+        let host = if b.get(pos) == Some(&b'[') {
+            let rest = b.get(pos..).unwrap_or_default();
+            let close = pos + memchr::memchr(b']', rest).ok_or(UriError::Host)?;
+            let addr: Ipv6Addr = sub(raw, pos + 1, close)
+                .parse()
+                .map_err(|_| UriError::Host)?;
+            pos = close + 1;
+            HostKind::V6(addr)
         } else {
-            let end = hpb
-                .iter()
-                .position(|&c| c == b':' || c == b'/' || c == b';')
-                .unwrap_or(hpb.len());
-            let name = &hp[..end];
-            if name.is_empty() || !name.bytes().all(is_regname_byte) || !pct_ok(name) {
+            // Names without percent-escapes are the rule; a '%' sends the scan on with the
+            // escapes checked.
+            let mut end = span(b, pos, REGNAME_PLAIN);
+            let escaped = b.get(end) == Some(&b'%');
+            if escaped {
+                end = span(b, end, REGNAME);
+            }
+            if end == pos || !matches!(b.get(end), None | Some(b':' | b'/' | b';')) {
                 return Err(UriError::Host);
             }
-            let host = match parse_ipv4(name) {
-                Some(a) => Host::V4(a),
-                None => Host::Name(name),
-            };
-            (host, name, end)
+            let name = b.get(pos..end).unwrap_or_default();
+            if escaped && !pct_ok(name) {
+                return Err(UriError::Host);
+            }
+            // A dotted quad is an address; anything else made of digits and dots is a name.
+            let v4 = (is(name[0], DIGIT) && all(name, DIGIT_DOT))
+                .then(|| sub(raw, pos, end).parse::<Ipv4Addr>().ok())
+                .flatten();
+            pos = end;
+            v4.map_or(HostKind::Name, HostKind::V4)
         };
-        let mut pos = after_host;
+        let host_at = (host_start, pos);
         let mut port = None;
-        if hpb.get(pos) == Some(&b':') {
+        if b.get(pos) == Some(&b':') {
             let start = pos + 1;
-            let end = hpb[start..]
-                .iter()
-                .position(|&c| c == b'/' || c == b';')
-                .map_or(hpb.len(), |e| start + e);
-            let digits = &hpb[start..end];
-            port = Some(parse_port(digits).ok_or(UriError::Port)?);
+            let (v, end) = digits(b, start).ok_or(UriError::Port)?;
+            if end - start > 5 || !matches!(b.get(end), None | Some(b'/' | b';')) {
+                return Err(UriError::Port);
+            }
+            port = Some(u16::try_from(v).map_err(|_| UriError::Port)?);
             pos = end;
         }
-        let mut session_id = None;
-        if hpb.get(pos) == Some(&b'/') {
+        let mut session_at = (0, 0);
+        if b.get(pos) == Some(&b'/') {
             let start = pos + 1;
-            let end = memchr::memchr(b';', &hpb[start..]).map_or(hpb.len(), |e| start + e);
-            let sid = &hp[start..end];
-            if sid.is_empty() || !sid.bytes().all(is_session_id_byte) {
+            let end = span(b, start, SESSION);
+            if end == start || !matches!(b.get(end), None | Some(b';')) {
                 return Err(UriError::SessionId);
             }
-            session_id = Some(sid);
+            session_at = (start, end);
             pos = end;
         }
-        if hpb.get(pos) != Some(&b';') {
-            return Err(if pos == hpb.len() {
+        if b.get(pos) != Some(&b';') {
+            return Err(if pos == b.len() {
                 UriError::MissingTransport
             } else {
                 UriError::Host
             });
         }
         let tstart = pos + 1;
-        let tend = memchr::memchr(b';', &hpb[tstart..]).map_or(hpb.len(), |e| tstart + e);
-        let transport = &hp[tstart..tend];
-        if transport.is_empty() || !transport.bytes().all(|c| ALPHANUM[c as usize]) {
+        let tend = span(b, tstart, ALNUM);
+        if tend == tstart || !matches!(b.get(tend), None | Some(b';')) {
             return Err(UriError::Transport);
         }
-        let params = &hp[tend..];
-        if !params.is_empty() {
-            for p in params[1..].split(';') {
+        if let Some(list) = raw.get(tend + 1..) {
+            for p in list.split(';') {
                 let (name, value) = match p.split_once('=') {
                     Some((n, v)) => (n, Some(v)),
                     None => (p, None),
                 };
-                let tok = |s: &str| !s.is_empty() && s.bytes().all(|c| TOKEN[c as usize]);
-                if !tok(name) || value.is_some_and(|v| !tok(v)) {
+                if !is_token(name.as_bytes()) || value.is_some_and(|v| !is_token(v.as_bytes())) {
                     return Err(UriError::Param);
                 }
             }
         }
         Ok(Uri {
             raw,
-            secure,
-            userinfo,
-            host_raw,
+            host_at,
+            session_at,
+            transport_at: (tstart, tend),
             host,
             port,
-            session_id,
-            transport,
-            params,
+            secure,
         })
     }
 
@@ -185,32 +284,38 @@ impl<'a> Uri<'a> {
         self.secure
     }
     pub fn userinfo(&self) -> Option<&'a str> {
-        self.userinfo
+        let scheme_len = if self.secure { 8 } else { 7 };
+        (self.host_at.0 > scheme_len).then(|| sub(self.raw, scheme_len, self.host_at.0 - 1))
     }
     pub fn host(&self) -> Host<'a> {
-        self.host
+        match self.host {
+            HostKind::Name => Host::Name(self.host_str()),
+            HostKind::V4(a) => Host::V4(a),
+            HostKind::V6(a) => Host::V6(a),
+        }
     }
     /// The host as written (brackets kept for IPv6).
     pub fn host_str(&self) -> &'a str {
-        self.host_raw
+        sub(self.raw, self.host_at.0, self.host_at.1)
     }
     pub fn port(&self) -> Option<u16> {
         self.port
     }
     pub fn session_id(&self) -> Option<&'a str> {
-        self.session_id
+        let (s, e) = self.session_at;
+        (e > s).then(|| sub(self.raw, s, e))
     }
     /// The transport parameter (`tcp`, `ws`, or another token).
     pub fn transport(&self) -> &'a str {
-        self.transport
+        sub(self.raw, self.transport_at.0, self.transport_at.1)
     }
     /// Parameters after the transport, raw, each introduced by `;` (empty when none).
     pub fn params(&self) -> &'a str {
-        self.params
+        self.raw.get(self.transport_at.1..).unwrap_or_default()
     }
     /// Iterates the parameters after the transport as `(name, value)`.
     pub fn param_iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
-        let p = self.params;
+        let p = self.params();
         p.get(1..)
             .unwrap_or("")
             .split(';')
@@ -219,6 +324,21 @@ impl<'a> Uri<'a> {
                 Some((n, v)) => (n, Some(v)),
                 None => (s, None),
             })
+    }
+}
+
+impl fmt::Debug for Uri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Uri")
+            .field("raw", &self.raw)
+            .field("secure", &self.secure)
+            .field("userinfo", &self.userinfo())
+            .field("host", &self.host())
+            .field("port", &self.port)
+            .field("session_id", &self.session_id())
+            .field("transport", &self.transport())
+            .field("params", &self.params())
+            .finish()
     }
 }
 
@@ -231,12 +351,12 @@ impl PartialEq for Uri<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.secure == other.secure
             && self.port == other.port
-            && self.session_id == other.session_id
-            && self.transport.eq_ignore_ascii_case(other.transport)
+            && self.session_id() == other.session_id()
+            && self.transport().eq_ignore_ascii_case(other.transport())
             && match (self.host, other.host) {
-                (Host::V4(a), Host::V4(b)) => a == b,
-                (Host::V6(a), Host::V6(b)) => a == b,
-                (Host::Name(a), Host::Name(b)) => names_equal(a, b),
+                (HostKind::V4(a), HostKind::V4(b)) => a == b,
+                (HostKind::V6(a), HostKind::V6(b)) => a == b,
+                (HostKind::Name, HostKind::Name) => names_equal(self.host_str(), other.host_str()),
                 _ => false,
             }
     }
@@ -295,61 +415,51 @@ fn hex_val(c: u8) -> u8 {
     }
 }
 
-/// Every `%` is followed by two hex digits.
-fn pct_ok(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while let Some(off) = memchr::memchr(b'%', &b[i..]) {
-        let at = i + off;
-        if at + 2 >= b.len() || !(is_hex(b[at + 1]) && is_hex(b[at + 2])) {
-            return false;
+/// Matches `msrp://` (`false`) or `msrps://` (`true`), the letters in any case. With
+/// eight bytes or more, one word compare: `| 0x20` folds case exactly on the letters
+/// (only 'M' and 'm' give 'm'), and the other bytes are compared as they are.
+fn scheme(b: &[u8]) -> Result<bool, UriError> {
+    const MSRP: u64 = u64::from_le_bytes(*b"msrp://\0");
+    const MSRPS: u64 = u64::from_le_bytes(*b"msrps://");
+    if let Some(w) = b.get(..8).and_then(|s| <[u8; 8]>::try_from(s).ok()) {
+        let w = u64::from_le_bytes(w);
+        if (w | 0x2020_2020) & 0x00FF_FFFF_FFFF_FFFF == MSRP {
+            return Ok(false);
         }
-        i = at + 3;
+        if w | 0x20_2020_2020 == MSRPS {
+            return Ok(true);
+        }
+        return Err(UriError::Scheme);
+    }
+    if b.eq_ignore_ascii_case(b"msrp://") {
+        Ok(false)
+    } else {
+        Err(UriError::Scheme)
+    }
+}
+
+/// `raw[a..b]`, or "" where that is no slice of `raw` (callers pass offsets of ASCII
+/// delimiters, so it always is).
+#[inline]
+fn sub(raw: &str, a: usize, b: usize) -> &str {
+    raw.get(a..b).unwrap_or_default()
+}
+
+/// Every `%` is followed by two hex digits.
+fn pct_ok(b: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(off) = b.get(i..).and_then(|r| memchr::memchr(b'%', r)) {
+        let at = i + off;
+        match b.get(at + 1..at + 3) {
+            Some(&[h, l]) if is(h, HEX) && is(l, HEX) => i = at + 3,
+            _ => return false,
+        }
     }
     true
 }
 
 fn is_unreserved(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~')
-}
-
-fn is_sub_delim(c: u8) -> bool {
-    matches!(
-        c,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
-}
-
-/// RFC 3986 userinfo: unreserved / pct-encoded / sub-delims / ":".
-fn is_userinfo_byte(c: u8) -> bool {
-    is_unreserved(c) || is_sub_delim(c) || c == b'%' || c == b':'
-}
-
-/// RFC 3986 reg-name bytes, minus ';' which in an MSRP URI always starts the transport.
-fn is_regname_byte(c: u8) -> bool {
-    (is_unreserved(c) || is_sub_delim(c) || c == b'%') && c != b';'
-}
-
-/// RFC 4975 §9 session-id: unreserved / "+" / "=" / "/".
-fn is_session_id_byte(c: u8) -> bool {
-    is_unreserved(c) || matches!(c, b'+' | b'=' | b'/')
-}
-
-fn parse_port(d: &[u8]) -> Option<u16> {
-    if d.is_empty() || d.len() > 5 || !d.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let v = d.iter().fold(0u32, |a, &c| a * 10 + u32::from(c - b'0'));
-    u16::try_from(v).ok()
-}
-
-/// Dotted-quad IPv4 (RFC 3986 `IPv4address`): four decimal octets, no leading zeros.
-fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
-    let b = s.as_bytes();
-    if !b.first()?.is_ascii_digit() || !b.iter().all(|&c| c.is_ascii_digit() || c == b'.') {
-        return None;
-    }
-    s.parse().ok()
 }
 
 #[cfg(test)]
@@ -416,6 +526,16 @@ mod tests {
         use UriError::*;
         let cases = [
             ("http://h:1/s;tcp", Scheme),
+            ("msrp:/", Scheme),
+            ("msrp://", Host),
+            ("MSRPS://", Host),
+            ("msrp:///s;tcp", Host),
+            ("msrq://h:1/s;tcp", Scheme),
+            ("msrps:/h:1/s;tcp", Scheme),
+            ("-srp://h:1/s;tcp", Scheme),
+            ("mSrP:\x2f/h:1/s;\x74cp;", Param),
+            ("msrP:/\x0f/h:1/s;tcp", Scheme),
+            ("msrs://h:1/s;tcp", Scheme),
             ("msrp:/h:1/s;tcp", Scheme),
             ("msrp://h:1/s", MissingTransport),
             ("msrp://h:99999/s;tcp", Port),
