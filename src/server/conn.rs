@@ -183,9 +183,10 @@ impl IoVecs {
 /// Writes the queue out until the connection closes. Returns when the writer is done;
 /// the socket's write half is dropped by the caller.
 pub async fn write_loop<W: AsyncWriteRent>(h: &ConnHandle, gauges: &Arc<Gauges>, w: &mut W) {
+    // Grown on first use: an idle connection holds no iovec space.
     let mut v = IoVecs {
-        iov: Vec::with_capacity(MAX_IOVECS),
-        bufs: Vec::with_capacity(MAX_IOVECS),
+        iov: Vec::new(),
+        bufs: Vec::new(),
     };
     loop {
         poll_fn(|cx| {
