@@ -352,6 +352,10 @@ impl Relay {
         }
         bump(&self.counters.frames_in, 1);
         bump(&self.counters.bytes_in, head.len() as u64);
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let start = head.split(|&c| c == b'\r').next().unwrap_or_default();
+            tracing::trace!(core = from.core, slot = from.slot, start = %String::from_utf8_lossy(start), has_body, "frame in");
+        }
         self.route(now, Origin::Conn(from), head.clone(), head, has_body);
     }
 
