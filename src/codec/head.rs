@@ -141,7 +141,7 @@ impl<'a> Head<'a> {
     /// Parses a whole head: start line and header lines, each ending in CRLF (the blank
     /// line or end-line that follows is not part of it).
     pub fn parse(raw: &'a [u8]) -> Result<Head<'a>, HeadError> {
-        let lf = memchr::memchr(b'\n', raw).ok_or(HeadError::Start(ScanError::BareLf))?;
+        let lf = find(raw, 0, b'\n').ok_or(HeadError::Start(ScanError::BareLf))?;
         if lf == 0 || raw[lf - 1] != b'\r' {
             return Err(HeadError::Start(ScanError::BareLf));
         }

@@ -324,6 +324,7 @@ impl ByteRange {
 
 /// Reads `1*DIGIT` (at most 20 digits, no overflow) or `*` at `v[at..]`: the value
 /// (`None` for `*`) and where it ends. `None` when there is neither.
+#[inline(always)]
 fn number(v: &[u8], at: usize) -> Option<(Option<u64>, usize)> {
     if v.get(at) == Some(&b'*') {
         return Some((None, at + 1));

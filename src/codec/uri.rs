@@ -418,6 +418,7 @@ fn hex_val(c: u8) -> u8 {
 /// Matches `msrp://` (`false`) or `msrps://` (`true`), the letters in any case. With
 /// eight bytes or more, one word compare: `| 0x20` folds case exactly on the letters
 /// (only 'M' and 'm' give 'm'), and the other bytes are compared as they are.
+#[inline(always)]
 fn scheme(b: &[u8]) -> Result<bool, UriError> {
     const MSRP: u64 = u64::from_le_bytes(*b"msrp://\0");
     const MSRPS: u64 = u64::from_le_bytes(*b"msrps://");
