@@ -182,10 +182,13 @@ const NEEDLE_MAX: usize = 2 + 7 + 32;
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    /// Reading the head; `line` is the offset of the next line to read.
+    /// Reading the head; `line` is the offset of the next line to read, and the bytes
+    /// from there up to `scanned` are known to hold no LF (so that a head arriving a few
+    /// bytes at a time is searched once, not once per read).
     Head {
         line: usize,
         start: Option<StartInfo>,
+        scanned: usize,
     },
     /// Reading a body: looking for `CRLF -------tid`.
     Body {
@@ -223,6 +226,7 @@ impl Scanner {
             state: State::Head {
                 line: 0,
                 start: None,
+                scanned: 0,
             },
         }
     }
@@ -254,6 +258,7 @@ impl Scanner {
                 self.state = State::Head {
                     line: 0,
                     start: None,
+                    scanned: 0,
                 };
                 Ok(Some(Event::End(flag)))
             }
@@ -269,6 +274,7 @@ impl Scanner {
         let State::Head {
             mut line,
             mut start,
+            scanned,
         } = self.state
         else {
             unreachable!("head() is called in the Head state only")
@@ -276,7 +282,8 @@ impl Scanner {
         let max = self.limits.max_head;
         loop {
             let b = &buf[..];
-            let Some(off) = memchr::memchr(b'\n', &b[line..]) else {
+            let from = scanned.max(line).min(b.len());
+            let Some(off) = memchr::memchr(b'\n', &b[from..]) else {
                 // A start line is never shorter than "MSRP " + 4-byte id; reject junk early.
                 if start.is_none() {
                     check_magic(b)?;
@@ -284,10 +291,14 @@ impl Scanner {
                 if b.len() > max {
                     return Err(ScanError::HeadTooLarge);
                 }
-                self.state = State::Head { line, start };
+                self.state = State::Head {
+                    line,
+                    start,
+                    scanned: b.len(),
+                };
                 return Ok(None);
             };
-            let lf = line + off;
+            let lf = from + off;
             if start.is_none() {
                 // The same check on the same bytes as above, so that the error does not
                 // depend on how the input was split.
@@ -394,6 +405,7 @@ impl Scanner {
                             self.state = State::Head {
                                 line: 0,
                                 start: None,
+                                scanned: 0,
                             };
                             return Ok(Some(Event::End(flag)));
                         }
