@@ -45,6 +45,18 @@ pub struct RelayArgs {
     /// Address to listen on for MSRP over TCP; repeat for several [default: 0.0.0.0:2855].
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<SocketAddr>,
+    /// Address to listen on for MSRP over TLS (msrps:); repeatable; needs --cert and --key.
+    #[arg(long, value_name = "ADDR")]
+    pub listen_tls: Vec<SocketAddr>,
+    /// Our certificate chain (PEM) for TLS listeners and as client certificate towards relays.
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Extra trust anchors (PEM) for msrps next hops and relay client certificates.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// Host (and port) the relay puts in its own URIs, e.g. relay.example.com:2855.
     #[arg(long, value_name = "HOST[:PORT]")]
     pub advertise: Option<String>,
@@ -109,6 +121,10 @@ pub struct RelayArgs {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<Vec<SocketAddr>>,
+    pub listen_tls: Option<Vec<SocketAddr>>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
     pub advertise: Option<String>,
     pub alias: Option<Vec<String>>,
     pub cores: Option<usize>,
@@ -155,6 +171,8 @@ pub enum ConfigError {
     Expires(u32, u32, u32),
     #[error("--cores must be at least 1")]
     Cores,
+    #[error("--listen-tls needs --cert FILE and --key FILE (PEM)")]
+    TlsWithoutCert,
 }
 
 /// Reads a config file.
@@ -233,14 +251,32 @@ pub struct Resolved {
 
 /// Merges flags over the file over defaults.
 pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
+    let listen_tls = if !a.listen_tls.is_empty() {
+        a.listen_tls.clone()
+    } else {
+        f.listen_tls.unwrap_or_default()
+    };
+    // Plain TCP on 0.0.0.0:2855 unless some listener is configured.
     let listen = if !a.listen.is_empty() {
         a.listen.clone()
     } else {
-        f.listen
-            .unwrap_or_else(|| vec![SocketAddr::from(([0, 0, 0, 0], 2855))])
+        f.listen.unwrap_or_else(|| {
+            if listen_tls.is_empty() {
+                vec![SocketAddr::from(([0, 0, 0, 0], 2855))]
+            } else {
+                Vec::new()
+            }
+        })
     };
-    let mut s = ServerConfig::new(listen[0]);
+    let mut s = ServerConfig::new(SocketAddr::from(([0, 0, 0, 0], 2855)));
     s.listen = listen;
+    s.listen_tls = listen_tls;
+    s.tls.cert = a.cert.clone().or(f.cert);
+    s.tls.key = a.key.clone().or(f.key);
+    s.tls.ca = a.ca.clone().or(f.ca);
+    if !s.listen_tls.is_empty() && (s.tls.cert.is_none() || s.tls.key.is_none()) {
+        return Err(ConfigError::TlsWithoutCert);
+    }
     let cpus = a.cpus.clone().or(f.cpus);
     let cores = a.cores.or(f.cores);
     s.cpus = match (cpus, cores) {
@@ -367,5 +403,33 @@ mod tests {
         assert_eq!(r.server.listen, vec!["127.0.0.1:7000".parse().unwrap()]);
         assert_eq!(r.server.cpus, vec![0]);
         assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+    }
+
+    #[test]
+    fn tls_settings() {
+        let f: FileConfig = toml::from_str(
+            "listen_tls = [\"127.0.0.1:7001\"]\ncert = \"file.pem\"\nkey = \"file.key\"\n",
+        )
+        .unwrap();
+        let a = RelayArgs {
+            cert: Some("flag.pem".into()),
+            ..RelayArgs::default()
+        };
+        let r = resolve(&a, f).unwrap();
+        assert_eq!(r.server.listen_tls, vec!["127.0.0.1:7001".parse().unwrap()]);
+        assert!(
+            r.server.listen.is_empty(),
+            "TLS only: no default TCP listener"
+        );
+        assert_eq!(r.server.tls.cert, Some(PathBuf::from("flag.pem")));
+        assert_eq!(r.server.tls.key, Some(PathBuf::from("file.key")));
+        let a = RelayArgs {
+            listen_tls: vec!["127.0.0.1:7001".parse().unwrap()],
+            ..RelayArgs::default()
+        };
+        assert!(matches!(
+            resolve(&a, FileConfig::default()),
+            Err(ConfigError::TlsWithoutCert)
+        ));
     }
 }

@@ -96,12 +96,18 @@ fn relay(args: &config::RelayArgs) -> ExitCode {
     for a in server.local_addrs() {
         println!("msrpd listening on {a} as {}", server.advertise());
     }
+    for a in server.tls_addrs() {
+        println!("msrpd listening on {a} (TLS) as {}", server.advertise());
+    }
     for sig in signals.forever() {
         match sig {
             SIGUSR1 => server.dump(),
             SIGHUP => {
                 if let Err(e) = server.reload_users() {
                     tracing::error!(error = %e, "users file not reloaded; keeping the old one");
+                }
+                if let Err(e) = server.reload_tls() {
+                    tracing::error!(error = %e, "TLS files not reloaded; keeping the old ones");
                 }
             }
             _ => {

@@ -84,7 +84,14 @@ impl Harness {
 
     fn open(&mut self, secs: f64, loopback: bool) -> ConnId {
         let now = self.at(secs);
-        self.relay.open_conn(now, ConnKind::Inbound { loopback })
+        self.relay.open_conn(
+            now,
+            ConnKind::Inbound {
+                loopback,
+                secure: false,
+                relay: None,
+            },
+        )
     }
 
     fn tid(&mut self) -> String {

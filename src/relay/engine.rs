@@ -171,7 +171,7 @@ pub struct Relay {
     sessions: HashMap<u64, Session>,
     streams: HashMap<Origin, Stream>,
     txns: HashMap<(u32, u64), Txn>,
-    outbound: HashMap<(String, u16), ConnId>,
+    outbound: HashMap<(String, u16, bool), ConnId>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     last_idle_scan: Instant,
     actions: VecDeque<Action>,
@@ -191,10 +191,14 @@ impl Relay {
     ) -> Relay {
         let protected = users.is_none();
         let auth = Authenticator::new(cfg.realm.clone(), users, secret, cfg.nonce_lifetime, now);
+        // A relay listening on TLS only names itself with an msrps: URI.
+        let (scheme, port) = match (cfg.ports.first(), cfg.tls_ports.first()) {
+            (None, Some(&p)) => ("msrps", p),
+            (p, _) => ("msrp", p.copied().unwrap_or(2855)),
+        };
         let base_uri = format!(
-            "msrp://{}:{};tcp",
+            "{scheme}://{}:{port};tcp",
             cfg.hosts.first().map_or("localhost", String::as_str),
-            cfg.ports.first().copied().unwrap_or(2855)
         );
         Relay {
             cfg,
@@ -314,8 +318,8 @@ impl Relay {
         {
             drop_by(&self.counters.sessions, 1);
         }
-        if let ConnKind::Outbound { host, port } = conn.kind {
-            let k = (host, port);
+        if let ConnKind::Outbound { host, port, secure } = conn.kind {
+            let k = (host, port, secure);
             if self.outbound.get(&k) == Some(&id) {
                 self.outbound.remove(&k);
             }
@@ -610,6 +614,33 @@ impl Relay {
             }
             return Step::Done(Stream::discard());
         }
+        if let Origin::Conn(c) = origin
+            && let Some(Conn {
+                kind: ConnKind::Inbound {
+                    relay: Some(id), ..
+                },
+                ..
+            }) = self
+                .conn(c.slot, c.generation)
+                .filter(|_| c.core == self.cfg.core)
+            && !id.matches(head.from_path().first().host_str())
+        {
+            // A relay identified by its certificate speaks for its own host only
+            // (RFC 4976 §6.1, §6.3).
+            tracing::info!(
+                from = head.from_path().first().as_str(),
+                "From-Path host is not in the peer's certificate"
+            );
+            self.reject(
+                now,
+                origin,
+                &head,
+                &p,
+                403,
+                "From-Path host does not match the peer certificate",
+            );
+            return Step::Done(Stream::discard());
+        }
         if method == Method::Send && head.message_id().is_none() {
             self.reject(now, origin, &head, &p, 400, "SEND without Message-ID");
             return Step::Done(Stream::discard());
@@ -688,20 +719,9 @@ impl Relay {
             encode::forward_head(&mut b, &head, head.tid());
             return Step::Again(b.freeze());
         }
-        if next.is_secure() {
-            self.reject(
-                now,
-                origin,
-                &head,
-                &p,
-                403,
-                "msrps next hop needs TLS, not enabled",
-            );
-            return Step::Done(Stream::discard());
-        }
         let host = next.host().to_string().to_ascii_lowercase();
         let port = next.port().unwrap_or(2855);
-        let dest = self.outbound_conn(now, host, port);
+        let dest = self.outbound_conn(now, host, port, next.is_secure());
         Step::Done(self.deliver(now, origin, &head, p, dest, has_body))
     }
 
@@ -989,7 +1009,9 @@ impl Relay {
         let Some(conn) = self.conn(c.slot, c.generation) else {
             return;
         };
-        let loopback = matches!(conn.kind, ConnKind::Inbound { loopback: true });
+        let loopback = matches!(conn.kind, ConnKind::Inbound { loopback: true, .. });
+        let secure = matches!(conn.kind, ConnKind::Inbound { secure: true, .. })
+            && !self.cfg.tls_ports.is_empty();
         let our_uri = head.to_path().first().as_str();
         let auth_info: Option<String>;
         let user: String;
@@ -1096,11 +1118,15 @@ impl Relay {
                     key: k,
                 }
                 .encode();
+                // A client that came over TLS is handed an msrps: URI with our TLS port.
+                let (scheme, port) = if secure {
+                    ("msrps", self.cfg.tls_ports[0])
+                } else {
+                    ("msrp", self.cfg.ports.first().copied().unwrap_or(2855))
+                };
                 let uri = format!(
-                    "msrp://{}:{}/{};tcp",
+                    "{scheme}://{}:{port}/{sid};tcp",
                     self.cfg.hosts.first().map_or("localhost", String::as_str),
-                    self.cfg.ports.first().copied().unwrap_or(2855),
-                    sid
                 );
                 self.sessions.insert(
                     k,
@@ -1189,13 +1215,18 @@ impl Relay {
 
     // ----- helpers -----
 
-    /// `true` when `uri` names this relay: scheme msrp, our host, our port (or none),
-    /// transport tcp.
+    /// `true` when `uri` names this relay: our host, transport tcp, and scheme msrp with
+    /// one of our TCP ports, or msrps with one of our TLS ports (or no port). Without a
+    /// TLS listener no msrps: URI is ours.
     fn is_ours(&self, uri: &Uri<'_>) -> bool {
-        // We hand out msrp: URIs only (no TLS listener): an msrps: URI is another's.
-        !uri.is_secure()
+        let ports = if uri.is_secure() {
+            &self.cfg.tls_ports
+        } else {
+            &self.cfg.ports
+        };
+        !ports.is_empty()
             && uri.transport().eq_ignore_ascii_case("tcp")
-            && uri.port().is_none_or(|p| self.cfg.ports.contains(&p))
+            && uri.port().is_none_or(|p| ports.contains(&p))
             && self
                 .cfg
                 .hosts
@@ -1203,8 +1234,8 @@ impl Relay {
                 .any(|h| h.eq_ignore_ascii_case(uri.host_str()))
     }
 
-    fn outbound_conn(&mut self, now: Instant, host: String, port: u16) -> ConnId {
-        if let Some(id) = self.outbound.get(&(host.clone(), port)).copied()
+    fn outbound_conn(&mut self, now: Instant, host: String, port: u16, secure: bool) -> ConnId {
+        if let Some(id) = self.outbound.get(&(host.clone(), port, secure)).copied()
             && self.is_alive(id)
         {
             return id;
@@ -1214,15 +1245,17 @@ impl Relay {
             ConnKind::Outbound {
                 host: host.clone(),
                 port,
+                secure,
             },
         );
-        tracing::info!(%host, port, slot = id.slot, "opening outbound connection to next hop");
-        self.outbound.insert((host.clone(), port), id);
+        tracing::info!(%host, port, secure, slot = id.slot, "opening outbound connection to next hop");
+        self.outbound.insert((host.clone(), port, secure), id);
         self.actions.push_back(Action::Connect {
             slot: id.slot,
             generation: id.generation,
             host,
             port,
+            secure,
         });
         id
     }

@@ -17,5 +17,6 @@ pub mod users;
 
 pub use engine::Relay;
 pub use types::{
-    Action, CloseReason, ConnId, ConnKind, CounterSnapshot, Counters, MeshMsg, Origin, RelayConfig,
+    Action, CloseReason, ConnId, ConnKind, CounterSnapshot, Counters, MeshMsg, Origin,
+    PeerIdentity, RelayConfig,
 };

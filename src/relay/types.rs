@@ -31,11 +31,53 @@ pub enum Origin {
 /// What kind of peer a connection leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnKind {
-    /// Accepted from a client or a relay. `loopback` enables protected-mode AUTH.
-    Inbound { loopback: bool },
-    /// Opened by this relay to a next hop.
-    Outbound { host: String, port: u16 },
+    /// Accepted from a client or a relay. `loopback` enables protected-mode AUTH;
+    /// `secure` means the connection is TLS (its clients get `msrps:` URIs); `relay` is
+    /// set when the peer presented a client certificate that verified against our roots
+    /// (RFC 4976 §6.1: the peer is a relay, identified by its certificate).
+    Inbound {
+        loopback: bool,
+        secure: bool,
+        relay: Option<PeerIdentity>,
+    },
+    /// Opened by this relay to a next hop (`secure`: over TLS, for `msrps:` URIs).
+    Outbound {
+        host: String,
+        port: u16,
+        secure: bool,
+    },
 }
+
+/// The identity of a peer that presented a verified certificate: tells whether a host
+/// name (or address) is one its certificate's subjectAltName covers. Made by the I/O
+/// layer, which knows certificates; the relay only asks.
+#[derive(Clone)]
+pub struct PeerIdentity(Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl PeerIdentity {
+    pub fn new(matches: impl Fn(&str) -> bool + Send + Sync + 'static) -> PeerIdentity {
+        PeerIdentity(Arc::new(matches))
+    }
+
+    /// `true` when the certificate is valid for `host`.
+    pub fn matches(&self, host: &str) -> bool {
+        (self.0)(host)
+    }
+}
+
+impl std::fmt::Debug for PeerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerIdentity(..)")
+    }
+}
+
+impl PartialEq for PeerIdentity {
+    fn eq(&self, other: &PeerIdentity) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PeerIdentity {}
 
 /// Relay policy and limits. One copy per worker core.
 #[derive(Debug, Clone)]
@@ -48,6 +90,9 @@ pub struct RelayConfig {
     pub hosts: Vec<String>,
     /// Ports this relay listens on; the first is advertised.
     pub ports: Vec<u16>,
+    /// Ports this relay listens on with TLS (`msrps:` URIs); the first is advertised
+    /// to clients that AUTH over TLS. Empty: no `msrps:` URI is ours.
+    pub tls_ports: Vec<u16>,
     /// Digest realm.
     pub realm: String,
     /// AUTH Expires default, minimum and maximum in seconds (RFC 4976 §6.3).
@@ -76,6 +121,7 @@ impl RelayConfig {
             cores: 1,
             hosts: vec![host.to_string()],
             ports: vec![port],
+            tls_ports: Vec::new(),
             realm: host.to_string(),
             expires_default: 600,
             expires_min: 60,
@@ -122,12 +168,14 @@ pub enum Action {
         generation: u32,
         reason: CloseReason,
     },
-    /// Open the outbound connection that has been given `slot`.
+    /// Open the outbound connection that has been given `slot` (`secure`: with TLS,
+    /// verifying the certificate against `host`).
     Connect {
         slot: u32,
         generation: u32,
         host: String,
         port: u16,
+        secure: bool,
     },
 }
 

@@ -9,6 +9,7 @@
 pub mod conn;
 pub mod listener;
 pub mod mesh;
+pub mod tls;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -35,6 +36,10 @@ pub enum Driver {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
+    /// Addresses for MSRP over TLS (`msrps:`); they need `tls.cert` and `tls.key`.
+    pub listen_tls: Vec<SocketAddr>,
+    /// Certificate, key and extra trust anchors (reloaded on SIGHUP).
+    pub tls: tls::TlsFiles,
     /// Host for the relay's own URIs; `None`: derived from the listen address.
     pub advertise_host: Option<String>,
     pub advertise_port: Option<u16>,
@@ -63,6 +68,8 @@ impl ServerConfig {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         ServerConfig {
             listen: vec![addr],
+            listen_tls: Vec::new(),
+            tls: tls::TlsFiles::default(),
             advertise_host: None,
             advertise_port: None,
             aliases: Vec::new(),
@@ -91,6 +98,12 @@ pub enum ServerError {
     PortInUse(SocketAddr),
     #[error("cannot read users file: {0}")]
     Users(#[from] crate::relay::users::UsersError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("--listen-tls needs --cert FILE and --key FILE (PEM)")]
+    TlsWithoutCert,
+    #[error("nothing to listen on: give --listen or --listen-tls")]
+    NoListeners,
     #[error("no worker cores selected")]
     NoCores,
     #[error("cannot start worker thread: {0}")]
@@ -108,11 +121,15 @@ pub enum Control {
     Users(Option<Arc<Users>>),
     /// Log each worker's tables and queues (SIGUSR1).
     Dump,
+    /// Reloaded certificate and key (SIGHUP): new handshakes use them.
+    Tls(Arc<tls::TlsContext>),
 }
 
 /// A running server.
 pub struct ServerHandle {
     local_addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
+    tls_files: tls::TlsFiles,
     advertise: String,
     counters: Vec<Arc<Counters>>,
     control: Vec<mesh::MeshSender>,
@@ -124,6 +141,26 @@ impl ServerHandle {
     /// The bound addresses (ports resolved when 0 was asked for).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// The bound TLS addresses.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
+    }
+
+    /// Re-reads the certificate, key and CA files and hands them to every worker
+    /// (SIGHUP). Open connections keep their session; new handshakes use the new files.
+    /// On error the old ones stay in use.
+    pub fn reload_tls(&self) -> Result<(), ServerError> {
+        let ctx = Arc::new(tls::TlsContext::load(&self.tls_files)?);
+        if !self.tls_addrs.is_empty() && !ctx.can_serve() {
+            return Err(ServerError::TlsWithoutCert);
+        }
+        for c in &self.control {
+            let _ = c.send(mesh::Envelope::Control(Control::Tls(ctx.clone())));
+        }
+        tracing::info!("TLS certificate and key reloaded");
+        Ok(())
     }
 
     /// `host:port` used in the relay's own URIs.
@@ -220,16 +257,44 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             "no --users file: protected mode, AUTH succeeds for loopback clients only and every other client gets 403"
         ),
     }
+    let tls_ctx = Arc::new(tls::TlsContext::load(&cfg.tls)?);
+    if !cfg.listen_tls.is_empty() && !tls_ctx.can_serve() {
+        return Err(ServerError::TlsWithoutCert);
+    }
+    if cfg.listen.is_empty() && cfg.listen_tls.is_empty() {
+        return Err(ServerError::NoListeners);
+    }
     let bound = listener::bind_all(&cfg.listen, workers)?;
+    let bound_tls = listener::bind_all(&cfg.listen_tls, workers)?;
     let local_addrs: Vec<SocketAddr> = bound.iter().map(|b| b.addr).collect();
-    let (host, hosts) = advertised_hosts(&cfg, &local_addrs);
-    let port = cfg.advertise_port.unwrap_or(local_addrs[0].port());
-    let mut ports = vec![port];
+    let tls_addrs: Vec<SocketAddr> = bound_tls.iter().map(|b| b.addr).collect();
+    let all_addrs: Vec<SocketAddr> = local_addrs.iter().chain(&tls_addrs).copied().collect();
+    let (host, hosts) = advertised_hosts(&cfg, &all_addrs);
+    // The advertised port is the first plain one (or the first TLS one on a TLS-only
+    // relay); --advertise's port replaces it.
+    let mut ports = Vec::new();
+    let mut tls_ports = Vec::new();
     for a in &local_addrs {
         if !ports.contains(&a.port()) {
             ports.push(a.port());
         }
     }
+    for a in &tls_addrs {
+        if !tls_ports.contains(&a.port()) {
+            tls_ports.push(a.port());
+        }
+    }
+    let port = match cfg.advertise_port {
+        Some(p) if local_addrs.is_empty() => {
+            tls_ports.insert(0, p);
+            p
+        }
+        Some(p) => {
+            ports.insert(0, p);
+            p
+        }
+        None => ports.first().or(tls_ports.first()).copied().unwrap_or(2855),
+    };
     let driver = resolve_driver(cfg.driver);
     let mut secret = [0u8; 32];
     rand::fill(&mut secret);
@@ -238,11 +303,15 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     let counters: Vec<Arc<Counters>> = (0..workers)
         .map(|_| Arc::new(Counters::default()))
         .collect();
-    let mut listeners_per_worker: Vec<Vec<std::net::TcpListener>> =
+    let mut listeners_per_worker: Vec<Vec<(std::net::TcpListener, bool)>> =
         (0..workers).map(|_| Vec::new()).collect();
-    for b in bound {
+    for (b, secure) in bound
+        .into_iter()
+        .map(|b| (b, false))
+        .chain(bound_tls.into_iter().map(|b| (b, true)))
+    {
         for (i, l) in b.listeners.into_iter().enumerate() {
-            listeners_per_worker[i].push(l);
+            listeners_per_worker[i].push((l, secure));
         }
     }
     let mut threads = Vec::with_capacity(workers);
@@ -253,6 +322,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         relay_cfg.cores = workers as u16;
         relay_cfg.hosts = hosts.clone();
         relay_cfg.ports = ports.clone();
+        relay_cfg.tls_ports = tls_ports.clone();
         let wcfg = worker::WorkerConfig {
             index: i,
             cpu: cfg.cpus[i],
@@ -260,6 +330,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             driver,
             relay: relay_cfg,
             users: users.clone(),
+            tls: tls_ctx.clone(),
             secret,
             high_water: cfg.high_water,
             max_head: cfg.max_head,
@@ -285,6 +356,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     let advertise = format!("{host}:{port}");
     tracing::info!(
         listen = ?local_addrs,
+        listen_tls = ?tls_addrs,
         advertise = %advertise,
         workers,
         driver = ?driver,
@@ -292,6 +364,8 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     );
     Ok(ServerHandle {
         local_addrs,
+        tls_addrs,
+        tls_files: cfg.tls.clone(),
         advertise,
         counters,
         control: senders,

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use hashbrown::HashMap;
-use monoio::io::{AsyncReadRent, Splitable};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, Split, Splitable};
 use monoio::net::{TcpListener, TcpStream};
 
 use super::conn::{ConnHandle, write_loop};
 use super::mesh::{Envelope, Gauges, MeshReceiver, MeshSender};
+use super::tls::{self, TlsContext};
 use super::{Control, Driver};
 use crate::codec::{Event, ScanLimits, Scanner};
 use crate::relay::users::Users;
@@ -30,6 +31,8 @@ const IDLE_READ_BUF: usize = 2 * 1024;
 const MIN_READ: usize = 1024;
 /// Timer resolution of the relay's timeouts.
 const TICK: Duration = Duration::from_millis(100);
+/// A TLS handshake taking longer closes the connection.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What one worker is given.
 pub struct WorkerConfig {
@@ -39,16 +42,20 @@ pub struct WorkerConfig {
     pub driver: Driver,
     pub relay: RelayConfig,
     pub users: Option<Arc<Users>>,
+    pub tls: Arc<TlsContext>,
     pub secret: [u8; 32],
     pub high_water: usize,
     pub max_head: usize,
     pub shutdown_grace: Duration,
 }
 
+/// A listening socket and whether its connections speak TLS.
+pub type Listener = (std::net::TcpListener, bool);
+
 /// The thread body: pin, build the runtime, run until shut down.
 pub fn run(
     cfg: WorkerConfig,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<Listener>,
     rx: MeshReceiver,
     senders: Vec<MeshSender>,
     gauges: Arc<Gauges>,
@@ -101,6 +108,7 @@ struct Parts {
     index: usize,
     relay: RelayConfig,
     users: Option<Arc<Users>>,
+    tls: Arc<TlsContext>,
     secret: [u8; 32],
     high_water: usize,
     max_head: usize,
@@ -113,6 +121,7 @@ impl WorkerConfig {
             index: self.index,
             relay: self.relay.clone(),
             users: self.users.clone(),
+            tls: self.tls.clone(),
             secret: self.secret,
             high_water: self.high_water,
             max_head: self.max_head,
@@ -133,11 +142,13 @@ pub struct Worker {
     listener_fds: RefCell<Vec<RawFd>>,
     stopping: Cell<bool>,
     shutdown_grace: Duration,
+    /// Certificates for new handshakes (replaced on SIGHUP).
+    tls: RefCell<Arc<TlsContext>>,
 }
 
 async fn worker_main(
     p: Parts,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<Listener>,
     rx: MeshReceiver,
     senders: Vec<MeshSender>,
     gauges: Arc<Gauges>,
@@ -161,12 +172,13 @@ async fn worker_main(
         listener_fds: RefCell::new(Vec::new()),
         stopping: Cell::new(false),
         shutdown_grace: p.shutdown_grace,
+        tls: RefCell::new(p.tls),
     });
-    for l in listeners {
+    for (l, secure) in listeners {
         match TcpListener::from_std(l) {
             Ok(l) => {
                 w.listener_fds.borrow_mut().push(l.as_raw_fd());
-                monoio::spawn(accept_loop(w.clone(), l));
+                monoio::spawn(accept_loop(w.clone(), l, secure));
             }
             Err(e) => {
                 let _ = ready.send(Err(format!("listener: {e}")));
@@ -180,14 +192,18 @@ async fn worker_main(
     mesh_loop(w, rx).await;
 }
 
-async fn accept_loop(w: Rc<Worker>, l: TcpListener) {
+async fn accept_loop(w: Rc<Worker>, l: TcpListener, secure: bool) {
     loop {
         match l.accept().await {
             Ok((stream, peer)) => {
                 if w.stopping.get() {
                     break;
                 }
-                w.start_inbound(stream, peer);
+                if secure {
+                    w.start_tls_inbound(stream, peer);
+                } else {
+                    w.start_inbound(stream, peer);
+                }
             }
             Err(e) => {
                 if w.stopping.get() {
@@ -231,6 +247,7 @@ async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
                 Envelope::Mesh(m) => w.relay.borrow_mut().handle_mesh(Instant::now(), m),
                 Envelope::Control(Control::Users(u)) => w.relay.borrow_mut().set_users(u),
                 Envelope::Control(Control::Dump) => w.dump(),
+                Envelope::Control(Control::Tls(t)) => *w.tls.borrow_mut() = t,
                 Envelope::Control(Control::Shutdown) => {
                     w.dispatch();
                     w.shutdown().await;
@@ -252,7 +269,18 @@ impl Worker {
         let _ = stream.set_nodelay(true);
         let kind = ConnKind::Inbound {
             loopback: peer.ip().is_loopback(),
+            secure: false,
+            relay: None,
         };
+        let fd = stream.as_raw_fd();
+        self.open_inbound(kind, peer, fd, stream);
+    }
+
+    /// Registers an accepted connection with the relay and starts its tasks.
+    fn open_inbound<S>(self: &Rc<Self>, kind: ConnKind, peer: SocketAddr, fd: RawFd, stream: S)
+    where
+        S: Split + AsyncReadRent + AsyncWriteRent + 'static,
+    {
         let id = self.relay.borrow_mut().open_conn(Instant::now(), kind);
         if id.slot as usize >= self.gauges.capacity() {
             tracing::warn!(%peer, "connection table full, refusing connection");
@@ -262,12 +290,49 @@ impl Worker {
         tracing::info!(%peer, core = self.core, slot = id.slot, "connection opened");
         let h = Rc::new(ConnHandle::new(id, peer.to_string()));
         self.conns.borrow_mut().insert(id.slot, h.clone());
-        self.spawn_io(h, stream);
+        self.spawn_io(h, fd, stream);
     }
 
-    /// Splits the socket and starts the reader and writer tasks.
-    fn spawn_io(self: &Rc<Self>, h: Rc<ConnHandle>, stream: TcpStream) {
-        h.attach(stream.as_raw_fd());
+    /// Runs the TLS handshake of an accepted connection in its own task, then starts
+    /// the connection like a plain one. A verified client certificate makes the peer a
+    /// relay identified by it (RFC 4976 §6.1).
+    fn start_tls_inbound(self: &Rc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let Some((cfg, verified)) = self.tls.borrow().server_for_conn() else {
+            return;
+        };
+        let fd = stream.as_raw_fd();
+        let w = self.clone();
+        monoio::spawn(async move {
+            let done = handshake_guard(fd);
+            let acceptor = monoio_rustls::TlsAcceptor::from(cfg);
+            let r = acceptor.accept(stream).await;
+            // The stream (and its fd) is either ours again or already closed: the guard
+            // must not touch the descriptor from here on.
+            done.set(true);
+            match r {
+                Ok(s) if !w.stopping.get() => {
+                    let relay = verified.identity();
+                    let kind = ConnKind::Inbound {
+                        loopback: peer.ip().is_loopback(),
+                        secure: true,
+                        relay,
+                    };
+                    w.open_inbound(kind, peer, fd, s);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+            }
+        });
+    }
+
+    /// Splits the stream and starts the reader and writer tasks. `fd` is the socket
+    /// under it, for closing from outside.
+    fn spawn_io<S>(self: &Rc<Self>, h: Rc<ConnHandle>, fd: RawFd, stream: S)
+    where
+        S: Split + AsyncReadRent + AsyncWriteRent + 'static,
+    {
+        h.attach(fd);
         let (rd, mut wr) = stream.into_split();
         monoio::spawn(read_loop(self.clone(), h.clone(), rd));
         let gauges = self.gauges.clone();
@@ -280,7 +345,7 @@ impl Worker {
 
     /// Opens an outbound connection for a slot the relay has already given out. Bytes
     /// queue on it while the connection is being made.
-    fn connect(self: &Rc<Self>, id: ConnId, host: String, port: u16) {
+    fn connect(self: &Rc<Self>, id: ConnId, host: String, port: u16, secure: bool) {
         let h = Rc::new(ConnHandle::new(id, format!("{host}:{port}")));
         self.conns.borrow_mut().insert(id.slot, h.clone());
         let w = self.clone();
@@ -305,8 +370,37 @@ impl Worker {
             match stream {
                 Some(s) if !h.is_closing() => {
                     let _ = s.set_nodelay(true);
-                    tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound connection open");
-                    w.spawn_io(h, s);
+                    let fd = s.as_raw_fd();
+                    if !secure {
+                        tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound connection open");
+                        w.spawn_io(h, fd, s);
+                        return;
+                    }
+                    // msrps: the certificate must be valid for the URI host.
+                    let Some(name) = tls::server_name(&host) else {
+                        tracing::warn!(%host, "next hop host is not a valid TLS name");
+                        h.abort();
+                        w.finish_conn(&h);
+                        return;
+                    };
+                    let connector =
+                        monoio_rustls::TlsConnector::from(w.tls.borrow().client.clone());
+                    let done = handshake_guard(fd);
+                    let r = connector.connect(name, s).await;
+                    done.set(true);
+                    match r {
+                        Ok(t) if !h.is_closing() => {
+                            tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound TLS connection open");
+                            w.spawn_io(h, fd, t);
+                        }
+                        r => {
+                            if let Err(e) = r {
+                                tracing::warn!(peer = %h.peer, error = %e, "outbound TLS handshake failed");
+                            }
+                            h.abort();
+                            w.finish_conn(&h);
+                        }
+                    }
                 }
                 _ => {
                     h.abort();
@@ -375,13 +469,14 @@ impl Worker {
                     generation,
                     host,
                     port,
+                    secure,
                 } => {
                     let id = ConnId {
                         core: self.core,
                         slot,
                         generation,
                     };
-                    self.connect(id, host, port);
+                    self.connect(id, host, port, secure);
                 }
             }
         }
@@ -444,6 +539,25 @@ impl Worker {
         }
         tracing::info!(core = self.core, "worker stopped");
     }
+}
+
+/// Shuts the socket down if a TLS handshake is still running after
+/// [`HANDSHAKE_TIMEOUT`] (the handshake's pending read then fails; nothing is
+/// cancelled). The caller sets the returned flag as soon as the handshake returns.
+fn handshake_guard(fd: RawFd) -> Rc<Cell<bool>> {
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    monoio::spawn(async move {
+        monoio::time::sleep(HANDSHAKE_TIMEOUT).await;
+        if !d.get() {
+            // SAFETY: the handshake has not returned, so the stream that owns `fd` is
+            // alive and the descriptor open; shutdown does not close it.
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RDWR);
+            }
+        }
+    });
+    done
 }
 
 async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R) {

@@ -180,9 +180,58 @@ impl Frame {
     }
 }
 
-/// A blocking MSRP peer over TCP.
+/// A client's connection: plain TCP, or TLS over TCP (rustls, blocking).
+pub enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.tcp().set_read_timeout(t)
+    }
+    /// A second handle on a plain TCP connection.
+    pub fn try_clone(&self) -> std::io::Result<TcpStream> {
+        match self {
+            Stream::Tcp(s) => s.try_clone(),
+            Stream::Tls(_) => Err(std::io::Error::other("a TLS stream cannot be cloned")),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// A blocking MSRP peer over TCP or TLS.
 pub struct Client {
-    pub stream: TcpStream,
+    pub stream: Stream,
     /// This client's own URI (its From-Path).
     pub me: String,
     buf: BytesMut,
@@ -197,6 +246,33 @@ impl Client {
         let stream = TcpStream::connect(addr).expect("connect to relay");
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
+        Client::over(Stream::Tcp(stream), me)
+    }
+
+    /// A client over TLS to `addr`, verifying the relay's certificate for `name` with
+    /// `config`. The handshake completes before this returns.
+    pub fn connect_tls(
+        addr: SocketAddr,
+        me: &str,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: &str,
+    ) -> Client {
+        let tcp = TcpStream::connect(addr).expect("connect to relay");
+        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        tcp.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+        let conn = rustls::ClientConnection::new(config, name).expect("TLS client");
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        while tls.conn.is_handshaking() {
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .expect("TLS handshake with the relay");
+        }
+        Client::over(Stream::Tls(Box::new(tls)), me)
+    }
+
+    fn over(stream: Stream, me: &str) -> Client {
         Client {
             stream,
             me: me.to_string(),
