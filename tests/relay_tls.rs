@@ -304,3 +304,189 @@ fn next_hop_certificates_untrusted_wrong_host_expired_are_refused() {
         assert_eq!(r2.counters().frames_in, 0, "{what}");
     }
 }
+
+/// R1 presents a certificate that verifies at R2 but names another host than the one
+/// in the From-Path R1 forwards with: R2 answers 403 and the sender gets a REPORT.
+#[test]
+fn relay_certificate_not_covering_the_from_path_host_gets_403() {
+    let ca = Ca::new();
+    let ca_file = write("mtls-ca.pem", &ca.pem);
+    let (c1, k1) = ca.leaf(&["relay1.example.com"], false);
+    let (c1, k1) = (
+        write("mtls-r1-cert.pem", &c1),
+        write("mtls-r1-key.pem", &k1),
+    );
+    let r1 = Relay::start(1, Driver::Auto, |c| {
+        c.tls.cert = Some(c1);
+        c.tls.key = Some(k1);
+        c.tls.ca = Some(ca_file.clone());
+    });
+    let (r2, tls_port) = {
+        let (c2, k2) = ca.leaf(&["127.0.0.1"], false);
+        let (c2, k2) = (
+            write("mtls-r2-cert.pem", &c2),
+            write("mtls-r2-key.pem", &k2),
+        );
+        let r2 = Relay::start(1, Driver::Auto, |c| {
+            c.listen_tls = vec!["127.0.0.1:0".parse().unwrap()];
+            c.tls.cert = Some(c2);
+            c.tls.key = Some(k2);
+            c.tls.ca = Some(ca_file.clone());
+        });
+        let port = r2.handle.as_ref().unwrap().tls_addrs()[0].port();
+        (r2, port)
+    };
+    let r2_tls = std::net::SocketAddr::from(([127, 0, 0, 1], tls_port));
+    let mut a = r1.connect(&peer_uri("alice", 1111));
+    let mut b = Client::connect_tls(
+        r2_tls,
+        "msrps://127.0.0.1:2222/bob;tcp",
+        client_config(&ca),
+        "127.0.0.1",
+    );
+    let ra = a.auth(&r1.uri());
+    let rb = b.auth(&format!("msrps://127.0.0.1:{tls_port};tcp"));
+    let tid = a.send(
+        &format!("{ra} {rb} {}", b.me),
+        &[("Message-ID", "mtls0001"), ("Byte-Range", "1-2/2")],
+        Some(b"hi"),
+        Flag::Complete,
+    );
+    let ok = a.read_frame();
+    assert_eq!((ok.tid(), ok.kind()), (tid.as_str(), "200"));
+    let rep = a.read_frame();
+    assert_eq!(rep.kind(), "REPORT", "{}", rep.head);
+    assert_eq!(rep.header("Message-ID"), Some("mtls0001"));
+    let status = rep.header("Status").unwrap();
+    assert!(status.starts_with("000 403"), "{status}");
+    let r = b.try_read_frame(Duration::from_millis(300));
+    assert!(r.is_err(), "B must get nothing: {:?}", r.map(|f| f.head));
+    assert_eq!(r2.counters().deliveries_same_core, 0);
+}
+
+/// New certificate files and a reload (what SIGHUP does): new handshakes get the new
+/// certificate, a connection made before keeps working.
+#[test]
+fn reload_swaps_the_certificate_for_new_handshakes_only() {
+    let old_ca = Ca::new();
+    let new_ca = Ca::new();
+    let (cert, key) = old_ca.leaf(&["127.0.0.1"], false);
+    let cert_file = write("reload-cert.pem", &cert);
+    let key_file = write("reload-key.pem", &key);
+    let relay = Relay::start(1, Driver::Auto, |c| {
+        c.listen_tls = vec!["127.0.0.1:0".parse().unwrap()];
+        c.tls.cert = Some(cert_file.clone());
+        c.tls.key = Some(key_file.clone());
+    });
+    let addr = relay.handle.as_ref().unwrap().tls_addrs()[0];
+    let relay_uri = format!("msrps://127.0.0.1:{};tcp", addr.port());
+    let mut a = Client::connect_tls(
+        addr,
+        "msrps://127.0.0.1:1111/alice;tcp",
+        client_config(&old_ca),
+        "127.0.0.1",
+    );
+    let ra = a.auth(&relay_uri);
+    // A broken file is refused and the old certificate stays.
+    std::fs::write(&cert_file, "not a certificate").unwrap();
+    assert!(relay.handle.as_ref().unwrap().reload_tls().is_err());
+    let (cert, key) = new_ca.leaf(&["127.0.0.1"], false);
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    relay.handle.as_ref().unwrap().reload_tls().unwrap();
+    // The reload reaches the workers through their mesh channel; wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut b = loop {
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut conn = rustls::ClientConnection::new(client_config(&new_ca), name).unwrap();
+        let mut sock = tcp;
+        let ok = (|| {
+            while conn.is_handshaking() {
+                conn.complete_io(&mut sock)?;
+            }
+            Ok::<(), std::io::Error>(())
+        })();
+        if ok.is_ok() {
+            break Client::connect_tls(
+                addr,
+                "msrps://127.0.0.1:2222/bob;tcp",
+                client_config(&new_ca),
+                "127.0.0.1",
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new certificate not served"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let rb = b.auth(&relay_uri);
+    // The old connection still carries frames both ways.
+    a.send(
+        &format!("{ra} {rb} {}", b.me),
+        &[("Message-ID", "reload01")],
+        Some(b"still here"),
+        Flag::Complete,
+    );
+    assert_eq!(a.read_frame().kind(), "200");
+    let got = b.read_frame();
+    assert_eq!(got.body, b"still here");
+    b.respond(&got, 200);
+    // A client that trusts only the old CA is now refused.
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = rustls::ClientConnection::new(client_config(&old_ca), name).unwrap();
+    let mut sock = tcp;
+    let mut res = Ok((0, 0));
+    while conn.is_handshaking() && res.is_ok() {
+        res = conn.complete_io(&mut sock);
+    }
+    assert!(res.is_err(), "old certificate still served");
+}
+
+/// `msrpd --listen-tls` without a usable certificate refuses to start, saying why.
+#[test]
+fn listen_tls_without_usable_certificate_refuses_to_start() {
+    let bad = write("startup-bad.pem", "not a certificate");
+    let runs: [(&[&str], &str); 3] = [
+        (
+            &["--listen-tls", "127.0.0.1:0"],
+            "--listen-tls needs --cert",
+        ),
+        (
+            &[
+                "--listen-tls",
+                "127.0.0.1:0",
+                "--cert",
+                "/nonexistent/c.pem",
+                "--key",
+                "/nonexistent/k.pem",
+            ],
+            "cannot read /nonexistent/c.pem",
+        ),
+        (
+            &[
+                "--listen-tls",
+                "127.0.0.1:0",
+                "--cert",
+                bad.to_str().unwrap(),
+                "--key",
+                bad.to_str().unwrap(),
+            ],
+            "no certificate found",
+        ),
+    ];
+    for (args, want) in runs {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_msrpd"))
+            .args(["--no-pin", "--cores", "1"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
