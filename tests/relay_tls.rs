@@ -490,3 +490,66 @@ fn listen_tls_without_usable_certificate_refuses_to_start() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// `msrpd-bench --tls` against a TLS listener: with `--ca`, and with `--insecure`.
+#[test]
+fn bench_runs_over_tls() {
+    let ca = Ca::new();
+    let ca_file = write("bench-ca.pem", &ca.pem);
+    let (relay, tls_port) = tls_relay(2, Driver::Auto, "bench", &ca, &["127.0.0.1"]);
+    for trust in [
+        &["--ca", ca_file.to_str().unwrap()][..],
+        &["--insecure"][..],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_msrpd-bench"))
+            .args(["--relay", &format!("127.0.0.1:{tls_port}"), "--tls"])
+            .args(trust)
+            .args([
+                "--pairs",
+                "4",
+                "--threads",
+                "1",
+                "--size",
+                "3000",
+                "--chunk",
+                "1024",
+            ])
+            .args([
+                "--duration",
+                "0.5",
+                "--warmup",
+                "0",
+                "--drain",
+                "2",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{trust:?}: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert!(v["delivered"].as_u64().unwrap() > 0, "{text}");
+        assert_eq!(v["errors"].as_u64(), Some(0), "{text}");
+        assert_eq!(v["lost"].as_u64(), Some(0), "{text}");
+    }
+    // Without a trust anchor for the test CA the handshake fails and the bench says so.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_msrpd-bench"))
+        .args(["--relay", &format!("127.0.0.1:{tls_port}"), "--tls"])
+        .args([
+            "--pairs",
+            "1",
+            "--duration",
+            "0.2",
+            "--warmup",
+            "0",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    drop(relay);
+}

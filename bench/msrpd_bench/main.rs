@@ -15,6 +15,7 @@
 
 mod forwarder;
 mod pair;
+mod stream;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -96,9 +97,16 @@ pub struct Args {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
-    /// MSRP over TLS (msrps): not available yet.
+    /// MSRP over TLS (msrps): connect with TLS; the relay certificate is verified
+    /// against --relay-host (or the relay address) with --ca or the Mozilla roots.
     #[arg(long)]
     pub tls: bool,
+    /// Trust anchors (PEM) for the relay certificate with --tls.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+    /// With --tls, accept any relay certificate (self-signed test certificates).
+    #[arg(long)]
+    pub insecure: bool,
     /// Skip AUTH (for relays that route without it, and the forwarder).
     #[arg(long)]
     pub no_auth: bool,
@@ -114,6 +122,8 @@ pub struct Args {
 pub struct Shared {
     pub args: Args,
     pub relay_uri: String,
+    /// TLS settings with --tls.
+    pub tls: Option<stream::Tls>,
     pub pattern: Vec<u8>,
     pub stop: AtomicBool,
     pub delivered: AtomicU64,
@@ -237,12 +247,6 @@ fn main() -> ExitCode {
         return forwarder::serve(addr, args.threads);
     }
     args.no_auth |= args.pair_hello;
-    if args.tls {
-        eprintln!(
-            "msrpd-bench: --tls is not available yet (it comes with msrps support in the relay)"
-        );
-        return ExitCode::from(2);
-    }
     if args.size == 0 || args.chunk == 0 || args.pairs == 0 || args.window == 0 {
         eprintln!("msrpd-bench: --size, --chunk, --pairs and --window must be at least 1");
         return ExitCode::from(2);
@@ -262,7 +266,19 @@ fn main() -> ExitCode {
         SocketAddr::V4(a) => a.ip().to_string(),
         SocketAddr::V6(a) => format!("[{}]", a.ip()),
     });
-    let relay_uri = format!("msrp://{host}:{};tcp", args.relay.port());
+    let scheme = if args.tls { "msrps" } else { "msrp" };
+    let relay_uri = format!("{scheme}://{host}:{};tcp", args.relay.port());
+    let tls = if args.tls {
+        match stream::Tls::new(&host, args.ca.as_deref(), args.insecure) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("msrpd-bench: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     // Deterministic body content, long enough for any message plus the per-message shift.
     let pattern: Vec<u8> = (0..args.size + 4096)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_right(13) as u8)
@@ -271,6 +287,7 @@ fn main() -> ExitCode {
     let setup_budget = Duration::from_secs(30);
     let shared = Arc::new(Shared {
         relay_uri,
+        tls,
         pattern,
         stop: AtomicBool::new(false),
         delivered: AtomicU64::new(0),

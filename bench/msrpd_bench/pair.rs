@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use md5::Digest;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
-use monoio::net::TcpStream;
 use msrpd::codec::{Challenge, Event, Flag, Head, Method, Scanner};
 
+use crate::stream::Conn;
 use crate::{Shared, Stats, Topology};
 
 type Window = Arc<Mutex<Option<(Instant, Instant)>>>;
@@ -60,8 +60,8 @@ pub fn thread_main(
 
 struct Pair {
     idx: usize,
-    sender: TcpStream,
-    receiver: TcpStream,
+    sender: Conn,
+    receiver: Conn,
     to_path: String,
     me_r: String,
 }
@@ -146,11 +146,11 @@ async fn setup_pair(sh: &Shared, idx: usize) -> Result<Pair, String> {
     let a = &sh.args;
     let me_r = format!("msrp://127.0.0.1:9/r{idx:06x};tcp");
     let me_s = format!("msrp://127.0.0.1:9/s{idx:06x};tcp");
-    let mut receiver = connect(a.relay).await?;
+    let mut receiver = Conn::connect(a.relay, sh.tls.as_ref()).await?;
     if a.pair_hello {
         hello(&mut receiver, idx).await?;
     }
-    let mut sender = connect(a.relay).await?;
+    let mut sender = Conn::connect(a.relay, sh.tls.as_ref()).await?;
     if a.pair_hello {
         hello(&mut sender, idx).await?;
     }
@@ -175,22 +175,14 @@ async fn setup_pair(sh: &Shared, idx: usize) -> Result<Pair, String> {
     })
 }
 
-async fn hello(s: &mut TcpStream, idx: usize) -> Result<(), String> {
+async fn hello(s: &mut Conn, idx: usize) -> Result<(), String> {
     let (r, _) = s.write_all(format!("PAIR {idx}\r\n").into_bytes()).await;
     r.map(|_| ()).map_err(|e| format!("hello: {e}"))
 }
 
-async fn connect(addr: std::net::SocketAddr) -> Result<TcpStream, String> {
-    let s = TcpStream::connect_addr(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = s.set_nodelay(true);
-    Ok(s)
-}
-
 /// Reads one whole bodiless frame (an AUTH response) during setup.
 async fn read_head(
-    s: &mut TcpStream,
+    s: &mut Conn,
     buf: &mut BytesMut,
     sc: &mut Scanner,
 ) -> Result<bytes::Bytes, String> {
@@ -236,7 +228,7 @@ fn digest(alg: &str, s: &str) -> String {
 }
 
 /// AUTH (RFC 4976 §5.1), answering a digest challenge when credentials are given.
-async fn auth(sh: &Shared, s: &mut TcpStream, me: &str) -> Result<String, String> {
+async fn auth(sh: &Shared, s: &mut Conn, me: &str) -> Result<String, String> {
     let mut buf = BytesMut::with_capacity(4096);
     let mut sc = Scanner::default();
     let mut authz: Option<String> = None;
