@@ -553,3 +553,135 @@ fn bench_runs_over_tls() {
     assert!(!out.status.success());
     drop(relay);
 }
+
+/// The relay closes TLS connections from outside as it does plain ones (shutdown(2)
+/// on the socket under the TLS stream): a first To-Path URI that is not ours drops
+/// the connection (RFC 4976 §6.2). With a TLS listener, an msrps: URI is ours only
+/// with a TLS port: msrps with our TCP port, or msrp with our TLS port, is foreign.
+#[test]
+fn foreign_first_uri_closes_a_tls_connection() {
+    let ca = Ca::new();
+    let cfg = client_config(&ca);
+    let (relay, tls_port) = tls_relay(1, Driver::Auto, "foreign", &ca, &["127.0.0.1"]);
+    let tcp_port = relay.addr.port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], tls_port));
+    let mut b = Client::connect_tls(
+        addr,
+        "msrps://127.0.0.1:2222/bob;tcp",
+        cfg.clone(),
+        "127.0.0.1",
+    );
+    let rb = b.auth(&format!("msrps://127.0.0.1:{tls_port};tcp"));
+    let sid = &rb[rb.rfind('/').unwrap() + 1..rb.len() - 4];
+    for uri in [
+        format!("msrps://127.0.0.1:{tcp_port}/{sid};tcp"),
+        format!("msrp://127.0.0.1:{tls_port}/{sid};tcp"),
+        "msrps://127.0.0.9:1/x;tcp".to_string(),
+    ] {
+        let mut c = Client::connect_tls(
+            addr,
+            "msrps://127.0.0.1:3333/carol;tcp",
+            cfg.clone(),
+            "127.0.0.1",
+        );
+        c.send(
+            &format!("{uri} {}", b.me),
+            &[("Message-ID", "foreign1")],
+            Some(b"x"),
+            Flag::Complete,
+        );
+        let r = c.try_read_frame(Duration::from_secs(3));
+        assert!(
+            r.as_ref().err().map(String::as_str) == Some("connection closed"),
+            "{uri}: {:?}",
+            r.map(|f| f.head)
+        );
+    }
+    // B's connection is untouched and its session works.
+    let mut a = relay.connect(&peer_uri("alice", 1111));
+    let ra = a.auth(&relay.uri());
+    a.send(
+        &format!("{ra} {rb} {}", b.me),
+        &[("Message-ID", "foreign2")],
+        Some(b"ok"),
+        Flag::Complete,
+    );
+    assert_eq!(a.read_frame().kind(), "200");
+    assert_eq!(b.read_frame().body, b"ok");
+}
+
+/// `msrpd --listen-tls` alone (no TCP listener) hands out msrps: URIs, and SIGHUP
+/// reloads the certificate: new handshakes get the new one, an open connection stays.
+#[test]
+fn msrpd_process_tls_only_reloads_certificate_on_sighup() {
+    use std::io::Read;
+    let old_ca = Ca::new();
+    let new_ca = Ca::new();
+    let (cert, key) = old_ca.leaf(&["127.0.0.1"], false);
+    let cert_file = write("hup-cert.pem", &cert);
+    let key_file = write("hup-key.pem", &key);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_msrpd"))
+        .args(["--listen-tls", "127.0.0.1:0", "--no-pin", "--cores", "1"])
+        .args(["--log-level", "warn", "--cert", cert_file.to_str().unwrap()])
+        .args(["--key", key_file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut out = child.stdout.take().unwrap();
+    let child = Kill(child);
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") && out.read(&mut byte).unwrap_or(0) == 1 {
+        line.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&line).into_owned();
+    assert!(text.contains("(TLS)"), "{text}");
+    let addr: std::net::SocketAddr = text.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let relay_uri = format!("msrps://127.0.0.1:{};tcp", addr.port());
+    let mut a = Client::connect_tls(
+        addr,
+        "msrps://127.0.0.1:1111/alice;tcp",
+        client_config(&old_ca),
+        "127.0.0.1",
+    );
+    let (cert, key) = new_ca.leaf(&["127.0.0.1"], false);
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.0.id() as i32, libc::SIGHUP);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut conn = rustls::ClientConnection::new(client_config(&new_ca), name).unwrap();
+        let mut sock = tcp;
+        let mut res = Ok((0, 0));
+        while conn.is_handshaking() && res.is_ok() {
+            res = conn.complete_io(&mut sock);
+        }
+        if res.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new certificate not served after SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The connection made before the reload still works.
+    let ra = a.auth(&relay_uri);
+    assert!(
+        ra.starts_with(&format!("msrps://127.0.0.1:{}/", addr.port())),
+        "{ra}"
+    );
+}
