@@ -695,3 +695,141 @@ fn next_hop_connection_closing_fails_pending_sends() {
     p.expect_report(&out, "408 Request Timeout");
     assert_eq!(p.h.tick(100.0), []);
 }
+
+/// With a TLS port configured, a client on a secure connection is handed an msrps: URI
+/// with the TLS port, and that URI routes to it; msrps with the TCP port is foreign.
+#[test]
+fn tls_clients_get_msrps_use_path_on_the_tls_port() {
+    let mut cfg = config();
+    cfg.tls_ports = vec![2856];
+    let mut h = Harness::new(cfg);
+    let secure = h.relay.open_conn(
+        h.at(0.0),
+        ConnKind::Inbound {
+            loopback: true,
+            secure: true,
+            relay: None,
+        },
+    );
+    let plain = h.open(0.0, true);
+    let tls_relay = "msrps://relay.example.com:2856;tcp";
+    let tid = h.tid();
+    let m =
+        format!("MSRP {tid} AUTH\r\nTo-Path: {tls_relay}\r\nFrom-Path: {BOB}\r\n-------{tid}$\r\n");
+    h.feed(0.1, secure, m.as_bytes());
+    let out = h.drain();
+    assert_eq!(out.len(), 1, "{out:?}");
+    let head = frame_to(&out[0], secure);
+    let ub = header(head, "Use-Path").unwrap().to_string();
+    let sid = ub
+        .strip_prefix("msrps://relay.example.com:2856/")
+        .and_then(|r| r.strip_suffix(";tcp"))
+        .unwrap_or_else(|| panic!("Use-Path form: {ub}"));
+    let k = SessionKey::decode(sid).unwrap();
+    assert_eq!((k.core, k.slot), (0, secure.slot));
+    assert_eq!(
+        head,
+        format!(
+            "MSRP {tid} 200 OK\r\nTo-Path: {BOB}\r\nFrom-Path: {tls_relay}\r\n\
+             Use-Path: {ub}\r\nExpires: 600\r\n"
+        )
+    );
+    // A plain client still gets msrp: with the TCP port.
+    let ua = h.auth(0.2, plain, ALICE, None);
+    let tid = h.send(
+        0.3,
+        plain,
+        &format!("{ua} {ub} {BOB}"),
+        ALICE,
+        "msg00001",
+        Some("no"),
+    );
+    let out = h.drain();
+    assert_eq!(out.len(), 1, "{out:?}");
+    let fwd = frame_to(&out[0], secure);
+    assert_eq!(
+        header(fwd, "From-Path"),
+        Some(format!("{ub} {ua} {ALICE}").as_str())
+    );
+    assert_ne!(relay_tid(fwd), tid);
+    // msrps: with our TCP port is not ours: the connection is dropped (§6.2).
+    let foreign = format!("msrps://relay.example.com:2855/{sid};tcp");
+    h.send(
+        0.4,
+        plain,
+        &format!("{foreign} {BOB}"),
+        ALICE,
+        "msg00002",
+        Some("no"),
+    );
+    assert_eq!(
+        h.drain(),
+        vec![Out::Close {
+            to: key(plain),
+            reason: CloseReason::NotAddressedToUs
+        }]
+    );
+}
+
+/// A peer identified by a certificate (RFC 4976 §6.1) may only send with a first
+/// From-Path URI whose host the certificate covers; otherwise 403.
+#[test]
+fn relay_identified_by_certificate_speaks_for_its_host_only() {
+    let mut h = Harness::new(config());
+    let b = h.open(0.0, true);
+    let ub = h.auth(0.1, b, BOB, None);
+    let peer = h.relay.open_conn(
+        h.at(0.2),
+        ConnKind::Inbound {
+            loopback: false,
+            secure: true,
+            relay: Some(msrpd::relay::PeerIdentity::new(|host| {
+                host == "r1.example.com"
+            })),
+        },
+    );
+    let other = "msrp://other.example.com:2855/x;tcp";
+    let tid = h.send(
+        0.3,
+        peer,
+        &format!("{ub} {BOB}"),
+        other,
+        "msg00001",
+        Some("partial"),
+    );
+    let out = h.drain();
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(
+        frame_to(&out[0], peer),
+        format!(
+            "MSRP {tid} 403 From-Path host does not match the peer certificate\r\n\
+             To-Path: {other}\r\nFrom-Path: {ub}\r\n"
+        )
+    );
+    // Failure-Report partial: the sender also gets a REPORT (§6.4.1).
+    let rep = frame_to(&out[1], peer);
+    let rtid = relay_tid(rep);
+    assert_eq!(
+        rep,
+        format!(
+            "MSRP {rtid} REPORT\r\nTo-Path: {other}\r\nFrom-Path: {ub}\r\n\
+             Message-ID: msg00001\r\nByte-Range: 1-5/5\r\nStatus: 000 403 Forbidden\r\n"
+        )
+    );
+    let r1 = "msrp://r1.example.com:2855/x;tcp";
+    h.send(
+        0.4,
+        peer,
+        &format!("{ub} {BOB}"),
+        r1,
+        "msg00002",
+        Some("no"),
+    );
+    let out = h.drain();
+    assert_eq!(out.len(), 1, "{out:?}");
+    let fwd = frame_to(&out[0], b);
+    assert_eq!(
+        header(fwd, "From-Path"),
+        Some(format!("{ub} {r1}").as_str())
+    );
+}
