@@ -55,7 +55,7 @@ def main():
     cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout.strip()
     print(f"# msrpd vs Kamailio msrp vs raw TCP forwarder ({date.today()})\n")
     print(f"Machine: {cpu or 'unknown CPU'}, 2 cores, loopback. Relays with {workers} workers "
-          f"(Kamailio: {workers} TCP children); msrpd-bench with {bench_threads} threads on the same "
+          f"(Kamailio: {workers} TCP children), both unpinned; msrpd-bench with {bench_threads} threads on the same "
           f"cores. {rounds} rounds, interleaved msrpd, Kamailio, forwarder; {duration} s measured per run. "
           "Cells: median (min-max). Chunks of 8 KiB unless the row says otherwise. "
           "CPU = relay CPU time (all threads and processes, from /proc schedstat) per delivered message.\n")
