@@ -23,6 +23,8 @@ use crate::relay::ConnId;
 
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
+/// Bytes gathered into one write on a TLS connection: one full TLS record.
+const TLS_WRITE: usize = 16 * 1024;
 
 /// A connection as the worker sees it.
 pub struct ConnHandle {
@@ -182,22 +184,82 @@ impl IoVecs {
 
 /// Writes the queue out until the connection closes. Returns when the writer is done;
 /// the socket's write half is dropped by the caller.
-pub async fn write_loop<W: AsyncWriteRent>(h: &ConnHandle, gauges: &Arc<Gauges>, w: &mut W) {
+///
+/// With `gather` (TLS streams, whose `writev` writes only the first buffer), queued
+/// pieces are copied into one buffer of up to a TLS record and written at once, so a
+/// frame's head, body pieces and end-line do not each become a record and a syscall.
+pub async fn write_loop<W: AsyncWriteRent>(
+    h: &ConnHandle,
+    gauges: &Arc<Gauges>,
+    w: &mut W,
+    gather: bool,
+) {
+    if gather {
+        gather_loop(h, gauges, w).await;
+    } else {
+        writev_loop(h, gauges, w).await;
+    }
+    h.closing.set(true);
+    h.discard_queue(gauges);
+    let _ = w.shutdown().await;
+    h.shutdown(libc::SHUT_RDWR);
+}
+
+/// Waits until there is something to write or the connection is closing.
+async fn wait_for_work(h: &ConnHandle) {
+    poll_fn(|cx| {
+        if !h.queue.borrow().is_empty() || h.closing.get() {
+            Poll::Ready(())
+        } else {
+            *h.writer.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+async fn gather_loop<W: AsyncWriteRent>(h: &ConnHandle, gauges: &Arc<Gauges>, w: &mut W) {
+    use monoio::io::AsyncWriteRentExt;
+    // Grown on first use, like the iovecs.
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        wait_for_work(h).await;
+        buf.clear();
+        {
+            let mut q = h.queue.borrow_mut();
+            while buf.len() < TLS_WRITE {
+                let Some(mut b) = q.pop_front() else { break };
+                let room = TLS_WRITE - buf.len();
+                if b.len() > room {
+                    buf.extend_from_slice(&b.split_to(room));
+                    q.push_front(b);
+                } else {
+                    buf.extend_from_slice(&b);
+                }
+            }
+        }
+        let total = buf.len();
+        if total == 0 {
+            break; // closing and nothing left
+        }
+        let (res, back) = w.write_all(buf).await;
+        buf = back;
+        h.queued.set(h.queued.get() - total);
+        gauges.sub(h.id.core, h.id.slot, total);
+        if res.is_err() {
+            break;
+        }
+    }
+}
+
+async fn writev_loop<W: AsyncWriteRent>(h: &ConnHandle, gauges: &Arc<Gauges>, w: &mut W) {
     // Grown on first use: an idle connection holds no iovec space.
     let mut v = IoVecs {
         iov: Vec::new(),
         bufs: Vec::new(),
     };
     loop {
-        poll_fn(|cx| {
-            if !h.queue.borrow().is_empty() || h.closing.get() {
-                Poll::Ready(())
-            } else {
-                *h.writer.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await;
+        wait_for_work(h).await;
         let mut total = 0;
         {
             let mut q = h.queue.borrow_mut();
@@ -231,8 +293,4 @@ pub async fn write_loop<W: AsyncWriteRent>(h: &ConnHandle, gauges: &Arc<Gauges>,
             break;
         }
     }
-    h.closing.set(true);
-    h.discard_queue(gauges);
-    let _ = w.shutdown().await;
-    h.shutdown(libc::SHUT_RDWR);
 }

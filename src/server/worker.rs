@@ -273,12 +273,18 @@ impl Worker {
             relay: None,
         };
         let fd = stream.as_raw_fd();
-        self.open_inbound(kind, peer, fd, stream);
+        self.open_inbound(kind, peer, fd, stream, false);
     }
 
     /// Registers an accepted connection with the relay and starts its tasks.
-    fn open_inbound<S>(self: &Rc<Self>, kind: ConnKind, peer: SocketAddr, fd: RawFd, stream: S)
-    where
+    fn open_inbound<S>(
+        self: &Rc<Self>,
+        kind: ConnKind,
+        peer: SocketAddr,
+        fd: RawFd,
+        stream: S,
+        tls: bool,
+    ) where
         S: Split + AsyncReadRent + AsyncWriteRent + 'static,
     {
         let id = self.relay.borrow_mut().open_conn(Instant::now(), kind);
@@ -290,7 +296,7 @@ impl Worker {
         tracing::info!(%peer, core = self.core, slot = id.slot, "connection opened");
         let h = Rc::new(ConnHandle::new(id, peer.to_string()));
         self.conns.borrow_mut().insert(id.slot, h.clone());
-        self.spawn_io(h, fd, stream);
+        self.spawn_io(h, fd, stream, tls);
     }
 
     /// Runs the TLS handshake of an accepted connection in its own task, then starts
@@ -318,7 +324,7 @@ impl Worker {
                         secure: true,
                         relay,
                     };
-                    w.open_inbound(kind, peer, fd, s);
+                    w.open_inbound(kind, peer, fd, s, true);
                 }
                 Ok(_) => {}
                 Err(e) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
@@ -327,8 +333,8 @@ impl Worker {
     }
 
     /// Splits the stream and starts the reader and writer tasks. `fd` is the socket
-    /// under it, for closing from outside.
-    fn spawn_io<S>(self: &Rc<Self>, h: Rc<ConnHandle>, fd: RawFd, stream: S)
+    /// under it, for closing from outside; `tls` makes the writer gather small pieces.
+    fn spawn_io<S>(self: &Rc<Self>, h: Rc<ConnHandle>, fd: RawFd, stream: S, tls: bool)
     where
         S: Split + AsyncReadRent + AsyncWriteRent + 'static,
     {
@@ -337,7 +343,7 @@ impl Worker {
         monoio::spawn(read_loop(self.clone(), h.clone(), rd));
         let gauges = self.gauges.clone();
         monoio::spawn(async move {
-            write_loop(&h, &gauges, &mut wr).await;
+            write_loop(&h, &gauges, &mut wr, tls).await;
             drop(wr);
             h.half_done();
         });
@@ -373,7 +379,7 @@ impl Worker {
                     let fd = s.as_raw_fd();
                     if !secure {
                         tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound connection open");
-                        w.spawn_io(h, fd, s);
+                        w.spawn_io(h, fd, s, false);
                         return;
                     }
                     // msrps: the certificate must be valid for the URI host.
@@ -391,7 +397,7 @@ impl Worker {
                     match r {
                         Ok(t) if !h.is_closing() => {
                             tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound TLS connection open");
-                            w.spawn_io(h, fd, t);
+                            w.spawn_io(h, fd, t, true);
                         }
                         r => {
                             if let Err(e) = r {
