@@ -685,3 +685,49 @@ fn msrpd_process_tls_only_reloads_certificate_on_sighup() {
         "{ra}"
     );
 }
+
+/// A TLS handshake is bounded: a peer that connects to the TLS port and says nothing
+/// (or stalls mid-handshake) is disconnected after the handshake timeout, by shutdown(2)
+/// from outside; the listener keeps serving.
+#[test]
+fn silent_peer_on_the_tls_port_is_dropped_after_the_handshake_timeout() {
+    use std::io::{Read, Write};
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["127.0.0.1"], false);
+    let (cert, key) = (
+        write("silent-cert.pem", &cert),
+        write("silent-key.pem", &key),
+    );
+    for driver in DRIVERS {
+        let relay = Relay::start(1, driver, |c| {
+            c.listen_tls = vec!["127.0.0.1:0".parse().unwrap()];
+            c.tls.cert = Some(cert.clone());
+            c.tls.key = Some(key.clone());
+            c.tls_handshake_timeout = Duration::from_millis(300);
+        });
+        let addr = relay.handle.as_ref().unwrap().tls_addrs()[0];
+        let mut silent = std::net::TcpStream::connect(addr).unwrap();
+        // Half a ClientHello record header, then nothing.
+        let mut stalled = std::net::TcpStream::connect(addr).unwrap();
+        stalled.write_all(&[0x16, 0x03, 0x01]).unwrap();
+        let t0 = std::time::Instant::now();
+        for s in [&mut silent, &mut stalled] {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut b = [0u8; 64];
+            let n = s.read(&mut b);
+            assert!(matches!(n, Ok(0)) || n.is_err(), "{driver:?}: {n:?}");
+        }
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+            "{driver:?}: closed after {took:?}"
+        );
+        let mut c = Client::connect_tls(
+            addr,
+            "msrps://127.0.0.1:1111/alice;tcp",
+            client_config(&ca),
+            "127.0.0.1",
+        );
+        c.auth(&format!("msrps://127.0.0.1:{};tcp", addr.port()));
+    }
+}

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub listen_tls: Vec<SocketAddr>,
     /// Certificate, key and extra trust anchors (reloaded on SIGHUP).
     pub tls: tls::TlsFiles,
+    /// A TLS handshake (inbound or outbound) taking longer closes the connection.
+    pub tls_handshake_timeout: Duration,
     /// Host for the relay's own URIs; `None`: derived from the listen address.
     pub advertise_host: Option<String>,
     pub advertise_port: Option<u16>,
@@ -70,6 +72,7 @@ impl ServerConfig {
             listen: vec![addr],
             listen_tls: Vec::new(),
             tls: tls::TlsFiles::default(),
+            tls_handshake_timeout: Duration::from_secs(10),
             advertise_host: None,
             advertise_port: None,
             aliases: Vec::new(),
@@ -331,6 +334,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             relay: relay_cfg,
             users: users.clone(),
             tls: tls_ctx.clone(),
+            tls_handshake_timeout: cfg.tls_handshake_timeout,
             secret,
             high_water: cfg.high_water,
             max_head: cfg.max_head,

@@ -31,8 +31,6 @@ const IDLE_READ_BUF: usize = 2 * 1024;
 const MIN_READ: usize = 1024;
 /// Timer resolution of the relay's timeouts.
 const TICK: Duration = Duration::from_millis(100);
-/// A TLS handshake taking longer closes the connection.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What one worker is given.
 pub struct WorkerConfig {
@@ -43,6 +41,8 @@ pub struct WorkerConfig {
     pub relay: RelayConfig,
     pub users: Option<Arc<Users>>,
     pub tls: Arc<TlsContext>,
+    /// A TLS handshake taking longer closes the connection.
+    pub tls_handshake_timeout: Duration,
     pub secret: [u8; 32],
     pub high_water: usize,
     pub max_head: usize,
@@ -109,6 +109,7 @@ struct Parts {
     relay: RelayConfig,
     users: Option<Arc<Users>>,
     tls: Arc<TlsContext>,
+    tls_handshake_timeout: Duration,
     secret: [u8; 32],
     high_water: usize,
     max_head: usize,
@@ -122,6 +123,7 @@ impl WorkerConfig {
             relay: self.relay.clone(),
             users: self.users.clone(),
             tls: self.tls.clone(),
+            tls_handshake_timeout: self.tls_handshake_timeout,
             secret: self.secret,
             high_water: self.high_water,
             max_head: self.max_head,
@@ -144,6 +146,7 @@ pub struct Worker {
     shutdown_grace: Duration,
     /// Certificates for new handshakes (replaced on SIGHUP).
     tls: RefCell<Arc<TlsContext>>,
+    tls_handshake_timeout: Duration,
 }
 
 async fn worker_main(
@@ -173,6 +176,7 @@ async fn worker_main(
         stopping: Cell::new(false),
         shutdown_grace: p.shutdown_grace,
         tls: RefCell::new(p.tls),
+        tls_handshake_timeout: p.tls_handshake_timeout,
     });
     for (l, secure) in listeners {
         match TcpListener::from_std(l) {
@@ -310,7 +314,7 @@ impl Worker {
         let fd = stream.as_raw_fd();
         let w = self.clone();
         monoio::spawn(async move {
-            let done = handshake_guard(fd);
+            let done = handshake_guard(fd, w.tls_handshake_timeout);
             let acceptor = monoio_rustls::TlsAcceptor::from(cfg);
             let r = acceptor.accept(stream).await;
             // The stream (and its fd) is either ours again or already closed: the guard
@@ -391,7 +395,7 @@ impl Worker {
                     };
                     let connector =
                         monoio_rustls::TlsConnector::from(w.tls.borrow().client.clone());
-                    let done = handshake_guard(fd);
+                    let done = handshake_guard(fd, w.tls_handshake_timeout);
                     let r = connector.connect(name, s).await;
                     done.set(true);
                     match r {
@@ -548,13 +552,13 @@ impl Worker {
 }
 
 /// Shuts the socket down if a TLS handshake is still running after
-/// [`HANDSHAKE_TIMEOUT`] (the handshake's pending read then fails; nothing is
+/// `timeout` (the handshake's pending read then fails; nothing is
 /// cancelled). The caller sets the returned flag as soon as the handshake returns.
-fn handshake_guard(fd: RawFd) -> Rc<Cell<bool>> {
+fn handshake_guard(fd: RawFd, timeout: Duration) -> Rc<Cell<bool>> {
     let done = Rc::new(Cell::new(false));
     let d = done.clone();
     monoio::spawn(async move {
-        monoio::time::sleep(HANDSHAKE_TIMEOUT).await;
+        monoio::time::sleep(timeout).await;
         if !d.get() {
             // SAFETY: the handshake has not returned, so the stream that owns `fd` is
             // alive and the descriptor open; shutdown does not close it.
