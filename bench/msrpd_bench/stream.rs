@@ -135,7 +135,7 @@ impl Conn {
                 .connect(t.name.clone(), s)
                 .await
                 .map(|s| Io::Tls(Box::new(s)))
-                .map_err(|e| format!("TLS handshake with {addr}: {e}"))?,
+                .map_err(|e| format!("TLS handshake with {addr}: {}", std::io::Error::from(e)))?,
         };
         Ok(Conn { fd, io })
     }

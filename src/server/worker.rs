@@ -331,7 +331,10 @@ impl Worker {
                     w.open_inbound(kind, peer, fd, s, true);
                 }
                 Ok(_) => {}
-                Err(e) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+                Err(e) => {
+                    let e = std::io::Error::from(e);
+                    tracing::info!(%peer, error = %e, "TLS handshake failed");
+                }
             }
         });
     }
@@ -405,6 +408,8 @@ impl Worker {
                         }
                         r => {
                             if let Err(e) = r {
+                                // The io::Error form says which check failed.
+                                let e = std::io::Error::from(e);
                                 tracing::warn!(peer = %h.peer, error = %e, "outbound TLS handshake failed");
                             }
                             h.abort();
