@@ -254,7 +254,7 @@ async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
                 Envelope::Control(Control::Tls(t)) => *w.tls.borrow_mut() = t,
                 Envelope::Control(Control::Shutdown) => {
                     w.dispatch();
-                    w.shutdown().await;
+                    w.shutdown(&rx).await;
                     return;
                 }
             }
@@ -497,6 +497,17 @@ impl Worker {
         }
     }
 
+    /// Handles the frames other cores sent (control messages are dropped: the worker
+    /// is stopping).
+    fn drain_mesh(self: &Rc<Self>, rx: &MeshReceiver) {
+        while let Some(env) = rx.try_recv() {
+            if let Envelope::Mesh(m) = env {
+                self.relay.borrow_mut().handle_mesh(Instant::now(), m);
+            }
+        }
+        self.dispatch();
+    }
+
     /// Logs this worker's tables and every connection with queued bytes.
     fn dump(&self) {
         let (sessions, txns, streams, conns) = self.relay.borrow().table_sizes();
@@ -525,7 +536,10 @@ impl Worker {
 
     /// Graceful stop: no new connections, frames in flight get up to the grace period,
     /// then every connection is closed.
-    async fn shutdown(self: &Rc<Self>) {
+    ///
+    /// The mesh is still drained meanwhile: a frame in flight from a connection of
+    /// another core arrives here as mesh messages, and must be able to finish.
+    async fn shutdown(self: &Rc<Self>, rx: &MeshReceiver) {
         self.stopping.set(true);
         for fd in self.listener_fds.borrow().iter() {
             // SAFETY: the listener sockets stay open while their accept tasks hold them;
@@ -535,11 +549,20 @@ impl Worker {
             }
         }
         let deadline = Instant::now() + self.shutdown_grace;
+        // Idle for three checks in a row: a frame that just ended here may still owe a
+        // response that another core is about to send back (as a mesh message).
+        let mut quiet = 0;
         while Instant::now() < deadline {
+            self.drain_mesh(rx);
             let (_, _, streams, _) = self.relay.borrow().table_sizes();
             let queued: usize = self.conns.borrow().values().map(|h| h.queued()).sum();
             if streams == 0 && queued == 0 {
-                break;
+                quiet += 1;
+                if quiet >= 3 {
+                    break;
+                }
+            } else {
+                quiet = 0;
             }
             monoio::time::sleep(Duration::from_millis(20)).await;
         }
