@@ -114,6 +114,28 @@ pub struct RelayArgs {
     /// I/O driver: auto, io-uring or epoll [default: auto].
     #[arg(long, value_name = "DRIVER")]
     pub driver: Option<String>,
+    /// Largest body of a non-SEND request in bytes, at most 10240 [default: 10240].
+    #[arg(long, value_name = "BYTES")]
+    pub max_non_send_body: Option<u64>,
+    /// Most URIs in a To-Path or From-Path, 2 to 32 [default: 32].
+    #[arg(long, value_name = "N")]
+    pub max_path_uris: Option<usize>,
+    /// Accepted connections open at once over all workers [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Accepted connections open at once from one source address [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Failed AUTH requests tolerated on one connection before it is closed [default: 3].
+    #[arg(long, value_name = "N")]
+    pub max_auth_failures: Option<u32>,
+    /// Hard cap of one connection's write queue in bytes; a peer whose queue passes it
+    /// is disconnected [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    pub max_queue: Option<usize>,
+    /// Seconds a header block may take to arrive in full [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub head_timeout: Option<f64>,
 }
 
 /// The same settings as read from a TOML file (keys in snake_case).
@@ -144,6 +166,13 @@ pub struct FileConfig {
     pub high_water: Option<usize>,
     pub max_head: Option<usize>,
     pub driver: Option<String>,
+    pub max_non_send_body: Option<u64>,
+    pub max_path_uris: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub max_auth_failures: Option<u32>,
+    pub max_queue: Option<usize>,
+    pub head_timeout: Option<f64>,
 }
 
 /// A setting that cannot be used, with what to fix.
@@ -173,6 +202,23 @@ pub enum ConfigError {
     Cores,
     #[error("--listen-tls needs --cert FILE and --key FILE (PEM)")]
     TlsWithoutCert,
+    #[error("{0} must be between {1} and {2}")]
+    Range(&'static str, u64, u64),
+}
+
+/// `v` (or `default`) when it lies in `lo..=hi`.
+fn ranged<T: Copy + Into<u64>>(
+    v: Option<T>,
+    default: T,
+    lo: T,
+    hi: T,
+    name: &'static str,
+) -> Result<T, ConfigError> {
+    let x = v.unwrap_or(default);
+    if x.into() < lo.into() || x.into() > hi.into() {
+        return Err(ConfigError::Range(name, lo.into(), hi.into()));
+    }
+    Ok(x)
 }
 
 /// Reads a config file.
@@ -323,6 +369,20 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
         "nonce-lifetime",
     )?;
     r.block_unknown_methods = a.block_unknown_methods || f.block_unknown_methods.unwrap_or(false);
+    r.max_path_uris = ranged(
+        a.max_path_uris.or(f.max_path_uris).map(|n| n as u64),
+        crate::codec::header::MAX_PATH_URIS as u64,
+        2,
+        crate::codec::header::MAX_PATH_URIS as u64,
+        "max-path-uris",
+    )? as usize;
+    r.max_auth_failures = ranged(
+        a.max_auth_failures.or(f.max_auth_failures),
+        3,
+        1,
+        1000,
+        "max-auth-failures",
+    )?;
     s.relay = r;
     s.high_water = a.high_water.or(f.high_water).unwrap_or(1 << 20).max(4096);
     s.max_head = a
@@ -330,6 +390,35 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
         .or(f.max_head)
         .unwrap_or(16 * 1024)
         .clamp(1024, 65535);
+    s.max_non_send_body = ranged(
+        a.max_non_send_body.or(f.max_non_send_body),
+        10240,
+        0,
+        10240,
+        "max-non-send-body",
+    )?;
+    s.max_connections = ranged(
+        a.max_connections.or(f.max_connections).map(|n| n as u64),
+        100_000,
+        1,
+        1 << 24,
+        "max-connections",
+    )? as usize;
+    s.max_connections_per_ip = ranged(
+        a.max_connections_per_ip
+            .or(f.max_connections_per_ip)
+            .map(|n| n as u64),
+        1_000,
+        1,
+        1 << 24,
+        "max-connections-per-ip",
+    )? as usize;
+    s.max_queue = a
+        .max_queue
+        .or(f.max_queue)
+        .unwrap_or(16 << 20)
+        .max(s.high_water);
+    s.head_timeout = seconds(a.head_timeout.or(f.head_timeout), 10.0, "head-timeout")?;
     s.driver = match a.driver.clone().or(f.driver).as_deref() {
         None | Some("auto") => Driver::Auto,
         Some("io-uring") | Some("iouring") | Some("io_uring") => Driver::IoUring,
@@ -431,5 +520,43 @@ mod tests {
             resolve(&a, FileConfig::default()),
             Err(ConfigError::TlsWithoutCert)
         ));
+    }
+
+    #[test]
+    fn limits_from_file_and_flags() {
+        let d = resolve(&RelayArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(d.server.max_non_send_body, 10240);
+        assert_eq!(d.server.relay.max_path_uris, 32);
+        assert_eq!(d.server.max_connections, 100_000);
+        assert_eq!(d.server.max_connections_per_ip, 1_000);
+        assert_eq!(d.server.relay.max_auth_failures, 3);
+        assert_eq!(d.server.max_queue, 16 << 20);
+        assert_eq!(d.server.head_timeout, Duration::from_secs(10));
+        let f: FileConfig = toml::from_str(
+            "max_non_send_body = 100\nmax_path_uris = 4\nmax_connections = 9\nmax_connections_per_ip = 2\nmax_auth_failures = 5\nmax_queue = 2000000\nhead_timeout = 1.5\n",
+        )
+        .unwrap();
+        let a = RelayArgs {
+            max_connections_per_ip: Some(3),
+            ..RelayArgs::default()
+        };
+        let r = resolve(&a, f).unwrap();
+        assert_eq!(r.server.max_non_send_body, 100);
+        assert_eq!(r.server.relay.max_path_uris, 4);
+        assert_eq!(r.server.max_connections, 9);
+        assert_eq!(r.server.max_connections_per_ip, 3);
+        assert_eq!(r.server.relay.max_auth_failures, 5);
+        assert_eq!(r.server.max_queue, 2_000_000);
+        assert_eq!(r.server.head_timeout, Duration::from_millis(1500));
+        for bad in [
+            "max_non_send_body = 10241",
+            "max_path_uris = 33",
+            "max_path_uris = 1",
+            "max_connections = 0",
+            "head_timeout = 0",
+        ] {
+            let f: FileConfig = toml::from_str(bad).unwrap();
+            assert!(resolve(&RelayArgs::default(), f).is_err(), "{bad}");
+        }
     }
 }

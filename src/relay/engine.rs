@@ -461,6 +461,48 @@ impl Relay {
         }
     }
 
+    /// The body of the current non-SEND request from connection `from` passed the
+    /// RFC 4975 §7.1 limit (the scanner stopped; the stream cannot be resynced): what
+    /// was passed on is ended with `#`, the request is answered with 413 when its head
+    /// names a tid and a From-Path (never a REPORT, nor a request already refused at its
+    /// head), and the connection is closed.
+    pub fn handle_body_too_large(&mut self, now: Instant, from: ConnId, head: &[u8]) {
+        // A request refused at its head has had its answer already.
+        let refused = self
+            .streams
+            .get(&Origin::Conn(from))
+            .is_none_or(|s| s.dest == Dest::Discard);
+        self.handle_abort(now, Origin::Conn(from));
+        let is_report = head
+            .split(|&c| c == b'\r')
+            .next()
+            .is_some_and(|l| l.ends_with(b" REPORT"));
+        if !is_report
+            && !refused
+            && let Some((tid, from_first, true)) = fallback_reply(head)
+        {
+            // Non-SEND requests are answered along their whole From-Path (§7.2).
+            let to = match Head::parse(head) {
+                Ok(h) => h.from_path().as_str(),
+                Err(_) => from_first,
+            };
+            let mut b = BytesMut::with_capacity(160);
+            encode::response(
+                &mut b,
+                tid,
+                413,
+                Some("body of a non-SEND request over 10240 bytes"),
+                to,
+                &self.base_uri,
+                &[],
+            );
+            self.write(from, b.freeze());
+        }
+        if from.core == self.cfg.core {
+            self.close(from.slot, from.generation, CloseReason::BodyTooLarge);
+        }
+    }
+
     /// A message from another core.
     pub fn handle_mesh(&mut self, now: Instant, msg: MeshMsg) {
         match msg {
@@ -645,8 +687,16 @@ impl Relay {
             self.reject(now, origin, &head, &p, 400, "SEND without Message-ID");
             return Step::Done(Stream::discard());
         }
-        if head.from_path().len() >= crate::codec::header::MAX_PATH_URIS {
-            // Forwarding adds our URI to From-Path; it would exceed what any hop accepts.
+        let max_uris = self
+            .cfg
+            .max_path_uris
+            .min(crate::codec::header::MAX_PATH_URIS);
+        if head.to_path().len() > max_uris {
+            self.reject(now, origin, &head, &p, 400, "To-Path has too many URIs");
+            return Step::Done(Stream::discard());
+        }
+        if head.from_path().len() >= max_uris {
+            // Forwarding adds our URI to From-Path; it would exceed the limit.
             self.reject(now, origin, &head, &p, 400, "From-Path too long to forward");
             return Step::Done(Stream::discard());
         }

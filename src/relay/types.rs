@@ -111,6 +111,9 @@ pub struct RelayConfig {
     pub block_unknown_methods: bool,
     /// Nonce lifetime for digest challenges.
     pub nonce_lifetime: Duration,
+    /// Most URIs accepted in a To-Path or From-Path (at most the codec's
+    /// `MAX_PATH_URIS`); longer paths get 400. A From-Path must leave room for our URI.
+    pub max_path_uris: usize,
 }
 
 impl RelayConfig {
@@ -132,6 +135,7 @@ impl RelayConfig {
             max_auth_failures: 3,
             block_unknown_methods: false,
             nonce_lifetime: Duration::from_secs(30),
+            max_path_uris: crate::codec::header::MAX_PATH_URIS,
         }
     }
 }
@@ -149,6 +153,8 @@ pub enum CloseReason {
     Idle,
     /// A malformed frame that cannot be answered.
     Malformed,
+    /// A non-SEND request body over the limit (RFC 4975 §7.1), answered with 413.
+    BodyTooLarge,
 }
 
 /// What the relay core asks the I/O layer to do.
@@ -218,6 +224,12 @@ pub struct Counters {
     pub txn_timeouts: AtomicU64,
     pub sessions: AtomicU64,
     pub transactions: AtomicU64,
+    /// Connections refused at accept (total or per-address limit).
+    pub connections_refused: AtomicU64,
+    /// Connections closed because their write queue passed the hard cap.
+    pub queue_overflows: AtomicU64,
+    /// Connections closed because a header block took too long to arrive.
+    pub head_timeouts: AtomicU64,
 }
 
 /// A point-in-time copy of [`Counters`], summed over cores with `+`.
@@ -237,6 +249,9 @@ pub struct CounterSnapshot {
     pub txn_timeouts: u64,
     pub sessions: u64,
     pub transactions: u64,
+    pub connections_refused: u64,
+    pub queue_overflows: u64,
+    pub head_timeouts: u64,
 }
 
 macro_rules! counter_fields {
@@ -255,7 +270,10 @@ macro_rules! counter_fields {
             reports_sent,
             txn_timeouts,
             sessions,
-            transactions
+            transactions,
+            connections_refused,
+            queue_overflows,
+            head_timeouts
         )
     };
 }

@@ -11,9 +11,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
+use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 use monoio::io::AsyncWriteRent;
@@ -37,6 +39,10 @@ pub struct ConnHandle {
     fd: Cell<Option<RawFd>>,
     /// Halves of the socket still alive (the fd is open while this is > 0).
     halves: Cell<u8>,
+    /// Source address counted by the connection limiter (inbound connections).
+    pub limit_ip: Cell<Option<IpAddr>>,
+    /// Since when a header block has been arriving without being complete.
+    pub head_since: Cell<Option<Instant>>,
 }
 
 impl ConnHandle {
@@ -50,6 +56,8 @@ impl ConnHandle {
             closing: Cell::new(false),
             fd: Cell::new(None),
             halves: Cell::new(0),
+            limit_ip: Cell::new(None),
+            head_since: Cell::new(None),
         }
     }
 

@@ -57,6 +57,17 @@ pub struct ServerConfig {
     pub high_water: usize,
     /// Header block cap for the scanner.
     pub max_head: usize,
+    /// Body cap of a non-SEND request (RFC 4975 §7.1: at most 10240).
+    pub max_non_send_body: u64,
+    /// A header block still incomplete after this long closes its connection.
+    pub head_timeout: Duration,
+    /// Hard cap of one connection's write queue in bytes: a peer that stops reading
+    /// and lets its queue pass it is disconnected.
+    pub max_queue: usize,
+    /// Accepted connections open at once, over all workers; more are refused.
+    pub max_connections: usize,
+    /// Accepted connections open at once from one source address.
+    pub max_connections_per_ip: usize,
     /// Connection slots per worker.
     pub max_conns_per_core: usize,
     pub driver: Driver,
@@ -82,6 +93,11 @@ impl ServerConfig {
             relay: RelayConfig::new("localhost", 2855),
             high_water: 1 << 20,
             max_head: 16 * 1024,
+            max_non_send_body: 10240,
+            head_timeout: Duration::from_secs(10),
+            max_queue: 16 << 20,
+            max_connections: 100_000,
+            max_connections_per_ip: 1_000,
             max_conns_per_core: 1 << 18,
             driver: Driver::Auto,
             shutdown_grace: Duration::from_secs(5),
@@ -222,6 +238,52 @@ impl ServerHandle {
     }
 }
 
+/// Counts accepted connections over all workers, in total and per source address.
+/// Taken only on accept and close, never per frame.
+#[derive(Debug)]
+pub struct ConnLimiter {
+    max_total: usize,
+    max_per_ip: usize,
+    open: std::sync::Mutex<(usize, std::collections::HashMap<std::net::IpAddr, usize>)>,
+}
+
+impl ConnLimiter {
+    pub fn new(max_total: usize, max_per_ip: usize) -> ConnLimiter {
+        ConnLimiter {
+            max_total,
+            max_per_ip,
+            open: std::sync::Mutex::new((0, std::collections::HashMap::new())),
+        }
+    }
+
+    /// Takes a place for a connection from `ip`; `Err` says which limit is reached.
+    pub fn acquire(&self, ip: std::net::IpAddr) -> Result<(), &'static str> {
+        let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 >= self.max_total {
+            return Err("max-connections");
+        }
+        let n = g.1.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return Err("max-connections-per-ip");
+        }
+        *n += 1;
+        g.0 += 1;
+        Ok(())
+    }
+
+    /// Gives back the place taken for a connection from `ip`.
+    pub fn release(&self, ip: std::net::IpAddr) {
+        let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = g.0.saturating_sub(1);
+        if let Some(n) = g.1.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                g.1.remove(&ip);
+            }
+        }
+    }
+}
+
 /// Raises the soft open-files limit to the hard one: every connection is a descriptor.
 fn raise_fd_limit() {
     let mut lim = libc::rlimit {
@@ -303,6 +365,10 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     rand::fill(&mut secret);
     let (senders, receivers) = mesh::channels(workers).map_err(ServerError::Thread)?;
     let gauges = Arc::new(mesh::Gauges::new(workers, cfg.max_conns_per_core));
+    let limiter = Arc::new(ConnLimiter::new(
+        cfg.max_connections,
+        cfg.max_connections_per_ip,
+    ));
     let counters: Vec<Arc<Counters>> = (0..workers)
         .map(|_| Arc::new(Counters::default()))
         .collect();
@@ -338,6 +404,10 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             secret,
             high_water: cfg.high_water,
             max_head: cfg.max_head,
+            max_non_send_body: cfg.max_non_send_body.min(10240),
+            head_timeout: cfg.head_timeout,
+            max_queue: cfg.max_queue.max(cfg.high_water),
+            limiter: limiter.clone(),
             shutdown_grace: cfg.shutdown_grace,
         };
         let senders = senders.clone();

@@ -15,11 +15,13 @@ use hashbrown::HashMap;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Split, Splitable};
 use monoio::net::{TcpListener, TcpStream};
 
+use super::ConnLimiter;
 use super::conn::{ConnHandle, write_loop};
 use super::mesh::{Envelope, Gauges, MeshReceiver, MeshSender};
 use super::tls::{self, TlsContext};
 use super::{Control, Driver};
-use crate::codec::{Event, ScanLimits, Scanner};
+use crate::codec::{Event, ScanError, ScanLimits, Scanner};
+use crate::relay::types::bump;
 use crate::relay::users::Users;
 use crate::relay::{Action, CloseReason, ConnId, ConnKind, Counters, Origin, Relay, RelayConfig};
 
@@ -46,6 +48,10 @@ pub struct WorkerConfig {
     pub secret: [u8; 32],
     pub high_water: usize,
     pub max_head: usize,
+    pub max_non_send_body: u64,
+    pub head_timeout: Duration,
+    pub max_queue: usize,
+    pub limiter: Arc<ConnLimiter>,
     pub shutdown_grace: Duration,
 }
 
@@ -113,6 +119,10 @@ struct Parts {
     secret: [u8; 32],
     high_water: usize,
     max_head: usize,
+    max_non_send_body: u64,
+    head_timeout: Duration,
+    max_queue: usize,
+    limiter: Arc<ConnLimiter>,
     shutdown_grace: Duration,
 }
 
@@ -127,6 +137,10 @@ impl WorkerConfig {
             secret: self.secret,
             high_water: self.high_water,
             max_head: self.max_head,
+            max_non_send_body: self.max_non_send_body,
+            head_timeout: self.head_timeout,
+            max_queue: self.max_queue,
+            limiter: self.limiter.clone(),
             shutdown_grace: self.shutdown_grace,
         }
     }
@@ -140,6 +154,10 @@ pub struct Worker {
     mesh: Vec<MeshSender>,
     gauges: Arc<Gauges>,
     high_water: usize,
+    max_queue: usize,
+    head_timeout: Duration,
+    limiter: Arc<ConnLimiter>,
+    counters: Arc<Counters>,
     limits: ScanLimits,
     listener_fds: RefCell<Vec<RawFd>>,
     stopping: Cell<bool>,
@@ -160,7 +178,14 @@ async fn worker_main(
 ) {
     let mut seed = [0u8; 32];
     rand::fill(&mut seed);
-    let relay = Relay::new(p.relay, p.users, p.secret, seed, counters, Instant::now());
+    let relay = Relay::new(
+        p.relay,
+        p.users,
+        p.secret,
+        seed,
+        counters.clone(),
+        Instant::now(),
+    );
     let w = Rc::new(Worker {
         core: p.index as u16,
         relay: RefCell::new(relay),
@@ -168,9 +193,13 @@ async fn worker_main(
         mesh: senders,
         gauges,
         high_water: p.high_water,
+        max_queue: p.max_queue,
+        head_timeout: p.head_timeout,
+        limiter: p.limiter,
+        counters,
         limits: ScanLimits {
             max_head: p.max_head,
-            ..ScanLimits::default()
+            max_non_send_body: Some(p.max_non_send_body),
         },
         listener_fds: RefCell::new(Vec::new()),
         stopping: Cell::new(false),
@@ -222,10 +251,15 @@ async fn accept_loop(w: Rc<Worker>, l: TcpListener, secure: bool) {
 }
 
 async fn timer_loop(w: Rc<Worker>) {
+    let mut ticks = 0u32;
     while !w.stopping.get() {
         monoio::time::sleep(TICK).await;
         w.relay.borrow_mut().handle_timeout(Instant::now());
         w.dispatch();
+        ticks = ticks.wrapping_add(1);
+        if ticks % 5 == 0 {
+            w.close_slow_heads(Instant::now());
+        }
     }
 }
 
@@ -269,7 +303,23 @@ async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
 }
 
 impl Worker {
+    /// Takes a place under the connection limits for `peer`, or says why not (the
+    /// caller drops the stream: a clean close).
+    fn admit(&self, peer: SocketAddr) -> bool {
+        match self.limiter.acquire(peer.ip()) {
+            Ok(()) => true,
+            Err(limit) => {
+                bump(&self.counters.connections_refused, 1);
+                tracing::info!(%peer, limit, "connection refused: limit reached");
+                false
+            }
+        }
+    }
+
     fn start_inbound(self: &Rc<Self>, stream: TcpStream, peer: SocketAddr) {
+        if !self.admit(peer) {
+            return;
+        }
         let _ = stream.set_nodelay(true);
         let kind = ConnKind::Inbound {
             loopback: peer.ip().is_loopback(),
@@ -295,10 +345,12 @@ impl Worker {
         if id.slot as usize >= self.gauges.capacity() {
             tracing::warn!(%peer, "connection table full, refusing connection");
             self.relay.borrow_mut().handle_closed(Instant::now(), id);
+            self.limiter.release(peer.ip());
             return;
         }
         tracing::info!(%peer, core = self.core, slot = id.slot, "connection opened");
         let h = Rc::new(ConnHandle::new(id, peer.to_string()));
+        h.limit_ip.set(Some(peer.ip()));
         self.conns.borrow_mut().insert(id.slot, h.clone());
         self.spawn_io(h, fd, stream, tls);
     }
@@ -307,8 +359,12 @@ impl Worker {
     /// the connection like a plain one. A verified client certificate makes the peer a
     /// relay identified by it (RFC 4976 §6.1).
     fn start_tls_inbound(self: &Rc<Self>, stream: TcpStream, peer: SocketAddr) {
+        if !self.admit(peer) {
+            return;
+        }
         let _ = stream.set_nodelay(true);
         let Some((cfg, verified)) = self.tls.borrow().server_for_conn() else {
+            self.limiter.release(peer.ip());
             return;
         };
         let fd = stream.as_raw_fd();
@@ -330,8 +386,9 @@ impl Worker {
                     };
                     w.open_inbound(kind, peer, fd, s, true);
                 }
-                Ok(_) => {}
+                Ok(_) => w.limiter.release(peer.ip()),
                 Err(e) => {
+                    w.limiter.release(peer.ip());
                     let e = std::io::Error::from(e);
                     tracing::info!(%peer, error = %e, "TLS handshake failed");
                 }
@@ -427,6 +484,9 @@ impl Worker {
 
     /// The relay forgets the connection and its map entry goes.
     fn finish_conn(self: &Rc<Self>, h: &ConnHandle) {
+        if let Some(ip) = h.limit_ip.take() {
+            self.limiter.release(ip);
+        }
         self.relay.borrow_mut().handle_closed(Instant::now(), h.id);
         {
             let mut conns = self.conns.borrow_mut();
@@ -457,7 +517,15 @@ impl Worker {
                     if let Some(h) = conns.get(&slot)
                         && h.id.generation == generation
                     {
-                        h.push(&self.gauges, bytes);
+                        if h.queued() + bytes.len() > self.max_queue {
+                            if !h.is_closing() {
+                                bump(&self.counters.queue_overflows, 1);
+                                tracing::info!(peer = %h.peer, slot, queued = h.queued(), max_queue = self.max_queue, "write queue over its hard cap: peer does not read, closing");
+                            }
+                            h.abort();
+                        } else {
+                            h.push(&self.gauges, bytes);
+                        }
                     }
                 }
                 Action::Mesh { core, msg } => {
@@ -506,6 +574,21 @@ impl Worker {
             }
         }
         self.dispatch();
+    }
+
+    /// Closes connections whose header block has been incomplete for too long.
+    fn close_slow_heads(&self, now: Instant) {
+        for h in self.conns.borrow().values() {
+            if let Some(t) = h.head_since.get()
+                && now.duration_since(t) >= self.head_timeout
+                && !h.is_closing()
+            {
+                bump(&self.counters.head_timeouts, 1);
+                tracing::info!(peer = %h.peer, slot = h.id.slot, "header block not finished in time, closing");
+                h.head_since.set(None);
+                h.abort();
+            }
+        }
     }
 
     /// Logs this worker's tables and every connection with queued bytes.
@@ -605,6 +688,8 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
     let mut sc = Scanner::new(w.limits);
     let id = h.id;
     let origin = Origin::Conn(id);
+    // The head of the frame being read (for a 413 when its body is too large).
+    let mut last_head: Option<bytes::Bytes> = None;
     let why = 'outer: loop {
         // Backpressure: our own queue (responses to this peer) and the queue our current
         // frame is feeding must be below the high-water mark before we read more.
@@ -643,6 +728,7 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
                     let mut relay = w.relay.borrow_mut();
                     match ev {
                         Event::Head(raw) => {
+                            last_head = Some(raw.bytes().clone());
                             relay.handle_head(now, id, raw.bytes().clone(), raw.has_body())
                         }
                         Event::Body(b) => relay.handle_body(origin, b),
@@ -650,11 +736,26 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
                     }
                 }
                 Ok(None) => break,
+                Err(ScanError::BodyTooLarge) => {
+                    tracing::info!(peer = %h.peer, "non-SEND body over its limit: 413, closing connection");
+                    let head = last_head.take().unwrap_or_default();
+                    w.relay.borrow_mut().handle_body_too_large(now, id, &head);
+                    w.dispatch();
+                    break 'outer "non-SEND body too large";
+                }
                 Err(e) => {
                     tracing::info!(peer = %h.peer, error = %e, "malformed input, closing connection");
                     break 'outer "malformed input";
                 }
             }
+        }
+        // A header block in progress: the head timeout runs from its first byte.
+        if !buf.is_empty() && !sc.in_body() {
+            if h.head_since.get().is_none() {
+                h.head_since.set(Some(now));
+            }
+        } else {
+            h.head_since.set(None);
         }
         w.dispatch();
     };
@@ -672,5 +773,6 @@ pub fn describe(reason: CloseReason) -> &'static str {
         CloseReason::Probation => "no successful request during probation",
         CloseReason::Idle => "idle",
         CloseReason::Malformed => "malformed frame",
+        CloseReason::BodyTooLarge => "non-SEND body over its limit",
     }
 }
