@@ -33,10 +33,14 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
 # --- start the three relays -------------------------------------------------------
-P_MSRPD=$(free_port); P_KAM=$(free_port); P_FWD=$(free_port)
+P_MSRPD=$(free_port); P_KAM=$(free_port); P_FWD=$(free_port); P_TLS=$(free_port)
+# A self-signed certificate for the TLS row (msrpd-bench --tls --insecure).
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 # Unpinned, like Kamailio's processes: msrpd-bench shares these 2 cores, and a worker
 # pinned to a core the load generator is using must wait for it (pin on a dedicated host).
-target/release/msrpd --listen 127.0.0.1:"$P_MSRPD" --cores "$WORKERS" --no-pin --log-level warn >"$WORK/msrpd.out" 2>"$WORK/msrpd.err" &
+target/release/msrpd --listen 127.0.0.1:"$P_MSRPD" --listen-tls 127.0.0.1:"$P_TLS" \
+  --cert "$WORK/cert.pem" --key "$WORK/key.pem" --cores "$WORKERS" --no-pin --log-level warn >"$WORK/msrpd.out" 2>"$WORK/msrpd.err" &
 PID_MSRPD=$!
 sed -e "s/MSRP_PORT/$P_KAM/g" -e "s/MSRP_CHILDREN/$WORKERS/" perf/kamailio-msrp.cfg >"$WORK/kamailio.cfg"
 kamailio -f "$WORK/kamailio.cfg" -DD -E -m 512 -M 64 >"$WORK/kamailio.log" 2>&1 &
@@ -70,6 +74,9 @@ for round in $(seq "$ROUNDS"); do
       run forwarder "$P_FWD" "$PID_FWD" --pair-hello "${args[@]}"
     done
   done
+  # msrpd over TLS (msrps), same load as the 1 KiB / 50 pairs row: TLS vs TCP.
+  echo "round $round msrpd over TLS, 1 KiB, 50 pairs"
+  run msrpd-tls "$P_TLS" "$PID_MSRPD" --tls --insecure --size 1024 --chunk "$CHUNK" --pairs 50 --window 4
   # msrpd's large-transfer target: 1 MiB messages in 64 KiB chunks, 10 pairs.
   echo "round $round 1 MiB / 64 KiB chunks / 10 pairs"
   run msrpd "$P_MSRPD" "$PID_MSRPD" --size 1048576 --chunk 65536 --pairs 10 --window 2

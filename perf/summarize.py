@@ -36,7 +36,7 @@ def main():
             continue
         brace = line.find("{")
         head, body = line[:brace].split(), line[brace:] if brace >= 0 else "{}"
-        relay, args = head[0], " ".join(a for a in head[1:] if a != "--pair-hello")
+        relay, args = head[0], " ".join(a for a in head[1:] if a not in ("--pair-hello", "--tls", "--insecure"))
         try:
             d = json.loads(body)
         except json.JSONDecodeError:
@@ -65,7 +65,7 @@ def main():
         m = by_relay.get("msrpd", [])
         k = by_relay.get("kamailio", [])
         f = by_relay.get("forwarder", [])
-        for relay in ("msrpd", "kamailio", "forwarder"):
+        for relay in ("msrpd", "msrpd-tls", "kamailio", "forwarder"):
             ds = by_relay.get(relay)
             if not ds:
                 continue
@@ -79,6 +79,10 @@ def main():
                     ratio_cpu = f"{kc / mc:.1f}x"
                 if mm and fm:
                     ratio_f = f"{100 * mm / fm:.0f} %"
+            if relay == "msrpd-tls":
+                tm, mm = med(g(by_relay.get("msrpd-tls", []), "msgs_per_s")), med(g(m, "msgs_per_s"))
+                if tm and mm:
+                    ratio_f = f"TLS/TCP {100 * tm / mm:.0f} %"
             errs = sum((d.get("errors") or 0) + (d.get("lost") or 0) for d in ds)
             print(f"| {args} | {relay} | {cell(g(ds, 'msgs_per_s'))} | {cell(g(ds, 'mib_per_s'), '{:.1f}')} | "
                   f"{cell(g(ds, 'delivery_us', 'p50'))} | {cell(g(ds, 'delivery_us', 'p99'))} | "
