@@ -1031,6 +1031,14 @@ impl Relay {
         let Origin::Conn(c) = origin else {
             return;
         };
+        if raw
+            .split(|&b| b == b'\r')
+            .next()
+            .is_some_and(|l| l.ends_with(b" REPORT"))
+        {
+            // Never answered, not even when malformed (RFC 4975 §7.1.2): dropped.
+            return;
+        }
         let answer = fallback_reply(raw).filter(|(_, _, is_req)| *is_req);
         match answer {
             Some((tid, from, _)) => {
@@ -1353,8 +1361,11 @@ fn tid_key(tid: &str) -> u64 {
 /// For a head that does not parse: its tid, the first From-Path URI (as text) and
 /// whether it is a request, found leniently so a 400 can still be sent.
 fn fallback_reply(raw: &[u8]) -> Option<(&str, &str, bool)> {
-    let text = core::str::from_utf8(raw).ok()?;
-    let mut lines = text.split("\r\n");
+    // Line by line: invalid UTF-8 in another header does not hide the ones we need.
+    let mut lines = raw
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .map(|l| core::str::from_utf8(l).unwrap_or(""));
     let start = lines.next()?;
     let mut parts = start.splitn(3, ' ');
     let (_, tid, rest) = (parts.next()?, parts.next()?, parts.next()?);
