@@ -405,6 +405,20 @@ impl Relay {
                 self.write(c, b.freeze());
                 bump(&self.counters.frames_out, 1);
                 let alive = self.is_alive(c);
+                // The 200 for the chunk first, then any REPORT about its fate.
+                if let Some((conn, p)) = s.reply {
+                    let mut b = BytesMut::with_capacity(160);
+                    encode::response(
+                        &mut b,
+                        text(&p.tid),
+                        200,
+                        Some("OK"),
+                        text(&p.from_first),
+                        text(&p.to_first),
+                        &[],
+                    );
+                    self.write(conn, b.freeze());
+                }
                 if let Some((kind, reply)) = s.txn {
                     let txn = Txn {
                         kind,
@@ -420,19 +434,6 @@ impl Relay {
                     } else {
                         self.fail_txn(now, txn, 481);
                     }
-                }
-                if let Some((conn, p)) = s.reply {
-                    let mut b = BytesMut::with_capacity(160);
-                    encode::response(
-                        &mut b,
-                        text(&p.tid),
-                        200,
-                        Some("OK"),
-                        text(&p.from_first),
-                        text(&p.to_first),
-                        &[],
-                    );
-                    self.write(conn, b.freeze());
                 }
             }
             Dest::Core(k) => self.mesh(k, MeshMsg::End { origin, flag }),
