@@ -397,10 +397,13 @@ fn timeouts_and_limits_as_msrpd_flags() {
         .as_bytes(),
     );
     assert_eq!(a.read_frame().kind(), "400");
-    // Per-address limit: three open (a and two more), the fourth is refused.
-    let _b = p.connect(&peer_uri("b", 5));
-    let _c = p.connect(&peer_uri("c", 6));
-    thread::sleep(Duration::from_millis(100));
+    // Per-address limit: three open (a and two more, authenticated so that probation
+    // leaves them alone), the fourth is refused.
+    a.auth(&ru);
+    let mut b = p.connect(&peer_uri("b", 5));
+    b.auth(&ru);
+    let mut c = p.connect(&peer_uri("c", 6));
+    c.auth(&ru);
     let mut d = p.connect(&peer_uri("d", 7));
     assert_eq!(
         read_to_close(&mut d, Duration::from_secs(2)),
