@@ -8,6 +8,8 @@
 // `u == u`, `a == b && b == a`: reflexivity and symmetry of `PartialEq` are what is tested.
 #![allow(clippy::eq_op, clippy::nonminimal_bool)]
 
+pub mod relay;
+
 use bytes::{Bytes, BytesMut};
 use memchr::memmem;
 use msrpd::codec::encode;
