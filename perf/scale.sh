@@ -18,7 +18,8 @@ WORKERS=${WORKERS:-2}
 OUT=${OUT:-perf/results/$(date +%F)-scale.md}
 cargo build --release --quiet --bin msrpd --bin msrpd-bench
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-target/release/msrpd --listen 127.0.0.1:"$port" --cores "$WORKERS" --log-level warn >/dev/null 2>&1 &
+target/release/msrpd --listen 127.0.0.1:"$port" --cores "$WORKERS" --log-level warn \
+  --max-connections 1000000 --max-connections-per-ip 1000000 >/dev/null 2>&1 &
 relay=$!
 trap 'kill $relay 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
