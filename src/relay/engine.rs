@@ -1136,32 +1136,24 @@ impl Relay {
             }
         }
         // Expires bounds (§6.3): 423 with Min-Expires or Max-Expires.
-        let expires = match head.expires() {
-            None => self.cfg.expires_default,
-            Some(e) if e < self.cfg.expires_min => {
-                let v = self.cfg.expires_min.to_string();
-                self.auth_respond(
-                    head,
-                    c,
-                    423,
-                    "Interval Out-of-Bounds",
-                    &[("Min-Expires", v.as_bytes())],
-                );
-                return;
-            }
-            Some(e) if e > self.cfg.expires_max => {
-                let v = self.cfg.expires_max.to_string();
-                self.auth_respond(
-                    head,
-                    c,
-                    423,
-                    "Interval Out-of-Bounds",
-                    &[("Max-Expires", v.as_bytes())],
-                );
-                return;
-            }
-            Some(e) => e,
+        let (min, max) = (self.cfg.expires_min, self.cfg.expires_max);
+        let bound = match head.expires() {
+            Some(e) if e < min => Some(("Min-Expires", min)),
+            Some(e) if e > max => Some(("Max-Expires", max)),
+            _ => None,
         };
+        if let Some((name, limit)) = bound {
+            let v = limit.to_string();
+            self.auth_respond(
+                head,
+                c,
+                423,
+                "Interval Out-of-Bounds",
+                &[(name, v.as_bytes())],
+            );
+            return;
+        }
+        let expires = head.expires().unwrap_or(self.cfg.expires_default);
         let expires_at = now + Duration::from_secs(u64::from(expires));
         let existing = self.conn(c.slot, c.generation).and_then(|x| x.session);
         let key = match existing.filter(|k| self.sessions.contains_key(k)) {
