@@ -104,3 +104,57 @@ fn from_path_at_the_limit_is_refused() {
         Some("msrp://h0.example.com:2855/s0;tcp")
     );
 }
+
+/// Two senders stream chunks to the same receiver at once: the receiver gets each frame
+/// whole, one after the other, never interleaved (the second waits for the first's
+/// end-line), on one worker and across workers.
+#[test]
+fn frames_to_one_receiver_never_interleave() {
+    for workers in [1, 2] {
+        let relay = Relay::start(workers, msrpd::server::Driver::Auto, |_| {});
+        let mut b = relay.connect(&peer_uri("bob", 2222));
+        let rb = b.auth(&relay.uri());
+        let mut a = relay.connect(&peer_uri("alice", 1111));
+        let mut c = relay.connect(&peer_uri("carol", 3333));
+        let to_b = format!("{rb} {}", b.me);
+        let body_a = vec![b'a'; 200_000];
+        let body_c = vec![b'c'; 50_000];
+        // A starts its chunk: head and half the body.
+        let tid_a = a.tid();
+        a.send_raw(
+            format!(
+                "MSRP {tid_a} SEND\r\nTo-Path: {to_b}\r\nFrom-Path: {}\r\nMessage-ID: msgA0001\r\nByte-Range: 1-200000/200000\r\nContent-Type: text/plain\r\n\r\n",
+                a.me
+            )
+            .as_bytes(),
+        );
+        a.send_raw(&body_a[..100_000]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // C sends a whole chunk meanwhile.
+        c.send(
+            &to_b,
+            &[("Message-ID", "msgC0001")],
+            Some(&body_c),
+            Flag::Complete,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // A finishes.
+        a.send_raw(&body_a[100_000..]);
+        a.send_raw(format!("\r\n-------{tid_a}$\r\n").as_bytes());
+        let first = b.read_frame();
+        let second = b.read_frame();
+        assert_eq!(
+            first.header("Message-ID"),
+            Some("msgA0001"),
+            "workers {workers}"
+        );
+        assert_eq!(first.body, body_a);
+        assert_eq!(first.flag, Flag::Complete);
+        assert_eq!(second.header("Message-ID"), Some("msgC0001"));
+        assert_eq!(second.body, body_c);
+        b.respond(&first, 200);
+        b.respond(&second, 200);
+        assert_eq!(a.read_frame().kind(), "200");
+        assert_eq!(c.read_frame().kind(), "200");
+    }
+}

@@ -129,6 +129,7 @@ impl Harness {
                     slot,
                     generation,
                     bytes,
+                    ..
                 } => {
                     let to = (slot, generation);
                     let s = self.outbound.entry(to).or_default();

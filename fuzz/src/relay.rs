@@ -172,6 +172,7 @@ impl World {
                     slot,
                     generation,
                     bytes,
+                    ..
                 } => eprintln!(
                     "core {core} write {slot}/{generation}: {:?}",
                     String::from_utf8_lossy(bytes)
@@ -184,6 +185,7 @@ impl World {
                 slot,
                 generation,
                 bytes,
+                ..
             } => {
                 let alive = self.conns.iter().any(|c| {
                     c.id == ConnId {

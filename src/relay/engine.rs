@@ -24,7 +24,8 @@ use crate::codec::{ByteRange, FailureReport, Flag, Head, HeadError, Method, Uri}
 use super::auth::{AuthResult, Authenticator};
 use super::session::SessionKey;
 use super::types::{
-    Action, CloseReason, ConnId, ConnKind, Counters, MeshMsg, Origin, RelayConfig, bump, drop_by,
+    Action, CloseReason, ConnId, ConnKind, Counters, MeshMsg, Origin, Part, RelayConfig, bump,
+    drop_by,
 };
 use super::users::Users;
 
@@ -377,7 +378,7 @@ impl Relay {
         match s.dest {
             Dest::Conn(c) => {
                 bump(&self.counters.bytes_out, bytes.len() as u64);
-                self.write(c, bytes);
+                self.write_part(c, bytes, Part::Middle(origin));
             }
             Dest::Core(k) => self.mesh(k, MeshMsg::Body { origin, bytes }),
             Dest::Discard => {}
@@ -402,7 +403,7 @@ impl Relay {
                 } else {
                     encode::end_line(&mut b, &s.tid, flag);
                 }
-                self.write(c, b.freeze());
+                self.write_part(c, b.freeze(), Part::End(origin));
                 bump(&self.counters.frames_out, 1);
                 let alive = self.is_alive(c);
                 // The 200 for the chunk first, then any REPORT about its fate.
@@ -455,7 +456,7 @@ impl Relay {
                 } else {
                     encode::end_line(&mut b, &s.tid, Flag::Aborted);
                 }
-                self.write(c, b.freeze());
+                self.write_part(c, b.freeze(), Part::End(origin));
             }
             Dest::Core(k) => self.mesh(k, MeshMsg::Abort { origin }),
             Dest::Discard => {}
@@ -516,7 +517,7 @@ impl Relay {
             MeshMsg::Body { origin, bytes } => self.handle_body(origin, bytes),
             MeshMsg::End { origin, flag } => self.handle_end(now, origin, flag),
             MeshMsg::Abort { origin } => self.handle_abort(now, origin),
-            MeshMsg::Write { conn, bytes } => self.write(conn, bytes),
+            MeshMsg::Write { conn, bytes, part } => self.write_part(conn, bytes, part),
         }
     }
 
@@ -794,7 +795,7 @@ impl Relay {
             encode::blank_line(&mut b);
         }
         bump(&self.counters.bytes_out, b.len() as u64);
-        self.write(dest, b.freeze());
+        self.write_part(dest, b.freeze(), Part::Start(origin));
         let cross = matches!(origin, Origin::Conn(c) if c.core != self.cfg.core);
         if cross {
             bump(&self.counters.deliveries_cross_core, 1);
@@ -1315,16 +1316,22 @@ impl Relay {
         format!("{:016x}", self.rng.random::<u64>())
     }
 
-    /// Queues bytes for a connection, on this core or another.
+    /// Queues a whole frame for a connection, on this core or another.
     fn write(&mut self, conn: ConnId, bytes: Bytes) {
+        self.write_part(conn, bytes, Part::Whole);
+    }
+
+    /// Queues one part of a frame for a connection, on this core or another.
+    fn write_part(&mut self, conn: ConnId, bytes: Bytes, part: Part) {
         if conn.core == self.cfg.core {
             self.actions.push_back(Action::Write {
                 slot: conn.slot,
                 generation: conn.generation,
                 bytes,
+                part,
             });
         } else {
-            self.mesh(conn.core, MeshMsg::Write { conn, bytes });
+            self.mesh(conn.core, MeshMsg::Write { conn, bytes, part });
         }
     }
 

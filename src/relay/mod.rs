@@ -17,6 +17,6 @@ pub mod users;
 
 pub use engine::Relay;
 pub use types::{
-    Action, CloseReason, ConnId, ConnKind, CounterSnapshot, Counters, MeshMsg, Origin,
+    Action, CloseReason, ConnId, ConnKind, CounterSnapshot, Counters, MeshMsg, Origin, Part,
     PeerIdentity, RelayConfig,
 };

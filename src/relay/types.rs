@@ -157,6 +157,21 @@ pub enum CloseReason {
     BodyTooLarge,
 }
 
+/// Which part of a frame a write carries. A connection's writer never lets two frames
+/// interleave: while a frame is being streamed to it (between its `Start` and `End`),
+/// writes for any other frame are held and follow once it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// A whole frame (responses, REPORTs made by the relay).
+    Whole,
+    /// The head of a frame streamed from this origin.
+    Start(Origin),
+    /// A body piece of that frame.
+    Middle(Origin),
+    /// Its end-line.
+    End(Origin),
+}
+
 /// What the relay core asks the I/O layer to do.
 #[derive(Debug)]
 pub enum Action {
@@ -165,6 +180,7 @@ pub enum Action {
         slot: u32,
         generation: u32,
         bytes: Bytes,
+        part: Part,
     },
     /// Hand a message to another core.
     Mesh { core: u16, msg: MeshMsg },
@@ -204,7 +220,11 @@ pub enum MeshMsg {
     /// The origin connection closed in the middle of its frame.
     Abort { origin: Origin },
     /// Bytes for a connection of the receiving core (responses, REPORTs).
-    Write { conn: ConnId, bytes: Bytes },
+    Write {
+        conn: ConnId,
+        bytes: Bytes,
+        part: Part,
+    },
 }
 
 /// Per-core counters, shared with the server for reporting.

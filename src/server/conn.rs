@@ -21,7 +21,7 @@ use bytes::{Buf, Bytes};
 use monoio::io::AsyncWriteRent;
 
 use super::mesh::Gauges;
-use crate::relay::ConnId;
+use crate::relay::{ConnId, Origin, Part};
 
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
@@ -43,6 +43,19 @@ pub struct ConnHandle {
     pub limit_ip: Cell<Option<IpAddr>>,
     /// Since when a header block has been arriving without being complete.
     pub head_since: Cell<Option<Instant>>,
+    /// The frame being streamed to this connection (between its Start and End).
+    active: Cell<Option<Origin>>,
+    /// Frames that arrived while another was being streamed, in order.
+    held: RefCell<VecDeque<Held>>,
+    held_bytes: Cell<usize>,
+}
+
+/// A frame held back until the one being streamed to the connection ends.
+struct Held {
+    /// `None` for a whole frame.
+    key: Option<Origin>,
+    bufs: Vec<Bytes>,
+    done: bool,
 }
 
 impl ConnHandle {
@@ -58,6 +71,9 @@ impl ConnHandle {
             halves: Cell::new(0),
             limit_ip: Cell::new(None),
             head_since: Cell::new(None),
+            active: Cell::new(None),
+            held: RefCell::new(VecDeque::new()),
+            held_bytes: Cell::new(0),
         }
     }
 
@@ -85,9 +101,39 @@ impl ConnHandle {
         self.queued.get()
     }
 
-    /// Queues bytes for the writer. Dropped when the connection is closing.
-    pub fn push(&self, gauges: &Gauges, bytes: Bytes) {
-        if self.closing.get() || bytes.is_empty() {
+    /// Bytes held back behind the frame being streamed.
+    pub fn held(&self) -> usize {
+        self.held_bytes.get()
+    }
+
+    /// Queues one part of a frame for the writer, never letting two frames interleave:
+    /// while a frame is being streamed here, parts of other frames are held and follow
+    /// once it ends (RFC 4975 §7.1: a frame ends only at its own end-line). Dropped when
+    /// the connection is closing.
+    pub fn push(&self, gauges: &Gauges, bytes: Bytes, part: Part) {
+        if self.closing.get() {
+            return;
+        }
+        let busy = self.active.get().is_some() || !self.held.borrow().is_empty();
+        match part {
+            Part::Middle(k) | Part::End(k) if self.active.get() == Some(k) => {
+                self.enqueue(gauges, bytes);
+                if matches!(part, Part::End(_)) {
+                    self.set_active(gauges, None);
+                    self.promote(gauges);
+                }
+            }
+            Part::Whole if !busy => self.enqueue(gauges, bytes),
+            Part::Start(k) if !busy => {
+                self.enqueue(gauges, bytes);
+                self.set_active(gauges, Some(k));
+            }
+            _ => self.hold(gauges, bytes, part),
+        }
+    }
+
+    fn enqueue(&self, gauges: &Gauges, bytes: Bytes) {
+        if bytes.is_empty() {
             return;
         }
         let n = bytes.len();
@@ -95,6 +141,62 @@ impl ConnHandle {
         self.queued.set(self.queued.get() + n);
         gauges.add(self.id.core, self.id.slot, n);
         self.wake_writer();
+    }
+
+    fn set_active(&self, gauges: &Gauges, key: Option<Origin>) {
+        self.active.set(key);
+        gauges.set_active(self.id.core, self.id.slot, key);
+    }
+
+    fn hold(&self, gauges: &Gauges, bytes: Bytes, part: Part) {
+        let n = bytes.len();
+        {
+            let mut held = self.held.borrow_mut();
+            match part {
+                Part::Whole => held.push_back(Held {
+                    key: None,
+                    bufs: vec![bytes],
+                    done: true,
+                }),
+                Part::Start(k) => held.push_back(Held {
+                    key: Some(k),
+                    bufs: vec![bytes],
+                    done: false,
+                }),
+                Part::Middle(k) | Part::End(k) => {
+                    let Some(h) = held.iter_mut().rev().find(|h| h.key == Some(k) && !h.done)
+                    else {
+                        // A piece of a frame whose head never came here: nothing to attach to.
+                        tracing::debug!(slot = self.id.slot, "stray frame piece dropped");
+                        return;
+                    };
+                    h.bufs.push(bytes);
+                    h.done = matches!(part, Part::End(_));
+                }
+            }
+        }
+        self.held_bytes.set(self.held_bytes.get() + n);
+        gauges.add_held(self.id.core, self.id.slot, n);
+    }
+
+    /// The streamed frame ended: release held frames in order, up to the next one that
+    /// is still incomplete, which becomes the frame being streamed.
+    fn promote(&self, gauges: &Gauges) {
+        loop {
+            let Some(front) = self.held.borrow_mut().pop_front() else {
+                break;
+            };
+            let n: usize = front.bufs.iter().map(Bytes::len).sum();
+            self.held_bytes.set(self.held_bytes.get() - n);
+            gauges.sub_held(self.id.core, self.id.slot, n);
+            for b in front.bufs {
+                self.enqueue(gauges, b);
+            }
+            if !front.done {
+                self.set_active(gauges, front.key);
+                break;
+            }
+        }
     }
 
     fn wake_writer(&self) {
@@ -135,14 +237,19 @@ impl ConnHandle {
         }
     }
 
-    /// Drops whatever is still queued (the peer is gone) and settles the gauge.
+    /// Drops whatever is still queued or held (the peer is gone) and settles the gauges.
     fn discard_queue(&self, gauges: &Gauges) {
-        let mut q = self.queue.borrow_mut();
-        q.clear();
+        self.queue.borrow_mut().clear();
         let n = self.queued.replace(0);
         if n > 0 {
             gauges.sub(self.id.core, self.id.slot, n);
         }
+        self.held.borrow_mut().clear();
+        let h = self.held_bytes.replace(0);
+        if h > 0 {
+            gauges.sub_held(self.id.core, self.id.slot, h);
+        }
+        self.set_active(gauges, None);
     }
 }
 

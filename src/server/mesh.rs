@@ -17,14 +17,14 @@
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use event_listener::Event;
 
 use super::Control;
-use crate::relay::MeshMsg;
+use crate::relay::{MeshMsg, Origin};
 
 /// How often a reader re-checks a queue on another core while it waits for it to drain.
 const REMOTE_RECHECK: Duration = Duration::from_micros(500);
@@ -106,16 +106,99 @@ pub fn channels(workers: usize) -> std::io::Result<(Vec<MeshSender>, Vec<MeshRec
 /// Queued bytes per connection slot, per core, and a drain event per core.
 pub struct Gauges {
     queued: Vec<Box<[AtomicUsize]>>,
+    /// Bytes held behind the frame being streamed to a connection (see `conn.rs`).
+    held: Vec<Box<[AtomicUsize]>>,
+    /// The origin of the frame being streamed to a connection, packed (0: none).
+    active: Vec<Box<[AtomicU64]>>,
     drained: Vec<Event>,
+}
+
+/// Packs an origin into a non-zero word for [`Gauges`].
+fn pack(o: Origin) -> u64 {
+    match o {
+        Origin::Conn(c) => {
+            1 << 63
+                | u64::from(c.core) << 48
+                | u64::from(c.slot) << 16
+                | u64::from(c.generation & 0xffff)
+        }
+        Origin::Internal(core) => 1 << 62 | u64::from(core),
+    }
 }
 
 impl Gauges {
     pub fn new(workers: usize, slots: usize) -> Gauges {
-        Gauges {
-            queued: (0..workers)
+        let table = || -> Vec<Box<[AtomicUsize]>> {
+            (0..workers)
                 .map(|_| (0..slots).map(|_| AtomicUsize::new(0)).collect())
+                .collect()
+        };
+        Gauges {
+            queued: table(),
+            held: table(),
+            active: (0..workers)
+                .map(|_| (0..slots).map(|_| AtomicU64::new(0)).collect())
                 .collect(),
             drained: (0..workers).map(|_| Event::new()).collect(),
+        }
+    }
+
+    pub fn add_held(&self, core: u16, slot: u32, n: usize) {
+        if let Some(g) = self
+            .held
+            .get(usize::from(core))
+            .and_then(|q| q.get(slot as usize))
+        {
+            g.fetch_add(n, Ordering::AcqRel);
+        }
+    }
+
+    pub fn sub_held(&self, core: u16, slot: u32, n: usize) {
+        if let Some(g) = self
+            .held
+            .get(usize::from(core))
+            .and_then(|q| q.get(slot as usize))
+        {
+            g.fetch_sub(n, Ordering::AcqRel);
+        }
+        self.notify(core);
+    }
+
+    fn held_of(&self, core: u16, slot: u32) -> usize {
+        self.held
+            .get(usize::from(core))
+            .and_then(|q| q.get(slot as usize))
+            .map_or(0, |g| g.load(Ordering::Acquire))
+    }
+
+    pub fn set_active(&self, core: u16, slot: u32, key: Option<Origin>) {
+        if let Some(a) = self
+            .active
+            .get(usize::from(core))
+            .and_then(|q| q.get(slot as usize))
+        {
+            a.store(key.map_or(0, pack), Ordering::Release);
+        }
+        self.notify(core);
+    }
+
+    fn is_active(&self, core: u16, slot: u32, me: Option<Origin>) -> bool {
+        let Some(me) = me else { return false };
+        self.active
+            .get(usize::from(core))
+            .and_then(|q| q.get(slot as usize))
+            .is_some_and(|a| a.load(Ordering::Acquire) == pack(me))
+    }
+
+    /// Whether a reader feeding `(core, slot)` may read more: the frame being streamed
+    /// there may fill the queue up to `high`; anyone else counts held bytes too, so a
+    /// held frame never blocks the one it waits for.
+    fn has_room(&self, core: u16, slot: u32, high: usize, me: Option<Origin>) -> bool {
+        let queued = self.get(core, slot);
+        if self.is_active(core, slot, me) {
+            queued < high
+        } else {
+            queued + self.held_of(core, slot) < high
         }
     }
 
@@ -167,9 +250,18 @@ impl Gauges {
     /// Waits until `(core, slot)` holds less than `high` bytes. `here` is the calling
     /// worker's core: its own queues wake it through their drain event; a queue on
     /// another core is re-checked on a short timer.
-    pub async fn wait_below(&self, here: u16, core: u16, slot: u32, high: usize) {
+    ///
+    /// `me` is the origin whose frame the caller is feeding to `(core, slot)`, if any.
+    pub async fn wait_below(
+        &self,
+        here: u16,
+        core: u16,
+        slot: u32,
+        high: usize,
+        me: Option<Origin>,
+    ) {
         loop {
-            if self.get(core, slot) < high {
+            if self.has_room(core, slot, high, me) {
                 return;
             }
             if core != here {
@@ -180,7 +272,7 @@ impl Gauges {
                 return;
             };
             let listener = ev.listen();
-            if self.get(core, slot) < high {
+            if self.has_room(core, slot, high, me) {
                 return;
             }
             listener.await;

@@ -512,19 +512,20 @@ impl Worker {
                     slot,
                     generation,
                     bytes,
+                    part,
                 } => {
                     let conns = self.conns.borrow();
                     if let Some(h) = conns.get(&slot)
                         && h.id.generation == generation
                     {
-                        if h.queued() + bytes.len() > self.max_queue {
+                        if h.queued() + h.held() + bytes.len() > self.max_queue {
                             if !h.is_closing() {
                                 bump(&self.counters.queue_overflows, 1);
                                 tracing::info!(peer = %h.peer, slot, queued = h.queued(), max_queue = self.max_queue, "write queue over its hard cap: peer does not read, closing");
                             }
                             h.abort();
                         } else {
-                            h.push(&self.gauges, bytes);
+                            h.push(&self.gauges, bytes, part);
                         }
                     }
                 }
@@ -638,7 +639,12 @@ impl Worker {
         while Instant::now() < deadline {
             self.drain_mesh(rx);
             let (_, _, streams, _) = self.relay.borrow().table_sizes();
-            let queued: usize = self.conns.borrow().values().map(|h| h.queued()).sum();
+            let queued: usize = self
+                .conns
+                .borrow()
+                .values()
+                .map(|h| h.queued() + h.held())
+                .sum();
             if streams == 0 && queued == 0 {
                 quiet += 1;
                 if quiet >= 3 {
@@ -694,11 +700,13 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
         // Backpressure: our own queue (responses to this peer) and the queue our current
         // frame is feeding must be below the high-water mark before we read more.
         w.gauges
-            .wait_below(w.core, id.core, id.slot, w.high_water)
+            .wait_below(w.core, id.core, id.slot, w.high_water, None)
             .await;
         let target = w.relay.borrow().backpressure_target(id);
         if let Some((core, slot)) = target {
-            w.gauges.wait_below(w.core, core, slot, w.high_water).await;
+            w.gauges
+                .wait_below(w.core, core, slot, w.high_water, Some(origin))
+                .await;
         }
         if h.is_closing() {
             break "closed by relay";
