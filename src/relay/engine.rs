@@ -132,6 +132,17 @@ struct Stream {
 }
 
 impl Stream {
+    /// The end-line for the frame passed on, with the CRLF that follows a body.
+    fn end_line(&self, flag: Flag) -> Bytes {
+        let mut b = BytesMut::with_capacity(self.tid.len() + 12);
+        if self.has_body {
+            encode::body_end_line(&mut b, &self.tid, flag);
+        } else {
+            encode::end_line(&mut b, &self.tid, flag);
+        }
+        b.freeze()
+    }
+
     fn discard() -> Stream {
         Stream {
             dest: Dest::Discard,
@@ -397,13 +408,7 @@ impl Relay {
         };
         match s.dest {
             Dest::Conn(c) => {
-                let mut b = BytesMut::with_capacity(s.tid.len() + 12);
-                if s.has_body {
-                    encode::body_end_line(&mut b, &s.tid, flag);
-                } else {
-                    encode::end_line(&mut b, &s.tid, flag);
-                }
-                self.write_part(c, b.freeze(), Part::End(origin));
+                self.write_part(c, s.end_line(flag), Part::End(origin));
                 bump(&self.counters.frames_out, 1);
                 let alive = self.is_alive(c);
                 // The 200 for the chunk first, then any REPORT about its fate.
@@ -450,13 +455,7 @@ impl Relay {
         };
         match s.dest {
             Dest::Conn(c) => {
-                let mut b = BytesMut::with_capacity(s.tid.len() + 12);
-                if s.has_body {
-                    encode::body_end_line(&mut b, &s.tid, Flag::Aborted);
-                } else {
-                    encode::end_line(&mut b, &s.tid, Flag::Aborted);
-                }
-                self.write_part(c, b.freeze(), Part::End(origin));
+                self.write_part(c, s.end_line(Flag::Aborted), Part::End(origin));
             }
             Dest::Core(k) => self.mesh(k, MeshMsg::Abort { origin }),
             Dest::Discard => {}
