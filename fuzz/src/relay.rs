@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use msrpd::codec::{Event, Head, ScanLimits, Scanner};
-use msrpd::relay::{Action, ConnId, ConnKind, Counters, Origin, Relay, RelayConfig};
+use msrpd::relay::{Action, ConnId, ConnKind, Counters, Origin, Part, Relay, RelayConfig};
 
 const HOST: &str = "relay.example.com";
 
@@ -27,6 +27,47 @@ struct Out {
     buf: BytesMut,
     /// The last request seen on this connection: tid, first From-Path URI, is SEND.
     last_req: Option<(String, String)>,
+    /// The server's per-connection frame queue (src/server/conn.rs), modelled: the frame
+    /// being streamed, and frames held until it ends.
+    active: Option<Origin>,
+    held: std::collections::VecDeque<(Option<Origin>, Vec<::bytes::Bytes>, bool)>,
+}
+
+impl Out {
+    /// What the connection's writer would release for this write, in order.
+    fn queue(&mut self, bytes: ::bytes::Bytes, part: Part) -> Vec<::bytes::Bytes> {
+        let busy = self.active.is_some() || !self.held.is_empty();
+        let mut out = Vec::new();
+        match part {
+            Part::Middle(k) | Part::End(k) if self.active == Some(k) => {
+                out.push(bytes);
+                if matches!(part, Part::End(_)) {
+                    self.active = None;
+                    while let Some((key, bufs, done)) = self.held.pop_front() {
+                        out.extend(bufs);
+                        if !done {
+                            self.active = key;
+                            break;
+                        }
+                    }
+                }
+            }
+            Part::Whole if !busy => out.push(bytes),
+            Part::Start(k) if !busy => {
+                out.push(bytes);
+                self.active = Some(k);
+            }
+            Part::Whole => self.held.push_back((None, vec![bytes], true)),
+            Part::Start(k) => self.held.push_back((Some(k), vec![bytes], false)),
+            Part::Middle(k) | Part::End(k) => {
+                if let Some(h) = self.held.iter_mut().rev().find(|h| h.0 == Some(k) && !h.2) {
+                    h.1.push(bytes);
+                    h.2 = matches!(part, Part::End(_));
+                }
+            }
+        }
+        out
+    }
 }
 
 struct World {
@@ -185,7 +226,7 @@ impl World {
                 slot,
                 generation,
                 bytes,
-                ..
+                part,
             } => {
                 let alive = self.conns.iter().any(|c| {
                     c.id == ConnId {
@@ -198,13 +239,15 @@ impl World {
                     return;
                 }
                 let o = self.out.entry((core, slot, generation)).or_default();
+                for piece in o.queue(bytes, part) {
+                    o.buf.extend_from_slice(&piece);
+                }
                 let sc = o.scanner.get_or_insert_with(|| {
                     Scanner::new(ScanLimits {
                         max_head: usize::MAX,
                         max_non_send_body: None,
                     })
                 });
-                o.buf.extend_from_slice(&bytes);
                 loop {
                     match sc.next(&mut o.buf) {
                         Ok(Some(Event::Head(raw))) => {
