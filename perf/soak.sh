@@ -60,6 +60,9 @@ print("| traffic | delivered | errors | lost |\n|---|---|---|---|")
 print(f"| chat: 200 pairs, 200 B, 2000 msg/s open loop | {chat['delivered']} | {chat['errors']} | {chat['lost']} |")
 print(f"| files: 2 pairs, 10 MiB in 64 KiB chunks | {files['delivered']} | {files['errors']} | {files['lost']} |")
 print(f"| churn: {len(churn)} runs of 20 pairs connecting, 2 s, disconnecting | {sum(c['delivered'] for c in churn)} | {sum(c['errors'] for c in churn)} | {sum(c['lost'] for c in churn)} |")
+for name, d in [("chat", chat), ("files", files)] + [(f"churn {i}", c) for i, c in enumerate(churn)]:
+    for e in d.get("error_samples", [])[:5]:
+        print(f"- {name}: {e}")
 print("\nRelay RSS every 10 s (KiB):\n")
 print("| s | RSS KiB |\n|---|---|")
 for s, r in rows:

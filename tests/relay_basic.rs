@@ -158,3 +158,36 @@ fn frames_to_one_receiver_never_interleave() {
         assert_eq!(c.read_frame().kind(), "200");
     }
 }
+
+/// A sender that never AUTHs but whose SENDs reach a session on another worker has made
+/// successful requests: probation (RFC 4976 §6.1) must not close it.
+#[test]
+fn probation_counts_requests_routed_to_another_core() {
+    let relay = Relay::start(2, msrpd::server::Driver::Auto, |cfg| {
+        cfg.relay.probation = std::time::Duration::from_millis(500);
+    });
+    let mut b = relay.connect(&peer_uri("bob", 2222));
+    let rb = b.auth(&relay.uri());
+    let to_b = format!("{rb} {}", b.me);
+    // Ten senders: SO_REUSEPORT puts some of them on the other worker.
+    let mut senders: Vec<Client> = (0..10)
+        .map(|i| relay.connect(&peer_uri(&format!("s{i}"), 3000 + i)))
+        .collect();
+    for round in 0..2 {
+        for (i, s) in senders.iter_mut().enumerate() {
+            let mid = format!("m{round}x{i:04}");
+            s.send(
+                &to_b,
+                &[("Message-ID", mid.as_str())],
+                Some(b"hi"),
+                Flag::Complete,
+            );
+            assert_eq!(s.read_frame().kind(), "200", "round {round} sender {i}");
+            let got = b.read_frame();
+            assert_eq!(got.header("Message-ID"), Some(mid.as_str()));
+            b.respond(&got, 200);
+        }
+        // Past probation before the second round.
+        std::thread::sleep(std::time::Duration::from_millis(900));
+    }
+}

@@ -312,6 +312,17 @@ impl Relay {
             .filter(|c| c.generation == generation)
     }
 
+    /// A connection of this core made a successful request (ends probation, §6.1).
+    /// Origins on other cores are theirs to mark.
+    fn mark_succeeded(&mut self, origin: Origin) {
+        if let Origin::Conn(c) = origin
+            && c.core == self.cfg.core
+            && let Some(conn) = self.conn_mut(c.slot, c.generation)
+        {
+            conn.succeeded = true;
+        }
+    }
+
     fn is_alive(&self, id: ConnId) -> bool {
         id.core == self.cfg.core && self.conn(id.slot, id.generation).is_some()
     }
@@ -399,6 +410,7 @@ impl Relay {
     /// The end-line of the current frame from `origin`.
     pub fn handle_end(&mut self, now: Instant, origin: Origin, flag: Flag) {
         if let Origin::Conn(c) = origin
+            && c.core == self.cfg.core
             && let Some(conn) = self.conn_mut(c.slot, c.generation)
         {
             conn.last_active = now;
@@ -723,6 +735,9 @@ impl Relay {
                 self.reject(now, origin, &head, &p, 481, "unknown session");
                 return Step::Done(Stream::discard());
             }
+            // The owning core decides the rest; for probation (§6.1) a request passed on
+            // to one of our sessions counts as successful here, on the sender's core.
+            self.mark_succeeded(origin);
             self.mesh(
                 sk.core,
                 MeshMsg::Head {
@@ -801,11 +816,7 @@ impl Relay {
         } else {
             bump(&self.counters.deliveries_same_core, 1);
         }
-        if let Origin::Conn(c) = origin
-            && let Some(conn) = self.conn_mut(c.slot, c.generation)
-        {
-            conn.succeeded = true;
-        }
+        self.mark_succeeded(origin);
         let method = head.method().unwrap_or(Method::Report);
         let fr = head.failure_report();
         let (reply, txn) = match method {
