@@ -315,7 +315,11 @@ pub fn check_reencode(h: &Head<'_>, has_body: bool) {
     let mut buf = BytesMut::new();
     let fwd = encode::forward_head(&mut buf, h, tid);
     assert_eq!(fwd, h.to_path().len() > 1);
-    if fwd {
+    // A From-Path already at the codec's cap cannot take the relay's URI: the output would
+    // hold one URI too many. The relay refuses such requests with 400 before it forwards
+    // (`engine.rs`, "From-Path too long to forward"; tests/relay_basic.rs), so that case
+    // is not a round trip.
+    if fwd && h.from_path().len() < msrpd::codec::header::MAX_PATH_URIS {
         let out = Head::parse(&buf).unwrap_or_else(|e| {
             panic!(
                 "forward_head output does not parse: {e}\n{:?}",
@@ -332,7 +336,7 @@ pub fn check_reencode(h: &Head<'_>, has_body: bool) {
         assert_eq!(out.from_path().rest(), Some(h.from_path().as_str()));
         same_rest(h, &out);
         rescan(&buf, tid, has_body);
-    } else {
+    } else if !fwd {
         assert!(
             buf.is_empty(),
             "forward_head returned false but wrote bytes"
