@@ -110,6 +110,11 @@ pub struct Args {
     /// Skip AUTH (for relays that route without it, and the forwarder).
     #[arg(long)]
     pub no_auth: bool,
+    /// Session lifetime to ask for in AUTH (RFC 4976 §5.1 Expires); msrpd-bench does not
+    /// refresh its sessions, so runs longer than the relay's default lifetime need this
+    /// (and a relay that allows it) [default: none, the relay's default].
+    #[arg(long, value_name = "SECS")]
+    pub expires: Option<u32>,
     /// Start each connection with `PAIR <id>` (for the forwarder; implies --no-auth).
     #[arg(long)]
     pub pair_hello: bool,
@@ -130,6 +135,8 @@ pub struct Shared {
     pub delivered_bytes: AtomicU64,
     pub errors: AtomicU64,
     pub ready_pairs: AtomicU64,
+    /// A short session lifetime has been warned about once.
+    pub expiry_warned: AtomicBool,
 }
 
 /// Per-thread results.
@@ -294,6 +301,7 @@ fn main() -> ExitCode {
         delivered_bytes: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         ready_pairs: AtomicU64::new(0),
+        expiry_warned: AtomicBool::new(false),
         args,
     });
     let rss_before = process_rss_kib(&shared.args.relay_pid);

@@ -241,6 +241,9 @@ async fn auth(sh: &Shared, s: &mut Conn, me: &str) -> Result<String, String> {
         if let Some(a) = &authz {
             m.push_str(&format!("Authorization: {a}\r\n"));
         }
+        if let Some(e) = sh.args.expires {
+            m.push_str(&format!("Expires: {e}\r\n"));
+        }
         m.push_str(&format!("-------{tid}$\r\n"));
         let (r, _) = s.write_all(m.into_bytes()).await;
         r.map_err(|e| format!("write AUTH: {e}"))?;
@@ -248,6 +251,17 @@ async fn auth(sh: &Shared, s: &mut Conn, me: &str) -> Result<String, String> {
         let head = Head::parse(&raw).map_err(|e| format!("bad AUTH response: {e}"))?;
         match head.status_code() {
             Some(200) => {
+                // The session dies at its expiry (we never refresh): say so up front
+                // instead of failing with 481s at the end of a long run.
+                let run = sh.args.warmup + sh.args.duration + sh.args.drain;
+                if let Some(granted) = head.expires()
+                    && f64::from(granted) < run
+                    && !sh.expiry_warned.swap(true, Ordering::Relaxed)
+                {
+                    eprintln!(
+                        "msrpd-bench: warning: the relay granted sessions of {granted} s, shorter than this run ({run:.0} s); messages after that get 481 (ask for more with --expires)"
+                    );
+                }
                 return head
                     .use_path()
                     .map(|p| p.as_str().to_string())
