@@ -686,6 +686,33 @@ fn error_response_from_the_next_hop_is_reported_for_yes_and_partial() {
     }
 }
 
+/// Answered transactions leave their timers behind in the heap; they must not pile up
+/// (one per message for the whole txn timeout), and the rebuild that drops them must
+/// keep the live ones: a SEND left unanswered through it still gets its 408.
+#[test]
+fn answered_transactions_do_not_pile_up_timers() {
+    let mut p = pair(Duration::from_secs(30));
+    let (_, pending) = p.send("yes", 1.0, 1.0);
+    let mut peak = 0;
+    for i in 0..20_000 {
+        let t = 1.0 + f64::from(i) * 0.0001;
+        let (_, fwd) = p.send("yes", t, t);
+        p.respond(t, &fwd, 200, "OK");
+        assert_eq!(p.h.drain(), []);
+        peak = peak.max(p.h.relay.timer_count());
+    }
+    // Live: at most 2 transactions, 2 sessions, 2 connections; 20,001 timers were pushed.
+    assert_eq!(p.h.relay.table_sizes().1, 1);
+    assert!(peak <= 2 * 6 + 4096 + 1, "timer heap grew to {peak}");
+    assert!(p.h.relay.timer_count() < 4200);
+    // The unanswered SEND sent first still times out at 31 s.
+    assert_eq!(p.h.tick(30.9), []);
+    let out = p.h.tick(31.0);
+    p.expect_report(&out, "408 Request Timeout");
+    p.respond(31.5, &pending, 200, "OK");
+    assert_eq!(p.h.drain(), []);
+}
+
 #[test]
 fn next_hop_connection_closing_fails_pending_sends() {
     let mut p = pair(Duration::from_secs(30));

@@ -31,6 +31,8 @@ use super::users::Users;
 
 /// How often the idle scan runs at most (more often when the idle timeout is short).
 const IDLE_SCAN_EVERY: Duration = Duration::from_secs(10);
+/// Dead timer entries tolerated beyond twice the live ones before the heap is rebuilt.
+const TIMER_SLACK: usize = 4096;
 
 #[derive(Debug)]
 struct Conn {
@@ -284,10 +286,7 @@ impl Relay {
             }
         };
         if inbound {
-            self.timers.push(Reverse((
-                now + self.cfg.probation,
-                Timer::Probation(slot, generation),
-            )));
+            self.push_timer(now + self.cfg.probation, Timer::Probation(slot, generation));
         }
         bump(&self.counters.connections_open, 1);
         bump(&self.counters.connections_total, 1);
@@ -445,9 +444,9 @@ impl Relay {
                     };
                     if alive {
                         let key = (c.slot, tid_key(&s.tid));
-                        self.timers
-                            .push(Reverse((txn.deadline, Timer::Txn(key.0, key.1))));
+                        let deadline = txn.deadline;
                         self.txns.insert(key, txn);
+                        self.push_timer(deadline, Timer::Txn(key.0, key.1));
                         bump(&self.counters.transactions, 1);
                     } else {
                         self.fail_txn(now, txn, 481);
@@ -530,6 +529,37 @@ impl Relay {
             MeshMsg::Abort { origin } => self.handle_abort(now, origin),
             MeshMsg::Write { conn, bytes, part } => self.write_part(conn, bytes, part),
         }
+    }
+
+    /// Schedules `timer` at `at`. Call it after the state it refers to exists.
+    ///
+    /// Timers are not removed when what they guard ends early (a transaction answered,
+    /// a session closed), they just find nothing when due. So that these dead entries
+    /// cannot pile up (one per message for `txn_timeout`: 3 million at 100,000 msg/s),
+    /// the heap is rebuilt with the live ones whenever dead ones clearly outnumber them;
+    /// each rebuild follows at least as many pushes as it visits entries.
+    fn push_timer(&mut self, at: Instant, timer: Timer) {
+        self.timers.push(Reverse((at, timer)));
+        // Upper bound on live timers: one per transaction, session and connection slot.
+        let live = self.txns.len() + self.sessions.len() + self.conns.len();
+        if self.timers.len() <= 2 * live + TIMER_SLACK {
+            return;
+        }
+        let mut v = std::mem::take(&mut self.timers).into_vec();
+        v.retain(|Reverse((_, t))| match *t {
+            Timer::Txn(slot, tid) => self.txns.contains_key(&(slot, tid)),
+            Timer::Session(key) => self.sessions.contains_key(&key),
+            Timer::Probation(slot, generation) => {
+                self.conn(slot, generation).is_some_and(|c| !c.succeeded)
+            }
+        });
+        v.shrink_to(2 * v.len() + TIMER_SLACK);
+        self.timers = BinaryHeap::from(v);
+    }
+
+    /// Number of timers (due or not, live or dead), for tests.
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
     }
 
     /// Runs due timers: 408 REPORTs (§6.4.1), session expiry (§6.3), probation (§6.1)
@@ -1210,7 +1240,7 @@ impl Relay {
             }
             None => return,
         };
-        self.timers.push(Reverse((expires_at, Timer::Session(key))));
+        self.push_timer(expires_at, Timer::Session(key));
         if let Some(conn) = self.conn_mut(c.slot, c.generation) {
             conn.session = Some(key);
             conn.succeeded = true;
