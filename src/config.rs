@@ -136,6 +136,13 @@ pub struct RelayArgs {
     /// Seconds a header block may take to arrive in full [default: 10].
     #[arg(long, value_name = "SECS")]
     pub head_timeout: Option<f64>,
+    /// Seconds a frame's body may go without a byte while the relay waits for it; then the
+    /// frame is aborted (`#`) and its connection closed [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub body_timeout: Option<f64>,
+    /// Seconds a TLS handshake may take, inbound or outbound [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub tls_handshake_timeout: Option<f64>,
 }
 
 /// The same settings as read from a TOML file (keys in snake_case).
@@ -173,6 +180,8 @@ pub struct FileConfig {
     pub max_auth_failures: Option<u32>,
     pub max_queue: Option<usize>,
     pub head_timeout: Option<f64>,
+    pub body_timeout: Option<f64>,
+    pub tls_handshake_timeout: Option<f64>,
 }
 
 /// A setting that cannot be used, with what to fix.
@@ -419,6 +428,12 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
         .unwrap_or(16 << 20)
         .max(s.high_water);
     s.head_timeout = seconds(a.head_timeout.or(f.head_timeout), 10.0, "head-timeout")?;
+    s.body_timeout = seconds(a.body_timeout.or(f.body_timeout), 30.0, "body-timeout")?;
+    s.tls_handshake_timeout = seconds(
+        a.tls_handshake_timeout.or(f.tls_handshake_timeout),
+        10.0,
+        "tls-handshake-timeout",
+    )?;
     s.driver = match a.driver.clone().or(f.driver).as_deref() {
         None | Some("auto") => Driver::Auto,
         Some("io-uring") | Some("iouring") | Some("io_uring") => Driver::IoUring,
@@ -532,8 +547,10 @@ mod tests {
         assert_eq!(d.server.relay.max_auth_failures, 3);
         assert_eq!(d.server.max_queue, 16 << 20);
         assert_eq!(d.server.head_timeout, Duration::from_secs(10));
+        assert_eq!(d.server.tls_handshake_timeout, Duration::from_secs(10));
+        assert_eq!(d.server.body_timeout, Duration::from_secs(30));
         let f: FileConfig = toml::from_str(
-            "max_non_send_body = 100\nmax_path_uris = 4\nmax_connections = 9\nmax_connections_per_ip = 2\nmax_auth_failures = 5\nmax_queue = 2000000\nhead_timeout = 1.5\n",
+            "max_non_send_body = 100\nmax_path_uris = 4\nmax_connections = 9\nmax_connections_per_ip = 2\nmax_auth_failures = 5\nmax_queue = 2000000\nhead_timeout = 1.5\ntls_handshake_timeout = 2.5\nbody_timeout = 4\n",
         )
         .unwrap();
         let a = RelayArgs {
@@ -548,12 +565,16 @@ mod tests {
         assert_eq!(r.server.relay.max_auth_failures, 5);
         assert_eq!(r.server.max_queue, 2_000_000);
         assert_eq!(r.server.head_timeout, Duration::from_millis(1500));
+        assert_eq!(r.server.tls_handshake_timeout, Duration::from_millis(2500));
+        assert_eq!(r.server.body_timeout, Duration::from_secs(4));
         for bad in [
             "max_non_send_body = 10241",
             "max_path_uris = 33",
             "max_path_uris = 1",
             "max_connections = 0",
             "head_timeout = 0",
+            "tls_handshake_timeout = -1",
+            "body_timeout = 0",
         ] {
             let f: FileConfig = toml::from_str(bad).unwrap();
             assert!(resolve(&RelayArgs::default(), f).is_err(), "{bad}");

@@ -346,6 +346,66 @@ fn a_header_block_unfinished_for_too_long_is_closed() {
     quiet.auth(&ru);
 }
 
+/// A sender that stops in the middle of a body would hold every other frame for that
+/// receiver (frames never interleave on a connection). After the body timeout the relay
+/// ends the stalled frame with `#`, closes the sender, and the held frames flow again.
+#[test]
+fn a_frame_body_that_stops_arriving_is_aborted() {
+    let relay = Relay::start(1, Driver::IoUring, |c| {
+        c.body_timeout = Duration::from_secs(1)
+    });
+    let ru = relay.uri();
+    let mut bob = relay.connect(&peer_uri("bob", 1));
+    let rb = bob.auth(&ru);
+    let mut alice = relay.connect(&peer_uri("alice", 2));
+    let ra = alice.auth(&ru);
+    let mut stall = relay.connect(&peer_uri("stall", 3));
+    let to_bob = format!("{rb} {}", bob.me);
+    // 60 bytes of a 100-byte body, then nothing.
+    let body: Vec<u8> = (0..60u8).map(|i| b'a' + i % 26).collect();
+    let t0 = Instant::now();
+    let mut m = format!(
+        "MSRP st000001 SEND\r\nTo-Path: {to_bob}\r\nFrom-Path: {}\r\nMessage-ID: stalled1\r\n\
+         Byte-Range: 1-100/100\r\nContent-Type: text/plain\r\n\r\n",
+        stall.me
+    )
+    .into_bytes();
+    m.extend_from_slice(&body);
+    stall.send_raw(&m);
+    thread::sleep(Duration::from_millis(100));
+    // Alice's message to Bob waits behind the stalled frame...
+    let tid = alice.send(
+        &format!("{ra} {rb} {}", bob.me),
+        &[("Message-ID", "fromalice"), ("Byte-Range", "1-2/2")],
+        Some(b"hi"),
+        Flag::Complete,
+    );
+    // ...which reaches Bob cut short with `#` once the body timeout has passed.
+    let cut = bob.read_frame();
+    let took = t0.elapsed();
+    assert_eq!(cut.header("Message-ID"), Some("stalled1"));
+    // What was passed on (the scanner keeps back a tail that could begin an end-line).
+    assert_eq!(cut.flag, Flag::Aborted);
+    assert!(
+        !cut.body.is_empty() && body.starts_with(&cut.body),
+        "{:?}",
+        cut.body
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "aborted after {took:?}"
+    );
+    let next = bob.read_frame();
+    assert_eq!((next.kind(), next.body.as_slice()), ("SEND", &b"hi"[..]));
+    bob.respond(&next, 200);
+    let ok = alice.read_frame();
+    assert_eq!((ok.tid(), ok.kind()), (tid.as_str(), "200"));
+    assert!(stall.closed_within(Duration::from_secs(2)));
+    assert_eq!(relay.counters().body_timeouts, 1);
+    // A connection waiting between frames is not touched.
+    assert!(!alice.closed_within(Duration::from_millis(1500)));
+}
+
 #[test]
 fn timeouts_and_limits_as_msrpd_flags() {
     let p = RelayProcess::start(&[

@@ -250,6 +250,8 @@ pub struct Counters {
     pub queue_overflows: AtomicU64,
     /// Connections closed because a header block took too long to arrive.
     pub head_timeouts: AtomicU64,
+    /// Connections closed because the body of their frame stopped arriving.
+    pub body_timeouts: AtomicU64,
 }
 
 /// A point-in-time copy of [`Counters`], summed over cores with `+`.
@@ -272,6 +274,7 @@ pub struct CounterSnapshot {
     pub connections_refused: u64,
     pub queue_overflows: u64,
     pub head_timeouts: u64,
+    pub body_timeouts: u64,
 }
 
 macro_rules! counter_fields {
@@ -293,7 +296,8 @@ macro_rules! counter_fields {
             transactions,
             connections_refused,
             queue_overflows,
-            head_timeouts
+            head_timeouts,
+            body_timeouts
         )
     };
 }

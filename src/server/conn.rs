@@ -43,6 +43,8 @@ pub struct ConnHandle {
     pub limit_ip: Cell<Option<IpAddr>>,
     /// Since when a header block has been arriving without being complete.
     pub head_since: Cell<Option<Instant>>,
+    /// Since when the reader has been waiting for more of a frame's body.
+    pub body_wait_since: Cell<Option<Instant>>,
     /// The frame being streamed to this connection (between its Start and End).
     active: Cell<Option<Origin>>,
     /// Frames that arrived while another was being streamed, in order.
@@ -71,6 +73,7 @@ impl ConnHandle {
             halves: Cell::new(0),
             limit_ip: Cell::new(None),
             head_since: Cell::new(None),
+            body_wait_since: Cell::new(None),
             active: Cell::new(None),
             held: RefCell::new(VecDeque::new()),
             held_bytes: Cell::new(0),

@@ -61,6 +61,9 @@ pub struct ServerConfig {
     pub max_non_send_body: u64,
     /// A header block still incomplete after this long closes its connection.
     pub head_timeout: Duration,
+    /// A frame whose body gets no new byte for this long, while the relay is waiting
+    /// for one, is aborted and its connection closed.
+    pub body_timeout: Duration,
     /// Hard cap of one connection's write queue in bytes: a peer that stops reading
     /// and lets its queue pass it is disconnected.
     pub max_queue: usize,
@@ -95,6 +98,7 @@ impl ServerConfig {
             max_head: 16 * 1024,
             max_non_send_body: 10240,
             head_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             max_queue: 16 << 20,
             max_connections: 100_000,
             max_connections_per_ip: 1_000,
@@ -406,6 +410,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             max_head: cfg.max_head,
             max_non_send_body: cfg.max_non_send_body.min(10240),
             head_timeout: cfg.head_timeout,
+            body_timeout: cfg.body_timeout,
             max_queue: cfg.max_queue.max(cfg.high_water),
             limiter: limiter.clone(),
             shutdown_grace: cfg.shutdown_grace,

@@ -50,6 +50,7 @@ pub struct WorkerConfig {
     pub max_head: usize,
     pub max_non_send_body: u64,
     pub head_timeout: Duration,
+    pub body_timeout: Duration,
     pub max_queue: usize,
     pub limiter: Arc<ConnLimiter>,
     pub shutdown_grace: Duration,
@@ -121,6 +122,7 @@ struct Parts {
     max_head: usize,
     max_non_send_body: u64,
     head_timeout: Duration,
+    body_timeout: Duration,
     max_queue: usize,
     limiter: Arc<ConnLimiter>,
     shutdown_grace: Duration,
@@ -139,6 +141,7 @@ impl WorkerConfig {
             max_head: self.max_head,
             max_non_send_body: self.max_non_send_body,
             head_timeout: self.head_timeout,
+            body_timeout: self.body_timeout,
             max_queue: self.max_queue,
             limiter: self.limiter.clone(),
             shutdown_grace: self.shutdown_grace,
@@ -156,6 +159,7 @@ pub struct Worker {
     high_water: usize,
     max_queue: usize,
     head_timeout: Duration,
+    body_timeout: Duration,
     limiter: Arc<ConnLimiter>,
     counters: Arc<Counters>,
     limits: ScanLimits,
@@ -195,6 +199,7 @@ async fn worker_main(
         high_water: p.high_water,
         max_queue: p.max_queue,
         head_timeout: p.head_timeout,
+        body_timeout: p.body_timeout,
         limiter: p.limiter,
         counters,
         limits: ScanLimits {
@@ -258,7 +263,7 @@ async fn timer_loop(w: Rc<Worker>) {
         w.dispatch();
         ticks = ticks.wrapping_add(1);
         if ticks % 5 == 0 {
-            w.close_slow_heads(Instant::now());
+            w.close_stalled(Instant::now());
         }
     }
 }
@@ -488,17 +493,20 @@ impl Worker {
             self.limiter.release(ip);
         }
         self.relay.borrow_mut().handle_closed(Instant::now(), h.id);
-        {
-            let mut conns = self.conns.borrow_mut();
-            if conns
-                .get(&h.id.slot)
-                .is_some_and(|c| c.id.generation == h.id.generation)
-            {
-                conns.remove(&h.id.slot);
-            }
+        if self.conn(h.id.slot, h.id.generation).is_some() {
+            self.conns.borrow_mut().remove(&h.id.slot);
         }
         h.reader_done();
         self.dispatch();
+    }
+
+    /// The connection in `slot` if it is still the one of that generation.
+    fn conn(&self, slot: u32, generation: u32) -> Option<Rc<ConnHandle>> {
+        self.conns
+            .borrow()
+            .get(&slot)
+            .filter(|h| h.id.generation == generation)
+            .cloned()
     }
 
     /// Carries out what the relay asked for.
@@ -514,10 +522,7 @@ impl Worker {
                     bytes,
                     part,
                 } => {
-                    let conns = self.conns.borrow();
-                    if let Some(h) = conns.get(&slot)
-                        && h.id.generation == generation
-                    {
+                    if let Some(h) = self.conn(slot, generation) {
                         if h.queued() + h.held() + bytes.len() > self.max_queue {
                             if !h.is_closing() {
                                 bump(&self.counters.queue_overflows, 1);
@@ -540,10 +545,7 @@ impl Worker {
                     generation,
                     reason,
                 } => {
-                    let conns = self.conns.borrow();
-                    if let Some(h) = conns.get(&slot)
-                        && h.id.generation == generation
-                    {
+                    if let Some(h) = self.conn(slot, generation) {
                         tracing::info!(peer = %h.peer, slot, reason = ?reason, "closing connection");
                         h.close();
                     }
@@ -577,9 +579,22 @@ impl Worker {
         self.dispatch();
     }
 
-    /// Closes connections whose header block has been incomplete for too long.
-    fn close_slow_heads(&self, now: Instant) {
+    /// Closes connections whose header block has been incomplete for too long, and
+    /// those whose frame body stopped arriving: a frame being passed on holds back every
+    /// other frame for its receiver (they never interleave), so a sender that stalls in
+    /// the middle of one must not hold that receiver for the whole idle timeout. The
+    /// receiver gets the frame ended with `#` (RFC 4975 §7.1, aborted).
+    fn close_stalled(&self, now: Instant) {
         for h in self.conns.borrow().values() {
+            if let Some(t) = h.body_wait_since.get()
+                && now.duration_since(t) >= self.body_timeout
+                && !h.is_closing()
+            {
+                bump(&self.counters.body_timeouts, 1);
+                tracing::info!(peer = %h.peer, slot = h.id.slot, "frame body stalled, aborting it and closing");
+                h.body_wait_since.set(None);
+                h.abort();
+            }
             if let Some(t) = h.head_since.get()
                 && now.duration_since(t) >= self.head_timeout
                 && !h.is_closing()
@@ -720,9 +735,15 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
             buf.reserve(if busy { READ_BUF } else { IDLE_READ_BUF });
         }
         let (len, cap) = (buf.len(), buf.capacity());
+        // Waiting inside a frame's body: the body timeout runs (backpressure waits
+        // above do not count, the peer is not the one holding things up then).
+        if sc.in_body() {
+            h.body_wait_since.set(Some(Instant::now()));
+        }
         let (res, slice) = rd
             .read(monoio::buf::IoBufMut::slice_mut(buf, len..cap))
             .await;
+        h.body_wait_since.set(None);
         buf = slice.into_inner();
         match res {
             Ok(0) => break "closed by peer",
