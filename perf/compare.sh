@@ -33,7 +33,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
 # --- start the three relays -------------------------------------------------------
-P_MSRPD=$(free_port); P_KAM=$(free_port); P_FWD=$(free_port); P_TLS=$(free_port)
+P_MSRPD=$(free_port); P_KAM=$(free_port); P_FWD=$(free_port); P_TLS=$(free_port); P_ONE=$(free_port)
 # A self-signed certificate for the TLS row (msrpd-bench --tls --insecure).
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
@@ -42,12 +42,16 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
 target/release/msrpd --listen 127.0.0.1:"$P_MSRPD" --listen-tls 127.0.0.1:"$P_TLS" \
   --cert "$WORK/cert.pem" --key "$WORK/key.pem" --cores "$WORKERS" --no-pin --log-level warn >"$WORK/msrpd.out" 2>"$WORK/msrpd.err" &
 PID_MSRPD=$!
+# The same relay with one worker: every delivery stays on one core, so the 1 KiB rows
+# show what passing frames between cores costs.
+target/release/msrpd --listen 127.0.0.1:"$P_ONE" --cores 1 --no-pin --log-level warn >"$WORK/msrpd1.out" 2>"$WORK/msrpd1.err" &
+PID_ONE=$!
 sed -e "s/MSRP_PORT/$P_KAM/g" -e "s/MSRP_CHILDREN/$WORKERS/" perf/kamailio-msrp.cfg >"$WORK/kamailio.cfg"
 kamailio -f "$WORK/kamailio.cfg" -DD -E -m 512 -M 64 >"$WORK/kamailio.log" 2>&1 &
 PID_KAM=$!
 "$BENCH" --forwarder 127.0.0.1:"$P_FWD" --threads "$WORKERS" >"$WORK/fwd.out" 2>&1 &
 PID_FWD=$!
-wait_port "$P_MSRPD"; wait_port "$P_KAM"; wait_port "$P_FWD"
+wait_port "$P_MSRPD"; wait_port "$P_KAM"; wait_port "$P_FWD"; wait_port "$P_ONE"
 sleep 0.5
 KAM_PIDS=$( (echo "$PID_KAM"; pgrep -P "$PID_KAM" || true) | paste -sd, -)
 echo "msrpd pid $PID_MSRPD port $P_MSRPD | kamailio pids $KAM_PIDS port $P_KAM | forwarder pid $PID_FWD port $P_FWD"
@@ -72,6 +76,7 @@ for round in $(seq "$ROUNDS"); do
       run msrpd "$P_MSRPD" "$PID_MSRPD" "${args[@]}"
       run kamailio "$P_KAM" "$KAM_PIDS" "${args[@]}"
       run forwarder "$P_FWD" "$PID_FWD" --pair-hello "${args[@]}"
+      if [ "$size" = 1024 ]; then run msrpd-1w "$P_ONE" "$PID_ONE" "${args[@]}"; fi
     done
   done
   # msrpd over TLS (msrps), same load as the 1 KiB / 50 pairs row: TLS vs TCP.

@@ -58,14 +58,15 @@ def main():
           f"(Kamailio: {workers} TCP children), both unpinned; msrpd-bench with {bench_threads} threads on the same "
           f"cores. {rounds} rounds, interleaved msrpd, Kamailio, forwarder; {duration} s measured per run. "
           "Cells: median (min-max). Chunks of 8 KiB unless the row says otherwise. "
-          "CPU = relay CPU time (all threads and processes, from /proc schedstat) per delivered message.\n")
+          "CPU = relay CPU time (all threads and processes, from /proc schedstat) per delivered message. "
+          "msrpd-1w: msrpd with one worker, where no frame crosses cores.\n")
     print("| load | relay | msgs/s | MiB/s | delivery p50 us | delivery p99 us | relay CPU us/msg | errors+lost | msrpd/Kamailio msgs/s | Kamailio/msrpd CPU | msrpd/forwarder msgs/s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for args, by_relay in runs.items():
         m = by_relay.get("msrpd", [])
         k = by_relay.get("kamailio", [])
         f = by_relay.get("forwarder", [])
-        for relay in ("msrpd", "msrpd-tls", "kamailio", "forwarder"):
+        for relay in ("msrpd", "msrpd-tls", "msrpd-1w", "kamailio", "forwarder"):
             ds = by_relay.get(relay)
             if not ds:
                 continue
@@ -79,6 +80,10 @@ def main():
                     ratio_cpu = f"{kc / mc:.1f}x"
                 if mm and fm:
                     ratio_f = f"{100 * mm / fm:.0f} %"
+            if relay == "msrpd-1w":
+                om, mm = med(g(ds, "msgs_per_s")), med(g(m, "msgs_per_s"))
+                if om and mm:
+                    ratio_f = f"1 worker/2 workers {100 * om / mm:.0f} %"
             if relay == "msrpd-tls":
                 tm, mm = med(g(by_relay.get("msrpd-tls", []), "msgs_per_s")), med(g(m, "msgs_per_s"))
                 if tm and mm:
