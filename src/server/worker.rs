@@ -586,23 +586,30 @@ impl Worker {
     /// receiver gets the frame ended with `#` (RFC 4975 §7.1, aborted).
     fn close_stalled(&self, now: Instant) {
         for h in self.conns.borrow().values() {
-            if let Some(t) = h.body_wait_since.get()
-                && now.duration_since(t) >= self.body_timeout
-                && !h.is_closing()
-            {
-                bump(&self.counters.body_timeouts, 1);
-                tracing::info!(peer = %h.peer, slot = h.id.slot, "frame body stalled, aborting it and closing");
-                h.body_wait_since.set(None);
-                h.abort();
-            }
-            if let Some(t) = h.head_since.get()
-                && now.duration_since(t) >= self.head_timeout
-                && !h.is_closing()
-            {
-                bump(&self.counters.head_timeouts, 1);
-                tracing::info!(peer = %h.peer, slot = h.id.slot, "header block not finished in time, closing");
-                h.head_since.set(None);
-                h.abort();
+            let checks = [
+                (
+                    &h.body_wait_since,
+                    self.body_timeout,
+                    &self.counters.body_timeouts,
+                    "frame body stalled, aborting it and closing",
+                ),
+                (
+                    &h.head_since,
+                    self.head_timeout,
+                    &self.counters.head_timeouts,
+                    "header block not finished in time, closing",
+                ),
+            ];
+            for (since, limit, counter, what) in checks {
+                if let Some(t) = since.get()
+                    && now.duration_since(t) >= limit
+                    && !h.is_closing()
+                {
+                    bump(counter, 1);
+                    tracing::info!(peer = %h.peer, slot = h.id.slot, "{what}");
+                    since.set(None);
+                    h.abort();
+                }
             }
         }
     }
