@@ -2,7 +2,7 @@
 //! connection map and its tasks (accept loops, a reader and a writer per connection,
 //! the mesh receiver and a timer tick).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
@@ -500,13 +500,15 @@ impl Worker {
         self.dispatch();
     }
 
-    /// The connection in `slot` if it is still the one of that generation.
-    fn conn(&self, slot: u32, generation: u32) -> Option<Rc<ConnHandle>> {
-        self.conns
-            .borrow()
-            .get(&slot)
-            .filter(|h| h.id.generation == generation)
-            .cloned()
+    /// The connection in `slot` if it is still the one of that generation (borrowed from
+    /// the map: no reference count is touched on the per-frame path).
+    fn conn(&self, slot: u32, generation: u32) -> Option<Ref<'_, ConnHandle>> {
+        Ref::filter_map(self.conns.borrow(), |m| {
+            m.get(&slot)
+                .filter(|h| h.id.generation == generation)
+                .map(|h| &**h)
+        })
+        .ok()
     }
 
     /// Carries out what the relay asked for.
