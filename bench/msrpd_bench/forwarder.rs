@@ -31,18 +31,26 @@ pub fn serve(addr: SocketAddr, threads: usize) -> ExitCode {
         std::thread::Builder::new()
             .name(format!("fwd-{t}"))
             .spawn(move || {
-                let mut rt = match monoio::RuntimeBuilder::<monoio::FusionDriver>::new().build() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        eprintln!("forwarder runtime: {e}");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
+                let serve = async move {
                     while let Ok((a, b)) = rx.recv().await {
                         monoio::spawn(join(a, b));
                     }
-                });
+                };
+                // The same ring set-up as msrpd's workers, so the ceiling stays a ceiling.
+                let res = if monoio::utils::detect_uring() {
+                    msrpd::server::runtime::uring_runtime(
+                        4096,
+                        msrpd::server::runtime::modes_from_env(),
+                    )
+                    .map(|(mut rt, _)| rt.block_on(serve))
+                } else {
+                    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                        .build()
+                        .map(|mut rt| rt.block_on(serve))
+                };
+                if let Err(e) = res {
+                    eprintln!("forwarder runtime: {e}");
+                }
             })
             .expect("spawn forwarder thread");
     }

@@ -35,11 +35,8 @@ pub fn thread_main(
     let res = if monoio::utils::detect_uring()
         && std::env::var_os("MONOIO_FORCE_LEGACY_DRIVER").is_none()
     {
-        monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .enable_timer()
-            .with_entries(4096)
-            .build()
-            .map(|mut rt| rt.block_on(fut))
+        msrpd::server::runtime::uring_runtime(4096, msrpd::server::runtime::modes_from_env())
+            .map(|(mut rt, _)| rt.block_on(fut))
     } else {
         monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()

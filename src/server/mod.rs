@@ -9,6 +9,7 @@
 pub mod conn;
 pub mod listener;
 pub mod mesh;
+pub mod runtime;
 pub mod tls;
 pub mod worker;
 

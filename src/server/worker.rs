@@ -96,12 +96,13 @@ pub fn run(
             }
         },
         Driver::IoUring | Driver::Auto => {
-            match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                .enable_timer()
-                .with_entries(4096)
-                .build()
-            {
-                Ok(mut rt) => rt.block_on(fut),
+            match super::runtime::uring_runtime(4096, super::runtime::modes_from_env()) {
+                Ok((mut rt, mode)) => {
+                    if cfg.index == 0 {
+                        tracing::info!(mode = mode.name(), "io_uring ring set up");
+                    }
+                    rt.block_on(fut)
+                }
                 Err(e) => {
                     let _ = ready.send(Err(format!("io_uring runtime: {e}")));
                 }
