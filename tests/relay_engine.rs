@@ -107,7 +107,7 @@ impl Harness {
         s.buf.extend_from_slice(bytes);
         while let Some(ev) = s.scanner.next(&mut s.buf).expect("test input scans") {
             match ev {
-                Event::Head(raw) => relay.handle_head(now, c, raw.bytes().clone(), raw.has_body()),
+                Event::Head(raw) => relay.handle_head(now, c, raw),
                 Event::Body(b) => relay.handle_body(Origin::Conn(c), b),
                 Event::End(f) => relay.handle_end(now, Origin::Conn(c), f),
             }

@@ -154,7 +154,7 @@ impl World {
         loop {
             match c.scanner.next(&mut c.buf) {
                 Ok(Some(Event::Head(raw))) => {
-                    relay.handle_head(now, id, raw.bytes().clone(), raw.has_body())
+                    relay.handle_head(now, id, raw)
                 }
                 Ok(Some(Event::Body(b))) => relay.handle_body(Origin::Conn(id), b),
                 Ok(Some(Event::End(f))) => relay.handle_end(now, Origin::Conn(id), f),

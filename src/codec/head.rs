@@ -50,6 +50,16 @@ pub enum Method<'a> {
 }
 
 impl<'a> Method<'a> {
+    /// The method named by `m` (upper-case letters, as the scanner admits).
+    pub fn from_text(m: &'a str) -> Method<'a> {
+        match m {
+            "SEND" => Method::Send,
+            "REPORT" => Method::Report,
+            "AUTH" => Method::Auth,
+            "NICKNAME" => Method::Nickname,
+            _ => Method::Other(m),
+        }
+    }
     pub fn from_bytes(m: &'a [u8]) -> Method<'a> {
         match m {
             b"SEND" => Method::Send,
@@ -98,6 +108,9 @@ pub struct Header<'a> {
 #[derive(Debug, Clone)]
 pub struct Head<'a> {
     raw: &'a [u8],
+    /// `raw` as text (a head that parses is UTF-8 throughout): accessors slice it
+    /// without checking again.
+    text: &'a str,
     start: StartInfo,
     rest_at: u16,
     to_path: Path<'a>,
@@ -158,6 +171,7 @@ impl<'a> Head<'a> {
         }
         let mut head = Head {
             raw,
+            text: "",
             start,
             rest_at: 0,
             to_path: Path::EMPTY,
@@ -180,7 +194,7 @@ impl<'a> Head<'a> {
         // its first control byte: when that is the CR of the CRLF ending the line, no value
         // byte can fail the utf8text check and the per-value checks are skipped. Any other
         // line is taken apart step by step, so that the error is the same either way.
-        let text: Option<&'a str> = core::str::from_utf8(raw).ok();
+        let text: Option<&'a str> = simdutf8::basic::from_utf8(raw).ok();
         while pos < raw.len() {
             let ctrl = find_ctrl(raw, pos);
             let plain =
@@ -241,7 +255,15 @@ impl<'a> Head<'a> {
         match count {
             0 => Err(HeadError::MissingToPath),
             1 => Err(HeadError::MissingFromPath),
-            _ => Ok(head),
+            _ => {
+                // Every piece was checked, so this holds; the check is only reached if
+                // the whole-head one above failed and the piecewise ones did not.
+                head.text = match text {
+                    Some(t) => t,
+                    None => core::str::from_utf8(raw).map_err(|_| HeadError::BadHeaderValue)?,
+                };
+                Ok(head)
+            }
         }
     }
 
@@ -251,31 +273,38 @@ impl<'a> Head<'a> {
     }
 
     pub fn start_line(&self) -> StartLine<'a> {
-        let raw = self.raw;
         let tid = self.tid();
         match self.start.kind {
-            StartKind::Request { start, len } => StartLine::Request {
+            StartKind::Request { .. } => StartLine::Request {
                 tid,
-                method: Method::from_bytes(&raw[usize::from(start)..usize::from(start + len)]),
+                method: self.method().unwrap_or(Method::Other("")),
             },
             StartKind::Response { code, start, len } => StartLine::Response {
                 tid,
                 code,
-                comment: (len > 0)
-                    .then(|| str_of(&raw[usize::from(start)..usize::from(start + len)])),
+                comment: (len > 0).then(|| self.slice(start, start + len)),
             },
         }
     }
 
+    /// `text[start..end]` (offsets the parser found, so always in range).
+    fn slice(&self, start: u16, end: u16) -> &'a str {
+        self.text
+            .get(usize::from(start)..usize::from(end))
+            .unwrap_or_default()
+    }
+
     pub fn tid(&self) -> &'a str {
-        str_of(&self.raw[5..5 + usize::from(self.start.tid_len)])
+        self.slice(5, 5 + u16::from(self.start.tid_len))
     }
 
     /// The method of a request, `None` for a response.
     pub fn method(&self) -> Option<Method<'a>> {
-        match self.start_line() {
-            StartLine::Request { method, .. } => Some(method),
-            StartLine::Response { .. } => None,
+        match self.start.kind {
+            StartKind::Request { start, len } => {
+                Some(Method::from_text(self.slice(start, start + len)))
+            }
+            StartKind::Response { .. } => None,
         }
     }
 

@@ -163,6 +163,11 @@ impl RawHead {
     pub fn has_body(&self) -> bool {
         self.has_body
     }
+    /// The raw bytes, the parsed start line and whether a body follows, for parsing the
+    /// head later without reading the start line again.
+    pub(crate) fn into_parts(self) -> (Bytes, StartInfo, bool) {
+        (self.bytes, self.start, self.has_body)
+    }
     /// Parses the header lines into a borrowed, typed [`Head`].
     /// A body requires Content-Type (RFC 4975 §7.1).
     pub fn parse(&self) -> Result<Head<'_>, HeadError> {

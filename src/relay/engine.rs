@@ -19,7 +19,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::codec::encode;
-use crate::codec::{ByteRange, FailureReport, Flag, Head, HeadError, Method, Uri};
+use crate::codec::scanner::StartInfo;
+use crate::codec::{ByteRange, FailureReport, Flag, Head, HeadError, Method, RawHead, Uri};
 
 use super::auth::{AuthResult, Authenticator};
 use super::session::SessionKey;
@@ -62,34 +63,63 @@ enum Dest {
     Discard,
 }
 
-/// How the previous hop addressed a frame: parts of the head as it arrived at this
-/// relay, shared with the read buffer (no copy). Responses and REPORTs to the previous
-/// hop and the sender are addressed from these (RFC 4975 §7.2, RFC 4976 §6.4.1).
+/// How the previous hop addressed a frame: the head as it arrived at this relay (shared
+/// with the read buffer, no copy) and where its parts are. Responses and REPORTs to the
+/// previous hop and the sender are addressed from these (RFC 4975 §7.2, RFC 4976 §6.4.1).
+/// One shared buffer, so passing it on costs one reference count, not one per part.
 #[derive(Debug, Clone)]
 struct PrevHop {
-    tid: Bytes,
-    from_first: Bytes,
-    from_all: Bytes,
-    to_first: Bytes,
+    raw: Bytes,
+    tid: (u16, u16),
+    from_first: (u16, u16),
+    from_all: (u16, u16),
+    to_first: (u16, u16),
 }
 
 impl PrevHop {
     fn of(raw: &Bytes, head: &Head<'_>) -> PrevHop {
         PrevHop {
-            tid: sub(raw, head.tid()),
-            from_first: sub(raw, head.from_path().first().as_str()),
-            from_all: sub(raw, head.from_path().as_str()),
-            to_first: sub(raw, head.to_path().first().as_str()),
+            raw: raw.clone(),
+            tid: span_of(raw, head.tid()),
+            from_first: span_of(raw, head.from_path().first().as_str()),
+            from_all: span_of(raw, head.from_path().as_str()),
+            to_first: span_of(raw, head.to_path().first().as_str()),
         }
+    }
+    fn part(&self, (s, e): (u16, u16)) -> &str {
+        self.raw
+            .get(usize::from(s)..usize::from(e))
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+    /// The request's transaction id.
+    fn tid(&self) -> &str {
+        self.part(self.tid)
+    }
+    /// The first From-Path URI: the previous hop.
+    fn prev_uri(&self) -> &str {
+        self.part(self.from_first)
+    }
+    /// The whole From-Path: the way back to the sender.
+    fn return_path(&self) -> &str {
+        self.part(self.from_all)
+    }
+    /// The first To-Path URI: this relay as the previous hop addressed it.
+    fn our_uri(&self) -> &str {
+        self.part(self.to_first)
     }
 }
 
-/// `s` (a slice of `raw`) as a `Bytes` sharing `raw`'s memory.
-fn sub(raw: &Bytes, s: &str) -> Bytes {
+/// Where `s`, a slice of `raw`, lies in it (heads are under 64 KiB: the codec refuses
+/// larger ones).
+fn span_of(raw: &[u8], s: &str) -> (u16, u16) {
     let start = (s.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
     match start.checked_add(s.len()) {
-        Some(end) if end <= raw.len() => raw.slice(start..end),
-        _ => Bytes::copy_from_slice(s.as_bytes()),
+        Some(end) if end <= raw.len() => match (u16::try_from(start), u16::try_from(end)) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => (0, 0),
+        },
+        _ => (0, 0),
     }
 }
 
@@ -372,17 +402,18 @@ impl Relay {
     // ----- frames -----
 
     /// The head of a frame received on connection `from` of this core.
-    pub fn handle_head(&mut self, now: Instant, from: ConnId, head: Bytes, has_body: bool) {
+    pub fn handle_head(&mut self, now: Instant, from: ConnId, raw: RawHead) {
         if let Some(c) = self.conn_mut(from.slot, from.generation) {
             c.last_active = now;
         }
+        let (head, start, has_body) = raw.into_parts();
         bump(&self.counters.frames_in, 1);
         bump(&self.counters.bytes_in, head.len() as u64);
         if tracing::enabled!(tracing::Level::TRACE) {
             let start = head.split(|&c| c == b'\r').next().unwrap_or_default();
             tracing::trace!(core = from.core, slot = from.slot, start = %String::from_utf8_lossy(start), has_body, "frame in");
         }
-        self.route(now, Origin::Conn(from), head.clone(), head, has_body);
+        self.route(now, Origin::Conn(from), None, head, Some(start), has_body);
     }
 
     /// A body piece of the current frame from `origin`.
@@ -427,11 +458,11 @@ impl Relay {
                     let mut b = BytesMut::with_capacity(160);
                     encode::response(
                         &mut b,
-                        text(&p.tid),
+                        p.tid(),
                         200,
                         Some("OK"),
-                        text(&p.from_first),
-                        text(&p.to_first),
+                        p.prev_uri(),
+                        p.our_uri(),
                         &[],
                     );
                     self.write(conn, b.freeze());
@@ -523,7 +554,11 @@ impl Relay {
                 head,
                 orig,
                 has_body,
-            } => self.route(now, origin, head, orig, has_body),
+            } => {
+                let same = head.as_ptr() == orig.as_ptr() && head.len() == orig.len();
+                let head = (!same).then_some(head);
+                self.route(now, origin, head, orig, None, has_body)
+            }
             MeshMsg::Body { origin, bytes } => self.handle_body(origin, bytes),
             MeshMsg::End { origin, flag } => self.handle_end(now, origin, flag),
             MeshMsg::Abort { origin } => self.handle_abort(now, origin),
@@ -632,18 +667,31 @@ impl Relay {
 
     /// Routes a frame. `orig` is the head as it arrived at this relay (`head` may have
     /// had our URIs moved already, on another core).
-    fn route(&mut self, now: Instant, origin: Origin, head: Bytes, orig: Bytes, has_body: bool) {
+    /// Routes the frame whose head arrived as `orig`; `head` is that head rewritten by an
+    /// earlier hop through this relay (None: `orig` itself). `start` is the start line
+    /// the scanner already parsed from `orig`, if any.
+    fn route(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        head: Option<Bytes>,
+        orig: Bytes,
+        start: Option<StartInfo>,
+        has_body: bool,
+    ) {
         let mut head = head;
+        let mut start = if head.is_none() { start } else { None };
         let mut prev = None;
         // Each local hop removes one URI from the To-Path, so this ends; the bound is
         // a guard.
         for _ in 0..crate::codec::header::MAX_PATH_URIS {
-            match self.route_step(now, origin, &head, &orig, &mut prev, has_body) {
+            let raw = head.as_ref().unwrap_or(&orig);
+            match self.route_step(now, origin, raw, &orig, start.take(), &mut prev, has_body) {
                 Step::Done(stream) => {
                     self.streams.insert(origin, stream);
                     return;
                 }
-                Step::Again(h) => head = h,
+                Step::Again(h) => head = Some(h),
             }
         }
         self.streams.insert(origin, Stream::discard());
@@ -656,10 +704,15 @@ impl Relay {
         origin: Origin,
         raw: &Bytes,
         orig: &Bytes,
+        start: Option<StartInfo>,
         prev: &mut Option<PrevHop>,
         has_body: bool,
     ) -> Step {
-        let head = match Head::parse(raw) {
+        let parsed = match start {
+            Some(start) => Head::parse_after_start(raw, start),
+            None => Head::parse(raw),
+        };
+        let head = match parsed {
             Ok(h) if has_body && h.is_request() && h.content_type().is_none() => {
                 self.malformed(origin, raw, HeadError::MissingContentType);
                 return Step::Done(Stream::discard());
@@ -875,7 +928,7 @@ impl Relay {
                 None,
                 Some((
                     TxnKind::Other {
-                        orig_tid: text(&prev.tid).to_string(),
+                        orig_tid: prev.tid().to_string(),
                     },
                     origin,
                 )),
@@ -960,8 +1013,8 @@ impl Relay {
         if wanted {
             self.report(
                 now,
-                text(&prev.from_all),
-                text(&prev.to_first),
+                prev.return_path(),
+                prev.our_uri(),
                 text(&message_id),
                 range,
                 code,
@@ -1003,8 +1056,7 @@ impl Relay {
             .is_some_and(|u| self.is_ours(&u));
         if first_ours {
             let me = Origin::Internal(self.cfg.core);
-            let b = b.freeze();
-            self.route(now, me, b.clone(), b, false);
+            self.route(now, me, None, b.freeze(), None, false);
             self.handle_end(now, me, Flag::Complete);
         } else if let Origin::Conn(c) = via {
             self.write(c, b.freeze());
@@ -1036,28 +1088,20 @@ impl Relay {
             && let Origin::Conn(c) = origin
         {
             let to = if is_send {
-                &prev.from_first
+                prev.prev_uri()
             } else {
-                &prev.from_all
+                prev.return_path()
             };
             let mut b = BytesMut::with_capacity(160);
-            encode::response(
-                &mut b,
-                text(&prev.tid),
-                code,
-                Some(why),
-                text(to),
-                text(&prev.to_first),
-                &[],
-            );
+            encode::response(&mut b, prev.tid(), code, Some(why), to, prev.our_uri(), &[]);
             self.write(c, b.freeze());
         }
         if is_send && fr != FailureReport::No {
             let mid = head.message_id().unwrap_or("unknown0");
             self.report(
                 now,
-                text(&prev.from_all),
-                text(&prev.to_first),
+                prev.return_path(),
+                prev.our_uri(),
                 mid,
                 head.byte_range(),
                 code,
@@ -1353,7 +1397,12 @@ impl Relay {
     }
 
     fn new_tid(&mut self) -> String {
-        format!("{:016x}", self.rng.random::<u64>())
+        let v = self.rng.random::<u64>();
+        let mut b = [0u8; 16];
+        for (i, d) in b.iter_mut().enumerate() {
+            *d = b"0123456789abcdef"[(v >> (60 - 4 * i)) as usize & 15];
+        }
+        String::from_utf8(b.to_vec()).unwrap_or_default()
     }
 
     /// Queues a whole frame for a connection, on this core or another.
@@ -1392,7 +1441,7 @@ impl Relay {
 /// never use.
 fn tid_key(tid: &str) -> u64 {
     if tid.len() == 16 {
-        u64::from_str_radix(tid, 16).unwrap_or(0)
+        super::session::hex_u64(tid.as_bytes()).unwrap_or(0)
     } else {
         0
     }

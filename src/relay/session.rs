@@ -27,12 +27,46 @@ impl SessionKey {
             return None;
         }
         Some(SessionKey {
-            core: u16::from_str_radix(&sid[..4], 16).ok()?,
-            slot: u32::from_str_radix(&sid[4..12], 16).ok()?,
-            key: u64::from_str_radix(&sid[12..], 16).ok()?,
+            core: u16::try_from(hex_u64(&b[..4])?).ok()?,
+            slot: u32::try_from(hex_u64(&b[4..12])?).ok()?,
+            key: hex_u64(&b[12..])?,
         })
     }
 }
+
+/// Up to 16 hex digits (either case) as a number; `None` for any other byte. Session ids
+/// and our transaction ids are read on every frame: a plain loop, not a general parser.
+pub(crate) fn hex_u64(b: &[u8]) -> Option<u64> {
+    if b.len() > 16 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in b {
+        let d = HEX[usize::from(c)];
+        if d > 15 {
+            return None;
+        }
+        v = v << 4 | u64::from(d);
+    }
+    Some(v)
+}
+
+/// The value of each hex digit; 0xFF for every other byte.
+static HEX: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -51,5 +85,10 @@ mod tests {
         assert_eq!(SessionKey::decode("0003deadbeef0123456789abcdeF"), None);
         assert_eq!(SessionKey::decode("0003deadbeef0123456789abcd"), None);
         assert_eq!(SessionKey::decode("jshA7we"), None);
+        assert_eq!(hex_u64(b"00ff00FF"), Some(0x00ff_00ff));
+        assert_eq!(hex_u64(b"ffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(hex_u64(b"1ffffffffffffffff"), None);
+        assert_eq!(hex_u64(b"+1"), None);
+        assert_eq!(hex_u64(b""), Some(0));
     }
 }

@@ -54,7 +54,11 @@ impl MeshSender {
     /// when the receiving worker is gone.
     pub fn send(&self, env: Envelope) -> Result<(), Envelope> {
         self.tx.send(env).map_err(|e| e.0)?;
-        if !self.bell.rung.swap(true, Ordering::SeqCst) {
+        // Look before swapping: while a ring is pending (the common case under load) the
+        // flag's cache line stays shared between the cores instead of bouncing for every
+        // message. Seeing `true` is as good as swapping it: the receiver has yet to re-arm,
+        // and drains after it does, so it finds what was queued above.
+        if !self.bell.rung.load(Ordering::SeqCst) && !self.bell.rung.swap(true, Ordering::SeqCst) {
             // A full socket buffer means a ring is already waiting to be read.
             let _ = (&self.bell.tx).write(&[1]);
         }

@@ -286,9 +286,10 @@ async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
     let mut buf = vec![0u8; 256];
     loop {
         rx.rearm();
+        let now = Instant::now();
         while let Some(env) = rx.try_recv() {
             match env {
-                Envelope::Mesh(m) => w.relay.borrow_mut().handle_mesh(Instant::now(), m),
+                Envelope::Mesh(m) => w.relay.borrow_mut().handle_mesh(now, m),
                 Envelope::Control(Control::Users(u)) => w.relay.borrow_mut().set_users(u),
                 Envelope::Control(Control::Dump) => w.dump(),
                 Envelope::Control(Control::Tls(t)) => *w.tls.borrow_mut() = t,
@@ -719,7 +720,8 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
     let mut sc = Scanner::new(w.limits);
     let id = h.id;
     let origin = Origin::Conn(id);
-    // The head of the frame being read (for a 413 when its body is too large).
+    // The head of the non-SEND frame being read (for a 413 when its body is too large;
+    // a SEND's body has no such limit, so SEND heads, the common case, are not kept).
     let mut last_head: Option<bytes::Bytes> = None;
     let why = 'outer: loop {
         // Backpressure: our own queue (responses to this peer) and the queue our current
@@ -767,8 +769,10 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
                     let mut relay = w.relay.borrow_mut();
                     match ev {
                         Event::Head(raw) => {
-                            last_head = Some(raw.bytes().clone());
-                            relay.handle_head(now, id, raw.bytes().clone(), raw.has_body())
+                            if raw.method() != Some(b"SEND") {
+                                last_head = Some(raw.bytes().clone());
+                            }
+                            relay.handle_head(now, id, raw)
                         }
                         Event::Body(b) => relay.handle_body(origin, b),
                         Event::End(f) => relay.handle_end(now, origin, f),
