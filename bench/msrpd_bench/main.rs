@@ -40,7 +40,11 @@ pub enum Topology {
 
 /// Load harness for MSRP relays.
 #[derive(Debug, Parser)]
-#[command(name = "msrpd-bench", version, about)]
+#[command(
+    name = "msrpd-bench",
+    version,
+    about = "Load generator for MSRP relays: sender/receiver pairs through a relay, closed or open loop, with latency histograms and the relay's CPU per message"
+)]
 pub struct Args {
     /// Relay address.
     #[arg(long, default_value = "127.0.0.1:2855")]
