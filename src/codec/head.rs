@@ -194,7 +194,7 @@ impl<'a> Head<'a> {
         // its first control byte: when that is the CR of the CRLF ending the line, no value
         // byte can fail the utf8text check and the per-value checks are skipped. Any other
         // line is taken apart step by step, so that the error is the same either way.
-        let text: Option<&'a str> = simdutf8::basic::from_utf8(raw).ok();
+        let text: Option<&'a str> = core::str::from_utf8(raw).ok();
         while pos < raw.len() {
             let ctrl = find_ctrl(raw, pos);
             let plain =
