@@ -410,8 +410,8 @@ impl Relay {
         bump(&self.counters.frames_in, 1);
         bump(&self.counters.bytes_in, head.len() as u64);
         if tracing::enabled!(tracing::Level::TRACE) {
-            let start = head.split(|&c| c == b'\r').next().unwrap_or_default();
-            tracing::trace!(core = from.core, slot = from.slot, start = %String::from_utf8_lossy(start), has_body, "frame in");
+            let line = head.split(|&c| c == b'\r').next().unwrap_or_default();
+            tracing::trace!(core = from.core, slot = from.slot, start = %String::from_utf8_lossy(line), has_body, "frame in");
         }
         self.route(now, Origin::Conn(from), None, head, Some(start), has_body);
     }
@@ -665,11 +665,10 @@ impl Relay {
 
     // ----- routing -----
 
-    /// Routes a frame. `orig` is the head as it arrived at this relay (`head` may have
-    /// had our URIs moved already, on another core).
-    /// Routes the frame whose head arrived as `orig`; `head` is that head rewritten by an
-    /// earlier hop through this relay (None: `orig` itself). `start` is the start line
-    /// the scanner already parsed from `orig`, if any.
+    /// Routes a frame whose head arrived at this relay as `orig`. `head` is that head with
+    /// our URIs already moved by an earlier hop through this relay, perhaps on another
+    /// core (None: `orig` itself). `start` is the start line of `orig` as the scanner
+    /// parsed it, so it is not read twice.
     fn route(
         &mut self,
         now: Instant,
