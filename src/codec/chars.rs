@@ -248,6 +248,40 @@ pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && all(s, TOKEN)
 }
 
+/// Up to 16 hex digits (either case) as a number; `None` for any other byte. The relay
+/// reads session ids and its own transaction ids with it on every frame.
+pub fn hex_u64(b: &[u8]) -> Option<u64> {
+    if b.len() > 16 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in b {
+        let d = HEX_VALUE[usize::from(c)];
+        if d > 15 {
+            return None;
+        }
+        v = v << 4 | u64::from(d);
+    }
+    Some(v)
+}
+
+/// The value of each hex digit; 0xFF for every other byte.
+pub(crate) static HEX_VALUE: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 /// Parses `1*DIGIT` into a u64, refusing overflow and more than 20 digits.
 pub(crate) fn parse_u64(d: &[u8]) -> Option<u64> {
     if d.is_empty() || d.len() > 20 || !all(d, DIGIT) {

@@ -12,6 +12,7 @@ pub mod header;
 pub mod scanner;
 pub mod uri;
 
+pub use chars::hex_u64;
 pub use head::{Head, HeadError, Header, Method, StartLine};
 pub use header::{
     AuthInfo, ByteRange, Challenge, ContentType, Credentials, DigestParams, FailureReport,

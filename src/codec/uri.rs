@@ -7,8 +7,8 @@ use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use super::chars::{
-    ALNUM, DIGIT, DIGIT_DOT, HEX, REGNAME, REGNAME_PLAIN, SESSION, USERINFO, all, contains, digits,
-    is, is_token, span,
+    ALNUM, DIGIT, DIGIT_DOT, HEX, HEX_VALUE, REGNAME, REGNAME_PLAIN, SESSION, USERINFO, all,
+    contains, digits, is, is_token, span,
 };
 
 /// Why a URI was refused. `Copy`, no allocation.
@@ -436,11 +436,9 @@ pub(crate) fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
 }
 
 fn hex_val(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        b'a'..=b'f' => c - b'a' + 10,
-        b'A'..=b'F' => c - b'A' + 10,
-        _ => 0,
+    match HEX_VALUE[usize::from(c)] {
+        0xFF => 0,
+        v => v,
     }
 }
 

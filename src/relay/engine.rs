@@ -1440,7 +1440,7 @@ impl Relay {
 /// never use.
 fn tid_key(tid: &str) -> u64 {
     if tid.len() == 16 {
-        super::session::hex_u64(tid.as_bytes()).unwrap_or(0)
+        crate::codec::hex_u64(tid.as_bytes()).unwrap_or(0)
     } else {
         0
     }

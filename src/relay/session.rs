@@ -14,6 +14,8 @@ pub struct SessionKey {
     pub key: u64,
 }
 
+use crate::codec::hex_u64;
+
 impl SessionKey {
     /// The session-id text.
     pub fn encode(&self) -> String {
@@ -33,40 +35,6 @@ impl SessionKey {
         })
     }
 }
-
-/// Up to 16 hex digits (either case) as a number; `None` for any other byte. Session ids
-/// and our transaction ids are read on every frame: a plain loop, not a general parser.
-pub(crate) fn hex_u64(b: &[u8]) -> Option<u64> {
-    if b.len() > 16 {
-        return None;
-    }
-    let mut v = 0u64;
-    for &c in b {
-        let d = HEX[usize::from(c)];
-        if d > 15 {
-            return None;
-        }
-        v = v << 4 | u64::from(d);
-    }
-    Some(v)
-}
-
-/// The value of each hex digit; 0xFF for every other byte.
-static HEX: [u8; 256] = {
-    let mut t = [0xFFu8; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        t[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-};
 
 #[cfg(test)]
 mod tests {
