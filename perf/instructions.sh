@@ -7,6 +7,8 @@
 # (inclusive) per message.
 #
 # Usage: perf/instructions.sh              (RATE=2000 DURATION=5 SIZE=1024 PAIRS=10)
+#        CG_OUT=/tmp/cg.out perf/instructions.sh   (keeps the callgrind profile for
+#        `callgrind_annotate --auto=yes /tmp/cg.out` line by line)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +44,7 @@ callgrind_control -d "$vg" >/dev/null 2>&1
 sleep 1
 out=$(ls -t "$WORK"/cg.out.* | head -1)
 total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+if [ -n "${CG_OUT:-}" ]; then cp "$out" "$CG_OUT"; fi
 echo "messages delivered: $delivered"
 echo "instructions per delivered message: $((total / delivered))"
 echo "heaviest msrpd functions, inclusive, instructions per message:"
