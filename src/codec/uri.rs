@@ -73,11 +73,14 @@ pub struct Uri<'a> {
     secure: bool,
 }
 
-/// What the host is; a name is sliced from the URI when asked for.
+/// What the host is. A name is sliced from the URI when asked for; whether it is a
+/// dotted-quad IPv4 address is decided then too ([`Uri::host`]), not while parsing:
+/// digits and dots are also a valid reg-name, so the answer never decides whether a URI
+/// parses, and a relay routing on the session-id does not need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HostKind {
+    /// A reg-name or an IPv4 address.
     Name,
-    V4(Ipv4Addr),
     V6(Ipv6Addr),
 }
 
@@ -142,16 +145,12 @@ impl<'a> Uri<'a> {
             return None;
         }
         let raw = s.get(start..start + tend)?;
-        let host_kind = match is(host[0], DIGIT) && all(host, DIGIT_DOT) {
-            true => dotted_quad(host).map_or(HostKind::Name, HostKind::V4),
-            false => HostKind::Name,
-        };
         let uri = Uri {
             raw,
             host_at: (host_start, host_start + host.len()),
             session_at,
             transport_at: (pos + 1, tend),
-            host: host_kind,
+            host: HostKind::Name,
             port,
             secure,
         };
@@ -211,12 +210,8 @@ impl<'a> Uri<'a> {
             if escaped && !pct_ok(name) {
                 return Err(UriError::Host);
             }
-            // A dotted quad is an address; anything else made of digits and dots is a name.
-            let v4 = (is(name[0], DIGIT) && all(name, DIGIT_DOT))
-                .then(|| dotted_quad(name))
-                .flatten();
             pos = end;
-            v4.map_or(HostKind::Name, HostKind::V4)
+            HostKind::Name
         };
         let host_at = (host_start, pos);
         let mut port = None;
@@ -287,8 +282,16 @@ impl<'a> Uri<'a> {
     }
     pub fn host(&self) -> Host<'a> {
         match self.host {
-            HostKind::Name => Host::Name(self.host_str()),
-            HostKind::V4(a) => Host::V4(a),
+            HostKind::Name => {
+                // A dotted quad is an address; anything else made of digits and dots is
+                // a name.
+                let name = self.host_str();
+                let b = name.as_bytes();
+                match b.first().is_some_and(|&c| is(c, DIGIT)) && all(b, DIGIT_DOT) {
+                    true => dotted_quad(b).map_or(Host::Name(name), Host::V4),
+                    false => Host::Name(name),
+                }
+            }
             HostKind::V6(a) => Host::V6(a),
         }
     }
@@ -351,10 +354,10 @@ impl PartialEq for Uri<'_> {
             && self.port == other.port
             && self.session_id() == other.session_id()
             && self.transport().eq_ignore_ascii_case(other.transport())
-            && match (self.host, other.host) {
-                (HostKind::V4(a), HostKind::V4(b)) => a == b,
-                (HostKind::V6(a), HostKind::V6(b)) => a == b,
-                (HostKind::Name, HostKind::Name) => names_equal(self.host_str(), other.host_str()),
+            && match (self.host(), other.host()) {
+                (Host::V4(a), Host::V4(b)) => a == b,
+                (Host::V6(a), Host::V6(b)) => a == b,
+                (Host::Name(a), Host::Name(b)) => names_equal(a, b),
                 _ => false,
             }
     }
