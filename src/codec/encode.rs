@@ -162,6 +162,23 @@ pub fn response(
     end_line(buf, tid, Flag::Complete);
 }
 
+/// How many bytes [`response`] writes for the same arguments, so that callers can
+/// allocate once.
+pub fn response_len(
+    tid: &str,
+    comment: Option<&str>,
+    to_path: &str,
+    from_path: &str,
+    headers: &[(&str, &[u8])],
+) -> usize {
+    // "MSRP " tid " " code [" " comment] CRLF; "To-Path: " .. CRLF; "From-Path: " .. CRLF;
+    // each "Name: value" CRLF; "-------" tid "$" CRLF.
+    let start = 5 + tid.len() + 1 + 3 + comment.map_or(0, |c| 1 + c.len()) + 2;
+    let paths = 9 + to_path.len() + 2 + 11 + from_path.len() + 2;
+    let extra: usize = headers.iter().map(|(n, v)| n.len() + 2 + v.len() + 2).sum();
+    start + paths + extra + 7 + tid.len() + 1 + 2
+}
+
 /// The To-Path of a response to `req` (RFC 4975 §7.2): the first From-Path URI for a
 /// SEND (responses go to the previous hop only), the whole From-Path otherwise.
 pub fn response_to_path<'a>(req: &Head<'a>) -> &'a str {
