@@ -74,6 +74,7 @@ struct PrevHop {
     from_first: (u16, u16),
     from_all: (u16, u16),
     to_first: (u16, u16),
+    message_id: (u16, u16),
 }
 
 impl PrevHop {
@@ -84,6 +85,7 @@ impl PrevHop {
             from_first: span_of(raw, head.from_path().first().as_str()),
             from_all: span_of(raw, head.from_path().as_str()),
             to_first: span_of(raw, head.to_path().first().as_str()),
+            message_id: head.message_id().map_or((0, 0), |m| span_of(raw, m)),
         }
     }
     fn part(&self, (s, e): (u16, u16)) -> &str {
@@ -108,6 +110,10 @@ impl PrevHop {
     fn our_uri(&self) -> &str {
         self.part(self.to_first)
     }
+    /// The Message-ID ("" when the request had none).
+    fn message_id(&self) -> &str {
+        self.part(self.message_id)
+    }
 }
 
 /// Where `s`, a slice of `raw`, lies in it (heads are under 64 KiB: the codec refuses
@@ -123,17 +129,11 @@ fn span_of(raw: &[u8], s: &str) -> (u16, u16) {
     }
 }
 
-/// Text of a `Bytes` cut from a validated head.
-fn text(b: &Bytes) -> &str {
-    core::str::from_utf8(b).unwrap_or("")
-}
-
 #[derive(Debug)]
 enum TxnKind {
     /// A SEND: on an error response or timeout, REPORT to the sender (§6.4.1, §6.4.3).
     Send {
         fr: FailureReport,
-        message_id: Bytes,
         range: Option<ByteRange>,
         prev: PrevHop,
     },
@@ -155,7 +155,8 @@ struct Stream {
     dest: Dest,
     /// The connection whose write queue limits this stream (backpressure).
     bp: Option<(u16, u32)>,
-    tid: String,
+    /// The transaction id we gave the frame passed on ([`Relay::new_tid`]).
+    tid: u64,
     has_body: bool,
     body_len: u64,
     /// The 200 owed to the previous hop once the chunk is in (§6.4.1).
@@ -166,11 +167,13 @@ struct Stream {
 impl Stream {
     /// The end-line for the frame passed on, with the CRLF that follows a body.
     fn end_line(&self, flag: Flag) -> Bytes {
-        let mut b = BytesMut::with_capacity(self.tid.len() + 12);
+        let hex = tid_text(self.tid);
+        let tid = core::str::from_utf8(&hex).unwrap_or_default();
+        let mut b = BytesMut::with_capacity(tid.len() + 12);
         if self.has_body {
-            encode::body_end_line(&mut b, &self.tid, flag);
+            encode::body_end_line(&mut b, tid, flag);
         } else {
-            encode::end_line(&mut b, &self.tid, flag);
+            encode::end_line(&mut b, tid, flag);
         }
         b.freeze()
     }
@@ -179,7 +182,7 @@ impl Stream {
         Stream {
             dest: Dest::Discard,
             bp: None,
-            tid: String::new(),
+            tid: 0,
             has_body: false,
             body_len: 0,
             reply: None,
@@ -455,16 +458,10 @@ impl Relay {
                 let alive = self.is_alive(c);
                 // The 200 for the chunk first, then any REPORT about its fate.
                 if let Some((conn, p)) = s.reply {
-                    let mut b = BytesMut::with_capacity(160);
-                    encode::response(
-                        &mut b,
-                        p.tid(),
-                        200,
-                        Some("OK"),
-                        p.prev_uri(),
-                        p.our_uri(),
-                        &[],
-                    );
+                    let (tid, to, from) = (p.tid(), p.prev_uri(), p.our_uri());
+                    let len = encode::response_len(tid, Some("OK"), to, from, &[]);
+                    let mut b = BytesMut::with_capacity(len);
+                    encode::response(&mut b, tid, 200, Some("OK"), to, from, &[]);
                     self.write(conn, b.freeze());
                 }
                 if let Some((kind, reply)) = s.txn {
@@ -474,7 +471,7 @@ impl Relay {
                         deadline: now + self.cfg.txn_timeout,
                     };
                     if alive {
-                        let key = (c.slot, tid_key(&s.tid));
+                        let key = (c.slot, s.tid);
                         let deadline = txn.deadline;
                         self.txns.insert(key, txn);
                         self.push_timer(deadline, Timer::Txn(key.0, key.1));
@@ -686,14 +683,23 @@ impl Relay {
         for _ in 0..crate::codec::header::MAX_PATH_URIS {
             let raw = head.as_ref().unwrap_or(&orig);
             match self.route_step(now, origin, raw, &orig, start.take(), &mut prev, has_body) {
-                Step::Done(stream) => {
-                    self.streams.insert(origin, stream);
-                    return;
-                }
+                Step::Done(stream) => return self.set_stream(origin, stream),
                 Step::Again(h) => head = Some(h),
             }
         }
-        self.streams.insert(origin, Stream::discard());
+        self.set_stream(origin, Stream::discard());
+    }
+
+    /// Where the rest of `origin`'s current frame goes. A frame that goes nowhere (every
+    /// response, every refused request) gets no entry: the body pieces and end-line of
+    /// an origin without one are dropped just the same, and the entry would be copied
+    /// into the map and out again for nothing.
+    fn set_stream(&mut self, origin: Origin, stream: Stream) {
+        if stream.dest == Dest::Discard {
+            self.streams.remove(&origin);
+        } else {
+            self.streams.insert(origin, stream);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -885,8 +891,9 @@ impl Relay {
         has_body: bool,
     ) -> Stream {
         let tid = self.new_tid();
+        let hex = tid_text(tid);
         let mut b = BytesMut::with_capacity(head.as_bytes().len() + 96);
-        encode::forward_head(&mut b, head, &tid);
+        encode::forward_head(&mut b, head, core::str::from_utf8(&hex).unwrap_or_default());
         if has_body {
             encode::blank_line(&mut b);
         }
@@ -911,9 +918,6 @@ impl Relay {
                     (
                         TxnKind::Send {
                             fr,
-                            message_id: Bytes::copy_from_slice(
-                                head.message_id().unwrap_or_default().as_bytes(),
-                            ),
                             range: head.byte_range(),
                             prev,
                         },
@@ -995,13 +999,7 @@ impl Relay {
     /// A transaction failed with `code`: REPORT to the sender when its Failure-Report
     /// asks for one (§6.4.1). A timeout (408) is reported only for Failure-Report yes.
     fn fail_txn(&mut self, now: Instant, txn: Txn, code: u16) {
-        let TxnKind::Send {
-            fr,
-            message_id,
-            range,
-            prev,
-        } = txn.kind
-        else {
+        let TxnKind::Send { fr, range, prev } = txn.kind else {
             return;
         };
         let wanted = match fr {
@@ -1014,7 +1012,7 @@ impl Relay {
                 now,
                 prev.return_path(),
                 prev.our_uri(),
-                text(&message_id),
+                prev.message_id(),
                 range,
                 code,
                 txn.reply,
@@ -1035,11 +1033,11 @@ impl Relay {
         code: u16,
         via: Origin,
     ) {
-        let tid = self.new_tid();
+        let hex = tid_text(self.new_tid());
         let mut b = BytesMut::with_capacity(256);
         encode::report(
             &mut b,
-            &tid,
+            core::str::from_utf8(&hex).unwrap_or_default(),
             to_path,
             from_path,
             message_id,
@@ -1091,8 +1089,10 @@ impl Relay {
             } else {
                 prev.return_path()
             };
-            let mut b = BytesMut::with_capacity(160);
-            encode::response(&mut b, prev.tid(), code, Some(why), to, prev.our_uri(), &[]);
+            let (tid, from) = (prev.tid(), prev.our_uri());
+            let mut b =
+                BytesMut::with_capacity(encode::response_len(tid, Some(why), to, from, &[]));
+            encode::response(&mut b, tid, code, Some(why), to, from, &[]);
             self.write(c, b.freeze());
         }
         if is_send && fr != FailureReport::No {
@@ -1127,9 +1127,10 @@ impl Relay {
         let answer = fallback_reply(raw).filter(|(_, _, is_req)| *is_req);
         match answer {
             Some((tid, from, _)) => {
-                let mut b = BytesMut::with_capacity(160);
                 let comment = e.to_string();
-                encode::response(&mut b, tid, 400, Some(&comment), from, &self.base_uri, &[]);
+                let (why, us) = (Some(comment.as_str()), self.base_uri.as_str());
+                let mut b = BytesMut::with_capacity(encode::response_len(tid, why, from, us, &[]));
+                encode::response(&mut b, tid, 400, why, from, us, &[]);
                 self.write(c, b.freeze());
             }
             None if raw.starts_with(b"MSRP ") && !fallback_is_request(raw) => {
@@ -1354,6 +1355,9 @@ impl Relay {
     /// one of our TCP ports, or msrps with one of our TLS ports (or no port). Without a
     /// TLS listener no msrps: URI is ours.
     fn is_ours(&self, uri: &Uri<'_>) -> bool {
+        // Hosts as written usually match ours byte for byte; case is looked at only when
+        // they do not.
+        let host = uri.host_str();
         let ports = if uri.is_secure() {
             &self.cfg.tls_ports
         } else {
@@ -1366,7 +1370,7 @@ impl Relay {
                 .cfg
                 .hosts
                 .iter()
-                .any(|h| h.eq_ignore_ascii_case(uri.host_str()))
+                .any(|h| h.as_bytes() == host.as_bytes() || h.eq_ignore_ascii_case(host))
     }
 
     fn outbound_conn(&mut self, now: Instant, host: String, port: u16, secure: bool) -> ConnId {
@@ -1395,13 +1399,11 @@ impl Relay {
         id
     }
 
-    fn new_tid(&mut self) -> String {
-        let v = self.rng.random::<u64>();
-        let mut b = [0u8; 16];
-        for (i, d) in b.iter_mut().enumerate() {
-            *d = b"0123456789abcdef"[(v >> (60 - 4 * i)) as usize & 15];
-        }
-        String::from_utf8(b.to_vec()).unwrap_or_default()
+    /// A fresh transaction id for a frame we send, as a number: on the wire it is
+    /// [`tid_text`], and a response's tid maps back to it by [`tid_key`]. Never 0, the
+    /// key of tids we did not make.
+    fn new_tid(&mut self) -> u64 {
+        self.rng.random::<u64>().max(1)
     }
 
     /// Queues a whole frame for a connection, on this core or another.
@@ -1436,8 +1438,17 @@ impl Relay {
     }
 }
 
-/// The transaction key of a tid we made (16 hex digits); other tids map to 0, which we
-/// never use.
+/// Our transaction id `v` as it goes on the wire: 16 lower-case hex digits.
+fn tid_text(v: u64) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    for (i, d) in b.iter_mut().enumerate() {
+        *d = b"0123456789abcdef"[(v >> (60 - 4 * i)) as usize & 15];
+    }
+    b
+}
+
+/// The transaction key of a tid we made (16 hex digits, [`tid_text`]); other tids map
+/// to 0, which we never use.
 fn tid_key(tid: &str) -> u64 {
     if tid.len() == 16 {
         crate::codec::hex_u64(tid.as_bytes()).unwrap_or(0)
@@ -1470,4 +1481,36 @@ fn fallback_is_request(raw: &[u8]) -> bool {
         .nth(2)
         .and_then(|m| m.first())
         .is_some_and(|c| !c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{tid_key, tid_text};
+    use rand::{Rng, SeedableRng};
+
+    /// A response's tid finds the transaction it answers: the text we send maps back to
+    /// the number we keyed it by, and no tid of another shape maps to a key we use.
+    #[test]
+    fn our_tids_map_back_to_their_keys() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4976);
+        let fixed = [1, 9, 0xa, 0xf0, u64::MAX, 0x0123_4567_89ab_cdef];
+        for v in fixed
+            .into_iter()
+            .chain((0..100_000).map(|_| rng.random::<u64>().max(1)))
+        {
+            let hex = tid_text(v);
+            let text = core::str::from_utf8(&hex).unwrap();
+            assert_eq!(text, format!("{v:016x}"));
+            assert_eq!(tid_key(text), v, "{text}");
+        }
+        for other in [
+            "",
+            "abc",
+            "0123456789abcdef0",
+            "0123456789abcdeg",
+            "x123456789abcdef",
+        ] {
+            assert_eq!(tid_key(other), 0, "{other}");
+        }
+    }
 }
