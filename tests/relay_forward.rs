@@ -714,3 +714,89 @@ fn a_session_uri_leads_only_to_its_owner() {
         assert_eq!(c.read_frame().body, b"to carol");
     }
 }
+
+/// The worker a Use-Path URI's session lives on (the first four hex digits of its id).
+fn core_of(use_path: &str) -> u16 {
+    let sid = use_path
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches(";tcp");
+    u16::from_str_radix(&sid[..4], 16).unwrap()
+}
+
+/// A request for a session of the other worker is parsed and checked where it comes in
+/// and handed over; the owner only checks the session. Every outcome must be what the
+/// same request gets when both ends share a worker: delivery, 481 for an unknown
+/// session of that worker, 481 when the To-Path ends at the relay.
+#[test]
+fn session_on_the_other_worker_same_outcomes() {
+    for driver in DRIVERS {
+        let relay = Relay::start(2, driver, |_| {});
+        let mut a = relay.connect(&peer_uri("alice", 1111));
+        let ra = a.auth(&relay.uri());
+        for cross in [true, false] {
+            // SO_REUSEPORT picks the worker: reconnect B until it lands where wanted.
+            let (mut b, rb) = (0..64)
+                .find_map(|_| {
+                    let mut b = relay.connect(&peer_uri("bob", 2222));
+                    let rb = b.auth(&relay.uri());
+                    ((core_of(&rb) != core_of(&ra)) == cross).then_some((b, rb))
+                })
+                .expect("no connection landed on the wanted worker in 64 tries");
+            let before = relay.counters();
+            let tid = a.send(
+                &format!("{ra} {rb} {}", b.me),
+                &[("Message-ID", "handoff1"), ("Byte-Range", "1-5/5")],
+                Some(b"hello"),
+                Flag::Complete,
+            );
+            assert_eq!(a.read_frame().tid(), tid, "cross {cross}");
+            let got = b.read_frame();
+            assert_eq!(got.body, b"hello", "cross {cross}");
+            assert_eq!(
+                got.header("From-Path"),
+                Some(format!("{rb} {ra} {}", a.me).as_str())
+            );
+            b.respond(&got, 200);
+            let after = relay.counters();
+            let (same, other) = (
+                after.deliveries_same_core - before.deliveries_same_core,
+                after.deliveries_cross_core - before.deliveries_cross_core,
+            );
+            assert_eq!((same, other), if cross { (0, 1) } else { (1, 0) });
+
+            // A session id of B's worker that the relay never made.
+            let sid = rb.rsplit('/').next().unwrap().trim_end_matches(";tcp");
+            let forged = format!(
+                "{}{}",
+                &sid[..27],
+                if sid.ends_with('0') { '1' } else { '0' }
+            );
+            let uri = rb.replace(sid, &forged);
+            expect_481(&mut a, &format!("{uri} {}", b.me), "handoff2");
+            expect_481(&mut a, &format!("{ra} {uri} {}", b.me), "handoff3");
+            // B's own session, but nothing after it.
+            let tid = a.send(
+                &rb,
+                &[("Message-ID", "handoff4"), ("Byte-Range", "1-5/5")],
+                Some(b"hello"),
+                Flag::Complete,
+            );
+            let r = a.read_frame();
+            assert_eq!(
+                r.start(),
+                format!("MSRP {tid} 481 no next hop after this relay"),
+                "cross {cross}"
+            );
+            let rep = a.read_frame();
+            assert_failure_report(&rep, &a, &rb, "handoff4", 481);
+            assert_quiet(&mut b, "B gets none of the refused ones");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while relay.counters().transactions != 0 {
+                assert!(Instant::now() < deadline, "a transaction is left over");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}

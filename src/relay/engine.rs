@@ -141,6 +141,56 @@ enum TxnKind {
     Other { orig_tid: String },
 }
 
+/// What the relay does with a request once its route is known depends on these only:
+/// taken from the parsed head where it is routed, so that a request handed to another
+/// core need not be parsed there again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Request {
+    kind: RequestKind,
+    fr: FailureReport,
+    range: Option<ByteRange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestKind {
+    Send,
+    Report,
+    /// AUTH, NICKNAME or another method: answered along the whole From-Path.
+    Other,
+}
+
+impl Request {
+    fn of(method: Method<'_>, head: &Head<'_>) -> Request {
+        Request {
+            kind: match method {
+                Method::Send => RequestKind::Send,
+                Method::Report => RequestKind::Report,
+                _ => RequestKind::Other,
+            },
+            fr: head.failure_report(),
+            range: head.byte_range(),
+        }
+    }
+}
+
+/// A request for a session of another core (see [`MeshMsg::Handoff`]): everything the
+/// owning core needs to pass it on ([`Relay::deliver`]) or refuse it.
+#[derive(Debug)]
+pub struct Handoff {
+    origin: Origin,
+    slot: u32,
+    key: u64,
+    /// The To-Path ends at this relay: there is no next hop (481 once the session is
+    /// found to exist, as on the owning core).
+    no_next_hop: bool,
+    req: Request,
+    prev: PrevHop,
+    /// The head for the next hop, with `tid`; empty when `no_next_hop`.
+    fwd: Bytes,
+    tid: u64,
+    has_body: bool,
+}
+
 #[derive(Debug)]
 struct Txn {
     kind: TxnKind,
@@ -416,7 +466,7 @@ impl Relay {
             let line = head.split(|&c| c == b'\r').next().unwrap_or_default();
             tracing::trace!(core = from.core, slot = from.slot, start = %String::from_utf8_lossy(line), has_body, "frame in");
         }
-        self.route(now, Origin::Conn(from), None, head, Some(start), has_body);
+        self.route(now, Origin::Conn(from), head, Some(start), has_body);
     }
 
     /// A body piece of the current frame from `origin`.
@@ -546,15 +596,10 @@ impl Relay {
     /// A message from another core.
     pub fn handle_mesh(&mut self, now: Instant, msg: MeshMsg) {
         match msg {
-            MeshMsg::Head {
-                origin,
-                head,
-                orig,
-                has_body,
-            } => {
-                let same = head.as_ptr() == orig.as_ptr() && head.len() == orig.len();
-                let head = (!same).then_some(head);
-                self.route(now, origin, head, orig, None, has_body)
+            MeshMsg::Handoff(h) => {
+                let origin = h.origin;
+                let stream = self.take_handoff(now, *h);
+                self.set_stream(origin, stream);
             }
             MeshMsg::Body { origin, bytes } => self.handle_body(origin, bytes),
             MeshMsg::End { origin, flag } => self.handle_end(now, origin, flag),
@@ -662,21 +707,20 @@ impl Relay {
 
     // ----- routing -----
 
-    /// Routes a frame whose head arrived at this relay as `orig`. `head` is that head with
-    /// our URIs already moved by an earlier hop through this relay, perhaps on another
-    /// core (None: `orig` itself). `start` is the start line of `orig` as the scanner
-    /// parsed it, so it is not read twice.
+    /// Routes a frame whose head arrived at this relay as `orig`. `start` is its start
+    /// line as the scanner parsed it, so it is not read twice. Each hop through this
+    /// relay itself (§6.4.2) routes the head again with our URI moved; a hop to a session
+    /// of another core ends here ([`MeshMsg::Handoff`]).
     fn route(
         &mut self,
         now: Instant,
         origin: Origin,
-        head: Option<Bytes>,
         orig: Bytes,
         start: Option<StartInfo>,
         has_body: bool,
     ) {
-        let mut head = head;
-        let mut start = if head.is_none() { start } else { None };
+        let mut head: Option<Bytes> = None;
+        let mut start = start;
         let mut prev = None;
         // Each local hop removes one URI from the To-Path, so this ends; the bound is
         // a guard.
@@ -826,31 +870,33 @@ impl Relay {
             // The owning core decides the rest; for probation (§6.1) a request passed on
             // to one of our sessions counts as successful here, on the sender's core.
             self.mark_succeeded(origin);
-            self.mesh(
-                sk.core,
-                MeshMsg::Head {
-                    origin,
-                    head: raw.clone(),
-                    orig: orig.clone(),
-                    has_body,
-                },
-            );
+            let no_next_hop = head.to_path().len() == 1;
+            let tid = self.new_tid();
+            let fwd = match no_next_hop {
+                true => Bytes::new(),
+                false => forward_bytes(&head, tid, has_body),
+            };
+            let handoff = Handoff {
+                origin,
+                slot: sk.slot,
+                key: sk.key,
+                no_next_hop,
+                req: Request::of(method, &head),
+                prev: p,
+                fwd,
+                tid,
+                has_body,
+            };
+            self.mesh(sk.core, MeshMsg::Handoff(Box::new(handoff)));
             return Step::Done(Stream {
                 dest: Dest::Core(sk.core),
                 bp: Some((sk.core, sk.slot)),
                 ..Stream::discard()
             });
         }
-        let owner = match self.sessions.get(&sk.key) {
-            Some(s) if s.slot == sk.slot && s.expires > now => ConnId {
-                core: self.cfg.core,
-                slot: s.slot,
-                generation: s.generation,
-            },
-            _ => {
-                self.reject(now, origin, &head, &p, 481, "unknown or expired session");
-                return Step::Done(Stream::discard());
-            }
+        let Some(owner) = self.session_owner(now, sk.slot, sk.key) else {
+            self.reject(now, origin, &head, &p, 481, "unknown or expired session");
+            return Step::Done(Stream::discard());
         };
         if head.to_path().len() == 1 {
             if method == Method::Auth && origin == Origin::Conn(owner) {
@@ -891,14 +937,63 @@ impl Relay {
         has_body: bool,
     ) -> Stream {
         let tid = self.new_tid();
-        let hex = tid_text(tid);
-        let mut b = BytesMut::with_capacity(head.as_bytes().len() + 96);
-        encode::forward_head(&mut b, head, core::str::from_utf8(&hex).unwrap_or_default());
-        if has_body {
-            encode::blank_line(&mut b);
+        let fwd = forward_bytes(head, tid, has_body);
+        let method = head.method().unwrap_or(Method::Report);
+        self.pass_on(
+            origin,
+            Request::of(method, head),
+            prev,
+            dest,
+            tid,
+            fwd,
+            has_body,
+        )
+    }
+
+    /// The session `slot`/`key` of this core, if it exists and has not expired: the
+    /// connection that owns it.
+    fn session_owner(&self, now: Instant, slot: u32, key: u64) -> Option<ConnId> {
+        match self.sessions.get(&key) {
+            Some(s) if s.slot == slot && s.expires > now => Some(ConnId {
+                core: self.cfg.core,
+                slot: s.slot,
+                generation: s.generation,
+            }),
+            _ => None,
         }
-        bump(&self.counters.bytes_out, b.len() as u64);
-        self.write_part(dest, b.freeze(), Part::Start(origin));
+    }
+
+    /// A request handed over by another core for one of our sessions: the checks that
+    /// need the session, then on to its owner (§6.4), as [`Relay::route_step`] would.
+    fn take_handoff(&mut self, now: Instant, h: Handoff) -> Stream {
+        let why = match self.session_owner(now, h.slot, h.key) {
+            None => "unknown or expired session",
+            Some(_) if h.no_next_hop => "no next hop after this relay",
+            Some(owner) => {
+                let (origin, req, tid, has_body) = (h.origin, h.req, h.tid, h.has_body);
+                return self.pass_on(origin, req, h.prev, owner, tid, h.fwd, has_body);
+            }
+        };
+        tracing::debug!(code = 481, why, "request refused");
+        self.refuse(now, h.origin, h.req, &h.prev, 481, why);
+        Stream::discard()
+    }
+
+    /// Queues the rewritten head `fwd` (transaction id `tid`) for `dest` and gives the
+    /// stream for the rest of the frame, with the 200 and the transaction it owes.
+    #[allow(clippy::too_many_arguments)]
+    fn pass_on(
+        &mut self,
+        origin: Origin,
+        req: Request,
+        prev: PrevHop,
+        dest: ConnId,
+        tid: u64,
+        fwd: Bytes,
+        has_body: bool,
+    ) -> Stream {
+        bump(&self.counters.bytes_out, fwd.len() as u64);
+        self.write_part(dest, fwd, Part::Start(origin));
         let cross = matches!(origin, Origin::Conn(c) if c.core != self.cfg.core);
         if cross {
             bump(&self.counters.deliveries_cross_core, 1);
@@ -906,10 +1001,9 @@ impl Relay {
             bump(&self.counters.deliveries_same_core, 1);
         }
         self.mark_succeeded(origin);
-        let method = head.method().unwrap_or(Method::Report);
-        let fr = head.failure_report();
-        let (reply, txn) = match method {
-            Method::Send => {
+        let fr = req.fr;
+        let (reply, txn) = match req.kind {
+            RequestKind::Send => {
                 let reply = match (fr, origin) {
                     (FailureReport::Yes, Origin::Conn(c)) => Some((c, prev.clone())),
                     _ => None,
@@ -918,7 +1012,7 @@ impl Relay {
                     (
                         TxnKind::Send {
                             fr,
-                            range: head.byte_range(),
+                            range: req.range,
                             prev,
                         },
                         origin,
@@ -926,8 +1020,8 @@ impl Relay {
                 });
                 (reply, txn)
             }
-            Method::Report => (None, None),
-            _ => (
+            RequestKind::Report => (None, None),
+            RequestKind::Other => (
                 None,
                 Some((
                     TxnKind::Other {
@@ -1053,7 +1147,7 @@ impl Relay {
             .is_some_and(|u| self.is_ours(&u));
         if first_ours {
             let me = Origin::Internal(self.cfg.core);
-            self.route(now, me, None, b.freeze(), None, false);
+            self.route(now, me, b.freeze(), None, false);
             self.handle_end(now, me, Flag::Complete);
         } else if let Origin::Conn(c) = via {
             self.write(c, b.freeze());
@@ -1076,11 +1170,24 @@ impl Relay {
             return;
         };
         tracing::debug!(code, why, method = method.as_str(), "request refused");
-        if method == Method::Report {
+        self.refuse(now, origin, Request::of(method, head), prev, code, why);
+    }
+
+    /// [`Relay::reject`] for a request known by what it carries.
+    fn refuse(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        req: Request,
+        prev: &PrevHop,
+        code: u16,
+        why: &str,
+    ) {
+        if req.kind == RequestKind::Report {
             return;
         }
-        let fr = head.failure_report();
-        let is_send = method == Method::Send;
+        let fr = req.fr;
+        let is_send = req.kind == RequestKind::Send;
         if (!is_send || fr != FailureReport::No)
             && let Origin::Conn(c) = origin
         {
@@ -1096,16 +1203,12 @@ impl Relay {
             self.write(c, b.freeze());
         }
         if is_send && fr != FailureReport::No {
-            let mid = head.message_id().unwrap_or("unknown0");
-            self.report(
-                now,
-                prev.return_path(),
-                prev.our_uri(),
-                mid,
-                head.byte_range(),
-                code,
-                origin,
-            );
+            let mid = match prev.message_id() {
+                "" => "unknown0",
+                m => m,
+            };
+            let (to, from) = (prev.return_path(), prev.our_uri());
+            self.report(now, to, from, mid, req.range, code, origin);
         }
     }
 
@@ -1436,6 +1539,18 @@ impl Relay {
             reason,
         });
     }
+}
+
+/// `head` rewritten for the next hop (RFC 4976 §6.4.1, §6.4.2) with our transaction id
+/// `tid`, and the blank line when a body follows.
+fn forward_bytes(head: &Head<'_>, tid: u64, has_body: bool) -> Bytes {
+    let hex = tid_text(tid);
+    let mut b = BytesMut::with_capacity(head.as_bytes().len() + 96);
+    encode::forward_head(&mut b, head, core::str::from_utf8(&hex).unwrap_or_default());
+    if has_body {
+        encode::blank_line(&mut b);
+    }
+    b.freeze()
 }
 
 /// Our transaction id `v` as it goes on the wire: 16 lower-case hex digits.

@@ -205,14 +205,10 @@ pub enum Action {
 /// session they address; bytes for a connection go to the core that owns it.
 #[derive(Debug)]
 pub enum MeshMsg {
-    /// A frame head to route here, with the origin and whether a body follows. `orig`
-    /// is the head as it arrived at the relay, for replies to the previous hop.
-    Head {
-        origin: Origin,
-        head: Bytes,
-        orig: Bytes,
-        has_body: bool,
-    },
+    /// A request for a session of the receiving core, parsed, checked and rewritten for
+    /// the next hop on the core it came in on: the owner checks the session and passes
+    /// it on, or refuses it, without parsing it again.
+    Handoff(Box<super::engine::Handoff>),
     /// A body piece of the frame from `origin`.
     Body { origin: Origin, bytes: Bytes },
     /// The end of the frame from `origin`.
