@@ -715,16 +715,6 @@ fn a_session_uri_leads_only_to_its_owner() {
     }
 }
 
-/// The worker a Use-Path URI's session lives on (the first four hex digits of its id).
-fn core_of(use_path: &str) -> u16 {
-    let sid = use_path
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .trim_end_matches(";tcp");
-    u16::from_str_radix(&sid[..4], 16).unwrap()
-}
-
 /// A request for a session of the other worker is parsed and checked where it comes in
 /// and handed over; the owner only checks the session. Every outcome must be what the
 /// same request gets when both ends share a worker: delivery, 481 for an unknown
@@ -736,14 +726,14 @@ fn session_on_the_other_worker_same_outcomes() {
         let mut a = relay.connect(&peer_uri("alice", 1111));
         let ra = a.auth(&relay.uri());
         for cross in [true, false] {
-            // SO_REUSEPORT picks the worker: reconnect B until it lands where wanted.
-            let (mut b, rb) = (0..64)
-                .find_map(|_| {
+            let (mut b, rb) = auth_on_worker(
+                || {
                     let mut b = relay.connect(&peer_uri("bob", 2222));
                     let rb = b.auth(&relay.uri());
-                    ((core_of(&rb) != core_of(&ra)) == cross).then_some((b, rb))
-                })
-                .expect("no connection landed on the wanted worker in 64 tries");
+                    (b, rb)
+                },
+                |core| (core != core_of(&ra)) == cross,
+            );
             let before = relay.counters();
             let tid = a.send(
                 &format!("{ra} {rb} {}", b.me),

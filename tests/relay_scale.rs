@@ -25,16 +25,6 @@ fn pattern_buf(len: usize) -> Vec<u8> {
     (0..(len + 251) as u64).map(pattern_at).collect()
 }
 
-/// The worker core that owns a session: the first 4 hex digits of its session id.
-fn core_of(use_path: &str) -> u16 {
-    let sid = use_path
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .trim_end_matches(";tcp");
-    u16::from_str_radix(&sid[..4], 16).unwrap()
-}
-
 #[test]
 fn hundred_mib_message_same_core_bounded_memory() {
     hundred_mib_message(false);
@@ -56,14 +46,14 @@ fn hundred_mib_message(cross: bool) {
     let relay = RelayProcess::start(&["--cores", "2"]);
     let mut a = relay.connect(&peer_uri("alice", 1111));
     let ra = a.auth(&relay.uri());
-    // SO_REUSEPORT picks the worker: reconnect B until it lands where we want it.
-    let (mut b, rb) = (0..64)
-        .find_map(|_| {
+    let (mut b, rb) = auth_on_worker(
+        || {
             let mut b = relay.connect(&peer_uri("bob", 2222));
             let rb = b.auth(&relay.uri());
-            ((core_of(&rb) != core_of(&ra)) == cross).then_some((b, rb))
-        })
-        .expect("no connection landed on the wanted worker in 64 tries");
+            (b, rb)
+        },
+        |core| (core != core_of(&ra)) == cross,
+    );
     let base_kib = relay.peak_rss_kib();
     assert!(base_kib > 0, "no VmHWM for pid {}", relay.pid());
     let pat = pattern_buf(WRITE);

@@ -442,3 +442,26 @@ pub fn temp_path(name: &str) -> PathBuf {
     p.push(format!("msrpd-test-{}-{name}", std::process::id()));
     p
 }
+
+/// The worker core that owns a session: the first 4 hex digits of its session id.
+pub fn core_of(use_path: &str) -> u16 {
+    let sid = use_path
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches(";tcp");
+    u16::from_str_radix(&sid[..4], 16).unwrap()
+}
+
+/// A client that `connect` opened and AUTHed (with its Use-Path URI) whose session is
+/// on a worker `want` accepts: SO_REUSEPORT picks the worker, so this reconnects up to
+/// 64 times.
+pub fn auth_on_worker(
+    mut connect: impl FnMut() -> (Client, String),
+    want: impl Fn(u16) -> bool,
+) -> (Client, String) {
+    (0..64)
+        .map(|_| connect())
+        .find(|(_, use_path)| want(core_of(use_path)))
+        .expect("no connection landed on the wanted worker in 64 tries")
+}
