@@ -727,11 +727,9 @@ fn session_on_the_other_worker_same_outcomes() {
         let ra = a.auth(&relay.uri());
         for cross in [true, false] {
             let (mut b, rb) = auth_on_worker(
-                || {
-                    let mut b = relay.connect(&peer_uri("bob", 2222));
-                    let rb = b.auth(&relay.uri());
-                    (b, rb)
-                },
+                |me| relay.connect(me),
+                &relay.uri(),
+                &peer_uri("bob", 2222),
                 |core| (core != core_of(&ra)) == cross,
             );
             let before = relay.counters();

@@ -47,11 +47,9 @@ fn hundred_mib_message(cross: bool) {
     let mut a = relay.connect(&peer_uri("alice", 1111));
     let ra = a.auth(&relay.uri());
     let (mut b, rb) = auth_on_worker(
-        || {
-            let mut b = relay.connect(&peer_uri("bob", 2222));
-            let rb = b.auth(&relay.uri());
-            (b, rb)
-        },
+        |me| relay.connect(me),
+        &relay.uri(),
+        &peer_uri("bob", 2222),
         |core| (core != core_of(&ra)) == cross,
     );
     let base_kib = relay.peak_rss_kib();

@@ -453,15 +453,21 @@ pub fn core_of(use_path: &str) -> u16 {
     u16::from_str_radix(&sid[..4], 16).unwrap()
 }
 
-/// A client that `connect` opened and AUTHed (with its Use-Path URI) whose session is
-/// on a worker `want` accepts: SO_REUSEPORT picks the worker, so this reconnects up to
-/// 64 times.
+/// A client for `me`, opened by `connect` and AUTHed at `relay_uri`, with its Use-Path
+/// URI, whose session is on a worker `want` accepts: SO_REUSEPORT picks the worker, so
+/// this reconnects up to 64 times.
 pub fn auth_on_worker(
-    mut connect: impl FnMut() -> (Client, String),
+    connect: impl Fn(&str) -> Client,
+    relay_uri: &str,
+    me: &str,
     want: impl Fn(u16) -> bool,
 ) -> (Client, String) {
     (0..64)
-        .map(|_| connect())
+        .map(|_| {
+            let mut c = connect(me);
+            let use_path = c.auth(relay_uri);
+            (c, use_path)
+        })
         .find(|(_, use_path)| want(core_of(use_path)))
         .expect("no connection landed on the wanted worker in 64 tries")
 }
