@@ -18,7 +18,7 @@ mod pair;
 mod stream;
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,6 +52,11 @@ pub struct Args {
     /// Host to put in the relay URI of AUTH requests [default: the relay address].
     #[arg(long)]
     pub relay_host: Option<String>,
+    /// Source addresses to connect from, comma-separated, used round-robin (e.g.
+    /// 127.0.0.1,127.0.0.2): one address has only about 28,000 ephemeral ports towards
+    /// the relay's one port [default: the address the kernel picks].
+    #[arg(long, value_name = "IP[,IP..]", value_delimiter = ',')]
+    pub local_addrs: Vec<IpAddr>,
     /// Worker threads (one monoio runtime each).
     #[arg(long, default_value_t = 1, conflicts_with = "cpus")]
     pub threads: usize,
@@ -141,6 +146,15 @@ pub struct Shared {
     pub ready_pairs: AtomicU64,
     /// A short session lifetime has been warned about once.
     pub expiry_warned: AtomicBool,
+}
+
+impl Args {
+    /// The source address of the bench's `n`th connection (round-robin over
+    /// `--local-addrs`), or `None` to let the kernel pick.
+    pub fn local_addr(&self, n: usize) -> Option<IpAddr> {
+        let l = &self.local_addrs;
+        (!l.is_empty()).then(|| l[n % l.len()])
+    }
 }
 
 /// Per-thread results.
@@ -500,5 +514,30 @@ fn report(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addrs_round_robin() {
+        let a = Args::parse_from(["msrpd-bench", "--local-addrs", "127.0.0.1,127.0.0.2"]);
+        let got: Vec<String> = (0..5)
+            .map(|n| a.local_addr(n).unwrap().to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "127.0.0.1",
+                "127.0.0.2",
+                "127.0.0.1",
+                "127.0.0.2",
+                "127.0.0.1"
+            ]
+        );
+        let a = Args::parse_from(["msrpd-bench"]);
+        assert_eq!(a.local_addr(0), None);
     }
 }
