@@ -90,11 +90,12 @@ async fn thread_async(
     times: Window,
 ) -> Stats {
     let stats = Rc::new(RefCell::new(Stats::new()));
+    let per_pair = Duration::from_secs_f64(shared.args.setup_timeout * 2.0 / 3.0);
     let mut setups = Vec::new();
     for idx in pairs {
         let sh = shared.clone();
         setups.push(monoio::spawn(async move {
-            match monoio::time::timeout(Duration::from_secs(20), setup_pair(&sh, idx)).await {
+            match monoio::time::timeout(per_pair, setup_pair(&sh, idx)).await {
                 Ok(r) => r,
                 Err(_) => Err(format!("pair {idx}: setup timed out")),
             }
