@@ -22,10 +22,12 @@ def main():
     print("| what | value |\n|---|---|")
     print(f"| relay RSS before the pairs connected | {r['before']} KiB |")
     print(f"| relay RSS with every connection idle | {r['idle']} KiB |")
-    print(f"| relay RSS per idle authenticated connection | {r['per_connection']:.2f} KiB |")
+    per = r["per_connection"]
+    print(f"| relay RSS per idle authenticated connection | {'n/a' if per is None else f'{per:.2f} KiB'} |")
     print(f"| open-loop traffic over all pairs | {rate} msg/s offered, {d['msgs_per_s']:.0f} msg/s delivered |")
     print(f"| delivery latency p50 / p99 / max | {d['delivery_us']['p50']:.0f} / {d['delivery_us']['p99']:.0f} / {d['delivery_us']['max']:.0f} us |")
-    print(f"| relay CPU per delivered message | {d['relay_cpu_us_per_msg']:.2f} us |")
+    cpu = d["relay_cpu_us_per_msg"]
+    print(f"| relay CPU per delivered message | {'n/a' if cpu is None else f'{cpu:.2f} us'} |")
     print(f"| relay RSS at the end | {r['end']} KiB |")
     print(f"| errors / lost | {d['errors']} / {d['lost']} |")
 
