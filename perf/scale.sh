@@ -16,32 +16,31 @@ RATE=${RATE:-5000}
 DURATION=${DURATION:-5}
 WORKERS=${WORKERS:-2}
 OUT=${OUT:-perf/results/$(date +%F)-scale.md}
+# Set-up budget: msrpd-bench's 30 s default (9,800 pairs take about 6 s here), one second
+# per 250 pairs above 10,000. msrpd closes a connection that has made no successful request
+# within its probation (RFC 4976 §6.1, 30 s), and the senders make their first one only
+# once traffic starts (up to PAIRS/RATE s after the hold): a longer set-up needs a longer
+# probation, or the relay closes the pairs it is meant to hold.
+SETUP_TIMEOUT=${SETUP_TIMEOUT:-$(( PAIRS > 10000 ? PAIRS / 250 : 30 ))}
+if [ "$SETUP_TIMEOUT" -gt 30 ]; then
+  PROBATION=${PROBATION:-$(( SETUP_TIMEOUT + PAIRS / ${RATE%.*} + 60 ))}
+fi
+PROBATION=${PROBATION:-}
+# One source address per 25,000 connections (127.0.0.1, 127.0.0.2, ...): one address has
+# only about 28,000 ephemeral ports towards the relay's one port.
+sources=$(( (2 * PAIRS + 24999) / 25000 ))
+local_addrs=$(seq -s, -f '127.0.0.%g' 1 "$sources")
 cargo build --release --quiet --bin msrpd --bin msrpd-bench
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 target/release/msrpd --listen 127.0.0.1:"$port" --cores "$WORKERS" --log-level warn \
-  --max-connections 1000000 --max-connections-per-ip 1000000 >/dev/null 2>&1 &
+  --max-connections 1000000 --max-connections-per-ip 1000000 ${PROBATION:+--probation "$PROBATION"} >/dev/null 2>&1 &
 relay=$!
 trap 'kill $relay 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
 sleep 0.5
 json=$(target/release/msrpd-bench --relay 127.0.0.1:"$port" --relay-pid "$relay" --threads "$WORKERS" \
-  --pairs "$PAIRS" --rate "$RATE" --size 1024 --hold 2 --warmup 1 --duration "$DURATION" --drain 10 --json)
+  --pairs "$PAIRS" --rate "$RATE" --size 1024 --hold 2 --warmup 1 --duration "$DURATION" --drain 10 --local-addrs "$local_addrs" \
+  --setup-timeout "$SETUP_TIMEOUT" --json)
 mkdir -p "$(dirname "$OUT")"
-python3 - "$json" "$limit" "$PAIRS" "$RATE" >"$OUT" <<'PY'
-import json, sys
-d = json.loads(sys.argv[1]); limit, pairs, rate = sys.argv[2:5]
-r = d["relay_rss_kib"]
-print(f"# msrpd scale run\n")
-print(f"{pairs} pairs ({r['connections']} authenticated connections) on one msrpd with 2 workers, loopback; "
-      f"open files limit {limit} per process (it bounds the pair count on this machine).\n")
-print("| what | value |\n|---|---|")
-print(f"| relay RSS before the pairs connected | {r['before']} KiB |")
-print(f"| relay RSS with every connection idle | {r['idle']} KiB |")
-print(f"| relay RSS per idle authenticated connection | {r['per_connection']:.2f} KiB |")
-print(f"| open-loop traffic over all pairs | {rate} msg/s offered, {d['msgs_per_s']:.0f} msg/s delivered |")
-print(f"| delivery latency p50 / p99 / max | {d['delivery_us']['p50']:.0f} / {d['delivery_us']['p99']:.0f} / {d['delivery_us']['max']:.0f} us |")
-print(f"| relay CPU per delivered message | {d['relay_cpu_us_per_msg']:.2f} us |")
-print(f"| relay RSS at the end | {r['end']} KiB |")
-print(f"| errors / lost | {d['errors']} / {d['lost']} |")
-PY
+python3 perf/scale_report.py "$json" "$limit" "$PAIRS" "$RATE" >"$OUT"
 cat "$OUT"

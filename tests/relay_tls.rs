@@ -491,7 +491,8 @@ fn listen_tls_without_usable_certificate_refuses_to_start() {
     }
 }
 
-/// `msrpd-bench --tls` against a TLS listener: with `--ca`, and with `--insecure`.
+/// `msrpd-bench --tls` against a TLS listener: with `--ca`, with `--insecure`, and with
+/// its connections made from other source addresses (`--local-addrs`).
 #[test]
 fn bench_runs_over_tls() {
     let ca = Ca::new();
@@ -500,6 +501,7 @@ fn bench_runs_over_tls() {
     for trust in [
         &["--ca", ca_file.to_str().unwrap()][..],
         &["--insecure"][..],
+        &["--insecure", "--local-addrs", "127.0.0.2,127.0.0.3"][..],
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_msrpd-bench"))
             .args(["--relay", &format!("127.0.0.1:{tls_port}"), "--tls"])

@@ -18,7 +18,7 @@ mod pair;
 mod stream;
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,6 +52,11 @@ pub struct Args {
     /// Host to put in the relay URI of AUTH requests [default: the relay address].
     #[arg(long)]
     pub relay_host: Option<String>,
+    /// Source addresses to connect from, comma-separated, used round-robin (e.g.
+    /// 127.0.0.1,127.0.0.2): one address has only about 28,000 ephemeral ports towards
+    /// the relay's one port [default: the address the kernel picks].
+    #[arg(long, value_name = "IP[,IP..]", value_delimiter = ',')]
+    pub local_addrs: Vec<IpAddr>,
     /// Worker threads (one monoio runtime each).
     #[arg(long, default_value_t = 1, conflicts_with = "cpus")]
     pub threads: usize,
@@ -98,6 +103,10 @@ pub struct Args {
     /// after it).
     #[arg(long, default_value_t = 0.0)]
     pub hold: f64,
+    /// Seconds for all pairs to connect and AUTH before the run gives up; each pair gets
+    /// two thirds of it (so a slow pair is reported as such first).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub setup_timeout: f64,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
@@ -141,6 +150,15 @@ pub struct Shared {
     pub ready_pairs: AtomicU64,
     /// A short session lifetime has been warned about once.
     pub expiry_warned: AtomicBool,
+}
+
+impl Args {
+    /// The source address of the bench's `n`th connection (round-robin over
+    /// `--local-addrs`), or `None` to let the kernel pick.
+    pub fn local_addr(&self, n: usize) -> Option<IpAddr> {
+        let l = &self.local_addrs;
+        (!l.is_empty()).then(|| l[n % l.len()])
+    }
 }
 
 /// Per-thread results.
@@ -258,6 +276,10 @@ fn main() -> ExitCode {
         return forwarder::serve(addr, args.threads);
     }
     args.no_auth |= args.pair_hello;
+    if !(args.setup_timeout > 0.0 && args.setup_timeout < 1e9) {
+        eprintln!("msrpd-bench: --setup-timeout must be a positive number of seconds");
+        return ExitCode::from(2);
+    }
     if args.size == 0 || args.chunk == 0 || args.pairs == 0 || args.window == 0 {
         eprintln!("msrpd-bench: --size, --chunk, --pairs and --window must be at least 1");
         return ExitCode::from(2);
@@ -295,7 +317,7 @@ fn main() -> ExitCode {
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_right(13) as u8)
         .map(|b| if b == b'-' { b'+' } else { b })
         .collect();
-    let setup_budget = Duration::from_secs(30);
+    let setup_budget = Duration::from_secs_f64(args.setup_timeout);
     let shared = Arc::new(Shared {
         relay_uri,
         tls,
@@ -309,6 +331,7 @@ fn main() -> ExitCode {
         args,
     });
     let rss_before = process_rss_kib(&shared.args.relay_pid);
+    let setup_start = Instant::now();
     let start_gate = Arc::new(std::sync::Barrier::new(threads + 1));
     let times: Arc<std::sync::Mutex<Option<(Instant, Instant)>>> =
         Arc::new(std::sync::Mutex::new(None));
@@ -329,7 +352,7 @@ fn main() -> ExitCode {
         );
     }
     // Wait until every pair has connected and AUTHed, then fix the measurement window.
-    let setup_deadline = Instant::now() + setup_budget;
+    let setup_deadline = setup_start + setup_budget;
     while shared.ready_pairs.load(Ordering::Acquire) < shared.args.pairs as u64
         && Instant::now() < setup_deadline
         && shared.errors.load(Ordering::Relaxed) == 0
@@ -337,6 +360,7 @@ fn main() -> ExitCode {
         std::thread::sleep(Duration::from_millis(10));
     }
     let ready = shared.ready_pairs.load(Ordering::Acquire);
+    let setup_s = setup_start.elapsed().as_secs_f64();
     if ready < shared.args.pairs as u64 {
         eprintln!(
             "msrpd-bench: only {ready} of {} pairs could connect and AUTH",
@@ -396,7 +420,7 @@ fn main() -> ExitCode {
         end: process_rss_kib(&shared.args.relay_pid),
         connections: 2 * ready,
     };
-    report(&shared, &total, cpu_from, cpu_to, rss)
+    report(&shared, &total, setup_s, cpu_from, cpu_to, rss)
 }
 
 /// Relay memory: before the pairs connected, with all pairs idle, at the end (KiB).
@@ -422,6 +446,7 @@ impl Rss {
 fn report(
     shared: &Shared,
     s: &Stats,
+    setup_s: f64,
     cpu_from: Option<(u64, Instant)>,
     cpu_to: Option<(u64, Instant)>,
     rss: Rss,
@@ -442,7 +467,7 @@ fn report(
         let v = serde_json::json!({
             "pairs": a.pairs, "size": a.size, "chunk": a.chunk, "window": a.window,
             "rate": a.rate, "topology": format!("{:?}", a.topology).to_lowercase(),
-            "duration_s": secs, "delivered": s.delivered, "msgs_per_s": msgs, "mib_per_s": mib,
+            "setup_s": setup_s, "duration_s": secs, "delivered": s.delivered, "msgs_per_s": msgs, "mib_per_s": mib,
             "errors": s.errors, "lost": s.lost,
             "send_to_200_us": { "p50": q(&s.send_to_200, 0.5), "p90": q(&s.send_to_200, 0.9),
                 "p99": q(&s.send_to_200, 0.99), "p999": q(&s.send_to_200, 0.999), "max": s.send_to_200.max() as f64 / 1000.0 },
@@ -500,5 +525,30 @@ fn report(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addrs_round_robin() {
+        let a = Args::parse_from(["msrpd-bench", "--local-addrs", "127.0.0.1,127.0.0.2"]);
+        let got: Vec<String> = (0..5)
+            .map(|n| a.local_addr(n).unwrap().to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "127.0.0.1",
+                "127.0.0.2",
+                "127.0.0.1",
+                "127.0.0.2",
+                "127.0.0.1"
+            ]
+        );
+        let a = Args::parse_from(["msrpd-bench"]);
+        assert_eq!(a.local_addr(0), None);
     }
 }

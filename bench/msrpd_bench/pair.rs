@@ -90,11 +90,12 @@ async fn thread_async(
     times: Window,
 ) -> Stats {
     let stats = Rc::new(RefCell::new(Stats::new()));
+    let per_pair = Duration::from_secs_f64(shared.args.setup_timeout * 2.0 / 3.0);
     let mut setups = Vec::new();
     for idx in pairs {
         let sh = shared.clone();
         setups.push(monoio::spawn(async move {
-            match monoio::time::timeout(Duration::from_secs(20), setup_pair(&sh, idx)).await {
+            match monoio::time::timeout(per_pair, setup_pair(&sh, idx)).await {
                 Ok(r) => r,
                 Err(_) => Err(format!("pair {idx}: setup timed out")),
             }
@@ -143,11 +144,11 @@ async fn setup_pair(sh: &Shared, idx: usize) -> Result<Pair, String> {
     let a = &sh.args;
     let me_r = format!("msrp://127.0.0.1:9/r{idx:06x};tcp");
     let me_s = format!("msrp://127.0.0.1:9/s{idx:06x};tcp");
-    let mut receiver = Conn::connect(a.relay, sh.tls.as_ref()).await?;
+    let mut receiver = Conn::connect(a.relay, sh.tls.as_ref(), a.local_addr(2 * idx)).await?;
     if a.pair_hello {
         hello(&mut receiver, idx).await?;
     }
-    let mut sender = Conn::connect(a.relay, sh.tls.as_ref()).await?;
+    let mut sender = Conn::connect(a.relay, sh.tls.as_ref(), a.local_addr(2 * idx + 1)).await?;
     if a.pair_hello {
         hello(&mut sender, idx).await?;
     }

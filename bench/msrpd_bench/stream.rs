@@ -2,7 +2,9 @@
 //! server certificate verified against `--ca` (or the Mozilla roots), or not at all
 //! with `--insecure` (self-signed test certificates).
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 /// How to reach the relay over TLS.
 pub struct Tls {
@@ -122,11 +125,21 @@ enum Io {
 }
 
 impl Conn {
-    /// Connects, and completes the TLS handshake when `tls` is given.
-    pub async fn connect(addr: std::net::SocketAddr, tls: Option<&Tls>) -> Result<Conn, String> {
-        let s = TcpStream::connect_addr(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
+    /// Connects (from `local` when given, else from whatever address the kernel picks),
+    /// and completes the TLS handshake when `tls` is given.
+    pub async fn connect(
+        addr: SocketAddr,
+        tls: Option<&Tls>,
+        local: Option<IpAddr>,
+    ) -> Result<Conn, String> {
+        let s = match local {
+            None => TcpStream::connect_addr(addr).await,
+            Some(ip) => connect_from(ip, addr).await,
+        }
+        .map_err(|e| match local {
+            None => format!("connect {addr}: {e}"),
+            Some(ip) => format!("connect {addr} from {ip}: {e}"),
+        })?;
         let _ = s.set_nodelay(true);
         let fd = s.as_raw_fd();
         let io = match tls {
@@ -138,6 +151,43 @@ impl Conn {
                 .map_err(|e| format!("TLS handshake with {addr}: {}", std::io::Error::from(e)))?,
         };
         Ok(Conn { fd, io })
+    }
+}
+
+/// Connects to `addr` from the source address `local`. The port is picked at connect time
+/// (`IP_BIND_ADDRESS_NO_PORT`), so each source address has the whole ephemeral port range
+/// towards `addr`: one address gives only about 28,000 connections to one relay port.
+pub async fn connect_from(local: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_nonblocking(true)?;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads `optlen` bytes from the int we pass, on our own socket.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    s.bind(&SocketAddr::new(local, 0).into())?;
+    match s.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream::from_std(std::net::TcpStream::from(s))?;
+    // Writable once the handshake is done or has failed; SO_ERROR says which.
+    stream.writable(false).await?;
+    // SAFETY: `stream` owns the descriptor and outlives this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    match SockRef::from(&fd).take_error()? {
+        Some(e) => Err(e),
+        None => Ok(stream),
     }
 }
 
@@ -194,5 +244,78 @@ impl AsyncWriteRent for Conn {
             Io::Plain(s) => s.shutdown().await,
             Io::Tls(s) => s.shutdown().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::Ipv4Addr;
+
+    /// Runs `f` on each runtime the bench can use: epoll, and io_uring when the kernel has it.
+    fn on_each_driver(f: impl AsyncFn()) {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("epoll runtime")
+            .block_on(f());
+        if monoio::utils::detect_uring() {
+            let (mut rt, _) =
+                msrpd::server::runtime::uring_runtime(64, &msrpd::server::runtime::UringMode::ALL)
+                    .expect("io_uring runtime");
+            rt.block_on(f());
+        }
+    }
+
+    /// A connection made with a source address comes from that address (127.0.0.3, not
+    /// the 127.0.0.1 the kernel would pick) and carries bytes both ways.
+    #[test]
+    fn connect_from_uses_the_source_address() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+        on_each_driver(async || {
+            let mut c = Conn::connect(addr, None, Some(src)).await.unwrap();
+            let (mut peer, from) = l.accept().unwrap();
+            assert_eq!(from.ip(), src);
+            peer.write_all(b"ping").unwrap();
+            let (r, buf) = c.read(Vec::with_capacity(16)).await;
+            assert_eq!(r.unwrap(), 4);
+            assert_eq!(&buf[..], b"ping");
+            let (r, _) = monoio::io::AsyncWriteRentExt::write_all(&mut c, b"pong".to_vec()).await;
+            r.unwrap();
+            let mut got = [0u8; 4];
+            peer.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"pong");
+        });
+    }
+
+    /// Without a source address the kernel picks 127.0.0.1 towards 127.0.0.1 (as before).
+    #[test]
+    fn connect_without_source_address_is_unchanged() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        on_each_driver(async || {
+            let _c = Conn::connect(addr, None, None).await.unwrap();
+            let (_, from) = l.accept().unwrap();
+            assert_eq!(from.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        });
+    }
+
+    /// A refused connection is an error (the handshake's outcome is read, not assumed).
+    #[test]
+    fn connect_from_reports_a_refused_connection() {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4));
+        on_each_driver(async || {
+            let e = connect_from(src, addr)
+                .await
+                .expect_err("nothing listens there");
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+        });
     }
 }
