@@ -12,7 +12,7 @@
 # Usage: perf/scale-vm.sh                 (PAIRS=50000: 100,000 connections)
 #        PAIRS=2000 perf/scale-vm.sh
 # Knobs: PAIRS; RATE and DURATION (as scale.sh, but under TCG, which relays only about
-# 1,000 msg/s and needs seconds to start 50,000 senders, 500 msg/s for 60 s); SETUP_TIMEOUT and PROBATION (as scale.sh, but under TCG
+# 1,000 msg/s and needs seconds to start 50,000 senders, 500 msg/s for 60 s); SETUP_TIMEOUT (as scale.sh, but under TCG
 # the set-up gets PAIRS/20 s, at least 120); VCPUS (2: relay workers and bench threads, as
 # scale.sh on this 2-core host); MEM (guest RAM, 8G); TIMEOUT (seconds for the VM run,
 # SETUP_TIMEOUT + 600); THP (guest transparent hugepages, default the host's setting);
@@ -127,20 +127,13 @@ else
   accel_name=KVM
   accel_note=KVM
 fi
-# The same set-up budget and probation rule as scale.sh.
+# The same relay and bench arguments as scale.sh.
 RATE=${RATE:-5000}
 DURATION=${DURATION:-5}
-SETUP_TIMEOUT=${SETUP_TIMEOUT:-$(( PAIRS > 10000 ? PAIRS / 250 : 30 ))}
-if [ "$SETUP_TIMEOUT" -gt 30 ]; then
-  PROBATION=${PROBATION:-$(( SETUP_TIMEOUT + PAIRS / ${RATE%.*} + 60 ))}
-fi
-PROBATION=${PROBATION:-}
+WORKERS=$VCPUS
+. perf/scale_args.sh
 TIMEOUT=${TIMEOUT:-$(( SETUP_TIMEOUT + 600 ))}
 
-# One source address per 25,000 connections, as scale.sh (127/8 is local on lo: nothing
-# to add in the guest).
-sources=$(( (2 * PAIRS + 24999) / 25000 ))
-local_addrs=$(seq -s, -f '127.0.0.%g' 1 "$sources")
 thp=${THP:-$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || true)}
 thp=${thp:-madvise}
 
@@ -176,15 +169,12 @@ sleep 1
 kill \$probe; wait \$probe 2>/dev/null
 echo "uring \$(grep -o 'io_uring ring set up.*' /tmp/probe.log | head -1)"
 echo "=====SCALE-GUEST-END====="
-msrpd --listen 127.0.0.1:$PORT --cores $VCPUS --log-level warn \\
-  --max-connections 1000000 --max-connections-per-ip 1000000${PROBATION:+ --probation $PROBATION} >/tmp/msrpd.log 2>&1 &
+msrpd --listen 127.0.0.1:$PORT $RELAY_FLAGS >/tmp/msrpd.log 2>&1 &
 relay=\$!
 for i in \$(seq 100); do grep -q ':$(printf '%04X' $PORT) 00000000:0000 0A' /proc/net/tcp && break; sleep 0.1; done
 sleep 0.5
 echo "bench start \$(cut -d' ' -f1 /proc/uptime)"
-msrpd-bench --relay 127.0.0.1:$PORT --relay-pid \$relay --threads $VCPUS \\
-  --pairs $PAIRS --rate $RATE --size 1024 --hold 2 --warmup 1 --duration $DURATION --drain 10 \\
-  --setup-timeout $SETUP_TIMEOUT --local-addrs $local_addrs --json >/tmp/bench.json 2>/tmp/bench.err
+msrpd-bench --relay 127.0.0.1:$PORT --relay-pid \$relay $BENCH_FLAGS >/tmp/bench.json 2>/tmp/bench.err
 echo "bench exit \$? at \$(cut -d' ' -f1 /proc/uptime)"
 echo "=====SCALE-JSON-BEGIN====="
 cat /tmp/bench.json
@@ -250,8 +240,8 @@ $PAIRS pairs need $((2 * PAIRS)) descriptors in the relay and as many in the ben
 | vCPUs / RAM | $(guest vcpus) / \`-m $MEM\` ($(guest mem_kib) KiB MemTotal) |
 | transparent hugepages | $(guest thp) (host: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo n/a)) |
 | msrpd's io_uring | $(guest uring | sed 's/io_uring ring set up //') |
-| relay flags | scale.sh's${PROBATION:+, plus \`--probation $PROBATION\`: RFC 4976 §6.1 probation (30 s by default) closes a connection without a successful request by then, and the senders make their first one only when traffic starts} |
-| bench | scale.sh's arguments with \`--rate $RATE --duration $DURATION --setup-timeout $SETUP_TIMEOUT --local-addrs $local_addrs\` (ephemeral ports $(guest port_range | tr '\t' '-')) |
+| relay flags | \`$RELAY_FLAGS\` (perf/scale_args.sh, as scale.sh) |
+| bench | \`$BENCH_FLAGS\` (perf/scale_args.sh; ephemeral ports $(guest port_range | tr '\t' '-')) |
 | bench wall time in the guest | $bench_secs s: set-up of all pairs $setup_secs s, 2 s hold, 1 s warm-up, $DURATION s traffic, drain |
 | code | $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src bench Cargo.toml Cargo.lock || echo ' with uncommitted changes') |
 EOF
