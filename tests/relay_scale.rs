@@ -276,3 +276,43 @@ fn sixty_four_pairs_over_two_workers() {
         assert_eq!(c.connections_total, 2 * PAIRS as u64);
     }
 }
+
+/// msrpd-bench sets up at most --setup-concurrency pairs per thread at once, so a
+/// connection's AUTH follows its connect instead of waiting behind every other connect
+/// (which outlasts the relay's probation on a slow host). Against a listener that never
+/// answers, two connections per set-up pair are all it ever opens, and the pair's set-up
+/// timeout ends the run with an error that says so.
+#[test]
+fn bench_sets_up_a_bounded_number_of_pairs_at_once() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let accepting = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let end = std::time::Instant::now() + Duration::from_secs(4);
+        while std::time::Instant::now() < end {
+            match listener.accept() {
+                Ok((s, _)) => held.push(s),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        held.len()
+    });
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_msrpd-bench"))
+        .args(["--relay", &addr.to_string(), "--threads", "1"])
+        .args(["--pairs", "50", "--setup-concurrency", "3"])
+        .args(["--setup-timeout", "1.5", "--duration", "0.2", "--warmup", "0"])
+        .output()
+        .unwrap();
+    let accepted = accepting.join().unwrap();
+    let err = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("setup timed out"), "{err}");
+    // 3 pairs of 2 connections, plus at most one more pair per slot started between its
+    // time-out and the run being given up.
+    assert!((6..=12).contains(&accepted), "{accepted} connections: {err}");
+}

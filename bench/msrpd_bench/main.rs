@@ -107,6 +107,10 @@ pub struct Args {
     /// two thirds of it (so a slow pair is reported as such first).
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub setup_timeout: f64,
+    /// Pairs each bench thread sets up at once (connect, then AUTH). Bounded so that a
+    /// connection's first request follows its connect closely, as a real client's does.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub setup_concurrency: usize,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
@@ -280,8 +284,15 @@ fn main() -> ExitCode {
         eprintln!("msrpd-bench: --setup-timeout must be a positive number of seconds");
         return ExitCode::from(2);
     }
-    if args.size == 0 || args.chunk == 0 || args.pairs == 0 || args.window == 0 {
-        eprintln!("msrpd-bench: --size, --chunk, --pairs and --window must be at least 1");
+    if args.size == 0
+        || args.chunk == 0
+        || args.pairs == 0
+        || args.window == 0
+        || args.setup_concurrency == 0
+    {
+        eprintln!(
+            "msrpd-bench: --size, --chunk, --pairs, --window and --setup-concurrency must be at least 1"
+        );
         return ExitCode::from(2);
     }
     let cpus: Option<Vec<usize>> = match &args.cpus {

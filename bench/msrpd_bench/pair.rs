@@ -91,25 +91,36 @@ async fn thread_async(
 ) -> Stats {
     let stats = Rc::new(RefCell::new(Stats::new()));
     let per_pair = Duration::from_secs_f64(shared.args.setup_timeout * 2.0 / 3.0);
+    // At most --setup-concurrency pairs per thread set up at once, so each connection
+    // AUTHs soon after it connects: with every connect issued first, a slow host (a
+    // 100k-connection run under emulation) takes longer than the relay's probation
+    // (RFC 4976 §6.1, 30 s) to get round to the first AUTH, and the relay rightly closes
+    // every connection.
+    let queue = Rc::new(RefCell::new(pairs.into_iter()));
     let mut setups = Vec::new();
-    for idx in pairs {
-        let sh = shared.clone();
+    for _ in 0..shared.args.setup_concurrency {
+        let (sh, queue, stats) = (shared.clone(), queue.clone(), stats.clone());
         setups.push(monoio::spawn(async move {
-            match monoio::time::timeout(per_pair, setup_pair(&sh, idx)).await {
-                Ok(r) => r,
-                Err(_) => Err(format!("pair {idx}: setup timed out")),
+            let mut ready = Vec::new();
+            // No new pairs once the run is given up (a setup error or the budget spent).
+            while !sh.stop.load(Ordering::Acquire) {
+                let next = queue.borrow_mut().next();
+                let Some(idx) = next else { break };
+                match monoio::time::timeout(per_pair, setup_pair(&sh, idx)).await {
+                    Ok(Ok(p)) => {
+                        sh.ready_pairs.fetch_add(1, Ordering::AcqRel);
+                        ready.push(p);
+                    }
+                    Ok(Err(e)) => error(&sh, &stats, e),
+                    Err(_) => error(&sh, &stats, format!("pair {idx}: setup timed out")),
+                }
             }
+            ready
         }));
     }
     let mut ready = Vec::new();
     for s in setups {
-        match s.await {
-            Ok(p) => {
-                shared.ready_pairs.fetch_add(1, Ordering::AcqRel);
-                ready.push(p);
-            }
-            Err(e) => error(&shared, &stats, e),
-        }
+        ready.extend(s.await);
     }
     gate.wait();
     let Some((from, to)) = *times.lock().expect("times lock") else {
