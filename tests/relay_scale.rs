@@ -301,7 +301,8 @@ fn bench_sets_up_a_bounded_number_of_pairs_at_once() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_msrpd-bench"))
         .args(["--relay", &addr.to_string(), "--threads", "1"])
         .args(["--pairs", "50", "--setup-concurrency", "3"])
-        .args(["--setup-timeout", "1.5", "--duration", "0.2", "--warmup", "0"])
+        .args(["--setup-timeout", "1.5", "--warmup", "0"])
+        .args(["--duration", "0.2"])
         .output()
         .unwrap();
     let accepted = accepting.join().unwrap();
@@ -314,5 +315,8 @@ fn bench_sets_up_a_bounded_number_of_pairs_at_once() {
     assert!(err.contains("setup timed out"), "{err}");
     // 3 pairs of 2 connections, plus at most one more pair per slot started between its
     // time-out and the run being given up.
-    assert!((6..=12).contains(&accepted), "{accepted} connections: {err}");
+    assert!(
+        (6..=12).contains(&accepted),
+        "{accepted} connections\n{err}"
+    );
 }
