@@ -28,7 +28,7 @@ def main():
     print(f"| delivery latency p50 / p99 / max | {d['delivery_us']['p50']:.0f} / {d['delivery_us']['p99']:.0f} / {d['delivery_us']['max']:.0f} us |")
     cpu = d["relay_cpu_us_per_msg"]
     print(f"| relay CPU per delivered message | {'n/a' if cpu is None else f'{cpu:.2f} us'} |")
-    print(f"| relay RSS at the end | {r['end']} KiB |")
+    print(f"| relay RSS when the bench had closed its connections (the relay may still be closing them) | {r['end']} KiB |")
     print(f"| errors / lost | {d['errors']} / {d['lost']} |")
 
 
