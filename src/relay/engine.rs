@@ -217,8 +217,8 @@ struct Stream {
 impl Stream {
     /// The end-line for the frame passed on, with the CRLF that follows a body.
     fn end_line(&self, flag: Flag) -> Bytes {
-        let hex = tid_text(self.tid);
-        let tid = core::str::from_utf8(&hex).unwrap_or_default();
+        let text = TidText::of(self.tid);
+        let tid = text.as_str();
         let mut b = BytesMut::with_capacity(tid.len() + 12);
         if self.has_body {
             encode::body_end_line(&mut b, tid, flag);
@@ -1127,11 +1127,11 @@ impl Relay {
         code: u16,
         via: Origin,
     ) {
-        let hex = tid_text(self.new_tid());
+        let tid = TidText::of(self.new_tid());
         let mut b = BytesMut::with_capacity(256);
         encode::report(
             &mut b,
-            core::str::from_utf8(&hex).unwrap_or_default(),
+            tid.as_str(),
             to_path,
             from_path,
             message_id,
@@ -1503,7 +1503,7 @@ impl Relay {
     }
 
     /// A fresh transaction id for a frame we send, as a number: on the wire it is
-    /// [`tid_text`], and a response's tid maps back to it by [`tid_key`]. Never 0, the
+    /// [`TidText`], and a response's tid maps back to it by [`tid_key`]. Never 0, the
     /// key of tids we did not make.
     fn new_tid(&mut self) -> u64 {
         self.rng.random::<u64>().max(1)
@@ -1544,25 +1544,32 @@ impl Relay {
 /// `head` rewritten for the next hop (RFC 4976 §6.4.1, §6.4.2) with our transaction id
 /// `tid`, and the blank line when a body follows.
 fn forward_bytes(head: &Head<'_>, tid: u64, has_body: bool) -> Bytes {
-    let hex = tid_text(tid);
     let mut b = BytesMut::with_capacity(head.as_bytes().len() + 96);
-    encode::forward_head(&mut b, head, core::str::from_utf8(&hex).unwrap_or_default());
+    encode::forward_head(&mut b, head, TidText::of(tid).as_str());
     if has_body {
         encode::blank_line(&mut b);
     }
     b.freeze()
 }
 
-/// Our transaction id `v` as it goes on the wire: 16 lower-case hex digits.
-fn tid_text(v: u64) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    for (i, d) in b.iter_mut().enumerate() {
-        *d = b"0123456789abcdef"[(v >> (60 - 4 * i)) as usize & 15];
+/// Our transaction id as it goes on the wire: 16 lower-case hex digits.
+struct TidText([u8; 16]);
+
+impl TidText {
+    fn of(v: u64) -> TidText {
+        let mut b = [0u8; 16];
+        for (i, d) in b.iter_mut().enumerate() {
+            *d = b"0123456789abcdef"[(v >> (60 - 4 * i)) as usize & 15];
+        }
+        TidText(b)
     }
-    b
+    fn as_str(&self) -> &str {
+        // Hex digits only: always UTF-8.
+        core::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
-/// The transaction key of a tid we made (16 hex digits, [`tid_text`]); other tids map
+/// The transaction key of a tid we made (16 hex digits, [`TidText`]); other tids map
 /// to 0, which we never use.
 fn tid_key(tid: &str) -> u64 {
     if tid.len() == 16 {
@@ -1600,7 +1607,7 @@ fn fallback_is_request(raw: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{tid_key, tid_text};
+    use super::{TidText, tid_key};
     use rand::{Rng, SeedableRng};
 
     /// A response's tid finds the transaction it answers: the text we send maps back to
@@ -1613,8 +1620,8 @@ mod tests {
             .into_iter()
             .chain((0..100_000).map(|_| rng.random::<u64>().max(1)))
         {
-            let hex = tid_text(v);
-            let text = core::str::from_utf8(&hex).unwrap();
+            let hex = TidText::of(v);
+            let text = hex.as_str();
             assert_eq!(text, format!("{v:016x}"));
             assert_eq!(tid_key(text), v, "{text}");
         }
