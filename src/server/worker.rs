@@ -31,6 +31,11 @@ const READ_BUF: usize = 64 * 1024;
 const IDLE_READ_BUF: usize = 2 * 1024;
 /// Below this much free space the read buffer is grown before reading.
 const MIN_READ: usize = 1024;
+/// A big read buffer goes back to [`IDLE_READ_BUF`] after this many reads in a row that
+/// the small one would have held. Shrinking at the first such read made a connection
+/// under steady load swap sizes every other read, and each swap was a fresh 64 KiB
+/// allocation (with, in the allocator, fresh pages and their page faults).
+const SHRINK_AFTER: u32 = 64;
 /// Timer resolution of the relay's timeouts.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -715,8 +720,10 @@ fn handshake_guard(fd: RawFd, timeout: Duration) -> Rc<Cell<bool>> {
 
 async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R) {
     let mut buf = BytesMut::with_capacity(IDLE_READ_BUF);
-    // The buffer grows to READ_BUF when reads fill it, and shrinks back once drained.
+    // The buffer grows to READ_BUF when a read fills it, and shrinks back once drained
+    // after SHRINK_AFTER small reads in a row.
     let mut busy = false;
+    let mut small_reads = 0u32;
     let mut sc = Scanner::new(w.limits);
     let id = h.id;
     let origin = Origin::Conn(id);
@@ -738,7 +745,8 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
         if h.is_closing() {
             break "closed by relay";
         }
-        if buf.is_empty() && !busy && buf.capacity() > IDLE_READ_BUF {
+        if buf.is_empty() && !busy && small_reads >= SHRINK_AFTER && buf.capacity() > IDLE_READ_BUF
+        {
             buf = BytesMut::with_capacity(IDLE_READ_BUF);
         }
         if buf.capacity() - buf.len() < MIN_READ
@@ -760,7 +768,14 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
         match res {
             Ok(0) => break "closed by peer",
             Err(_) => break "read error",
-            Ok(n) => busy = n == cap - len,
+            Ok(n) => {
+                busy = n == cap - len;
+                small_reads = if n <= IDLE_READ_BUF / 2 {
+                    small_reads.saturating_add(1)
+                } else {
+                    0
+                };
+            }
         }
         let now = Instant::now();
         loop {
