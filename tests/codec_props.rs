@@ -832,11 +832,11 @@ proptest! {
         let hs: Vec<(&str, &[u8])> =
             headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
         let mut wire = Vec::new();
-        encode::response(&mut wire, &tid, code, comment.as_deref(), &join(&to), &join(&from), &hs);
+        encode::response(&mut wire, &tid, code, comment.as_deref(), join(&to), join(&from), &hs);
         // The relay sizes its buffers by this; it must be exact.
         prop_assert_eq!(
             wire.len(),
-            encode::response_len(&tid, comment.as_deref(), &join(&to), &join(&from), &hs)
+            encode::response_len(&tid, comment.as_deref(), join(&to), join(&from), &hs)
         );
         let cuts: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
         let (head, body, flag) = scan_one(&wire, &cuts);

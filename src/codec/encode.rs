@@ -27,9 +27,14 @@ pub fn start_request(buf: &mut impl BufMut, tid: &str, method: &str) {
 }
 
 /// `MSRP tid code [comment] CRLF`.
-pub fn start_response(buf: &mut impl BufMut, tid: &str, code: u16, comment: Option<&str>) {
+pub fn start_response(
+    buf: &mut impl BufMut,
+    tid: impl AsRef<[u8]>,
+    code: u16,
+    comment: Option<&str>,
+) {
     buf.put_slice(b"MSRP ");
-    buf.put_slice(tid.as_bytes());
+    buf.put_slice(tid.as_ref());
     buf.put_u8(b' ');
     put_code(buf, code);
     if let Some(c) = comment {
@@ -101,9 +106,9 @@ pub fn blank_line(buf: &mut impl BufMut) {
 }
 
 /// The end-line of a frame without a body: `-------tid<flag> CRLF`.
-pub fn end_line(buf: &mut impl BufMut, tid: &str, flag: Flag) {
+pub fn end_line(buf: &mut impl BufMut, tid: impl AsRef<[u8]>, flag: Flag) {
     buf.put_slice(b"-------");
-    buf.put_slice(tid.as_bytes());
+    buf.put_slice(tid.as_ref());
     buf.put_u8(flag.as_byte());
     buf.put_slice(b"\r\n");
 }
@@ -143,19 +148,21 @@ pub fn request(
     }
 }
 
-/// A whole response (responses have no body and always end with `$`).
+/// A whole response (responses have no body and always end with `$`). The transaction id
+/// and paths are taken as bytes too, as a relay keeps them from the request's head.
 pub fn response(
     buf: &mut impl BufMut,
-    tid: &str,
+    tid: impl AsRef<[u8]>,
     code: u16,
     comment: Option<&str>,
-    to_path: &str,
-    from_path: &str,
+    to_path: impl AsRef<[u8]>,
+    from_path: impl AsRef<[u8]>,
     headers: &[(&str, &[u8])],
 ) {
+    let tid = tid.as_ref();
     start_response(buf, tid, code, comment);
-    header(buf, "To-Path", to_path.as_bytes());
-    header(buf, "From-Path", from_path.as_bytes());
+    header(buf, "To-Path", to_path.as_ref());
+    header(buf, "From-Path", from_path.as_ref());
     for (n, v) in headers {
         header(buf, n, v);
     }
@@ -165,12 +172,13 @@ pub fn response(
 /// How many bytes [`response`] writes for the same arguments, so that callers can
 /// allocate once.
 pub fn response_len(
-    tid: &str,
+    tid: impl AsRef<[u8]>,
     comment: Option<&str>,
-    to_path: &str,
-    from_path: &str,
+    to_path: impl AsRef<[u8]>,
+    from_path: impl AsRef<[u8]>,
     headers: &[(&str, &[u8])],
 ) -> usize {
+    let (tid, to_path, from_path) = (tid.as_ref(), to_path.as_ref(), from_path.as_ref());
     // "MSRP " tid " " code [" " comment] CRLF; "To-Path: " .. CRLF; "From-Path: " .. CRLF;
     // each "Name: value" CRLF; "-------" tid "$" CRLF.
     let start = 5 + tid.len() + 1 + 3 + comment.map_or(0, |c| 1 + c.len()) + 2;

@@ -88,11 +88,14 @@ impl PrevHop {
             message_id: head.message_id().map_or((0, 0), |m| span_of(raw, m)),
         }
     }
-    fn part(&self, (s, e): (u16, u16)) -> &str {
+    fn part(&self, span: (u16, u16)) -> &str {
+        core::str::from_utf8(self.bytes(span)).unwrap_or("")
+    }
+    /// A part as bytes, for writing out: no UTF-8 check (the head was checked whole).
+    fn bytes(&self, (s, e): (u16, u16)) -> &[u8] {
         self.raw
             .get(usize::from(s)..usize::from(e))
-            .and_then(|b| core::str::from_utf8(b).ok())
-            .unwrap_or("")
+            .unwrap_or_default()
     }
     /// The request's transaction id.
     fn tid(&self) -> &str {
@@ -508,7 +511,8 @@ impl Relay {
                 let alive = self.is_alive(c);
                 // The 200 for the chunk first, then any REPORT about its fate.
                 if let Some((conn, p)) = s.reply {
-                    let (tid, to, from) = (p.tid(), p.prev_uri(), p.our_uri());
+                    let (tid, to, from) =
+                        (p.bytes(p.tid), p.bytes(p.from_first), p.bytes(p.to_first));
                     let len = encode::response_len(tid, Some("OK"), to, from, &[]);
                     let mut b = BytesMut::with_capacity(len);
                     encode::response(&mut b, tid, 200, Some("OK"), to, from, &[]);
