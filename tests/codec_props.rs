@@ -21,8 +21,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bytes::BytesMut;
 use msrpd::codec::{
-    ByteRange, ContentType, Credentials, Event, FailureReport, Flag, Head, Host, ScanError,
-    Scanner, StartLine, Status, SuccessReport, Uri, encode,
+    ByteRange, ContentType, Credentials, Event, FailureReport, Flag, Head, Host, Path, PathCache,
+    ScanError, Scanner, StartLine, Status, SuccessReport, Uri, encode,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -1097,5 +1097,47 @@ proptest! {
         let after: Vec<_> = f.headers().skip(2).collect();
         prop_assert_eq!(before, after);
         prop_assert_eq!(f.rest(), h.rest());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The relay's path cache gives what parsing gives
+// ---------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Paths (some valid, some with a byte changed, some the same text again) go through
+    /// one `PathCache` in a random order, several times: every answer, hit or miss, is the
+    /// one `Path::parse` gives, down to each part of the first URI, and a path that fails
+    /// keeps failing the same way.
+    #[test]
+    fn path_cache_agrees_with_parse(
+        paths in prop::collection::vec((path(4), any::<Option<(Index, u8)>>()), 1..40),
+        order in prop::collection::vec(any::<Index>(), 1..200),
+    ) {
+        let texts: Vec<String> = paths
+            .iter()
+            .map(|(p, m)| {
+                let mut t = join(p).into_bytes();
+                if let Some((at, b)) = m {
+                    let i = at.index(t.len());
+                    t[i] = *b;
+                }
+                String::from_utf8_lossy(&t).into_owned()
+            })
+            .collect();
+        let mut cache = PathCache::new();
+        for i in order {
+            let t = &texts[i.index(texts.len())];
+            let want = Path::parse(t);
+            let got = cache.parse(t);
+            prop_assert_eq!(format!("{want:?}"), format!("{got:?}"));
+            if let (Ok(w), Ok(g)) = (want, got) {
+                prop_assert_eq!(w.len(), g.len());
+                prop_assert_eq!(format!("{:?}", w.first()), format!("{:?}", g.first()));
+                prop_assert_eq!(w.first().as_str(), g.first().as_str());
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@
 use super::chars::{ALPHA, TOKEN, all, all_text, find, find_ctrl, is};
 use super::header::{
     AuthInfo, ByteRange, Challenge, ContentType, Credentials, FailureReport, HeaderKind, Path,
-    Status, SuccessReport, ValueError, parse_message_id_str, parse_seconds,
+    PathCache, Status, SuccessReport, ValueError, parse_message_id_str, parse_seconds,
 };
 use super::scanner::{ScanError, StartInfo, StartKind, parse_start};
 
@@ -166,6 +166,19 @@ impl<'a> Head<'a> {
         raw: &'a [u8],
         start: StartInfo,
     ) -> Result<Head<'a>, HeadError> {
+        Head::parse_after_start_with(raw, start, None)
+    }
+
+    /// [`Head::parse_after_start`], with To-Path and From-Path looked up in `paths` first.
+    pub(crate) fn parse_after_start_with(
+        raw: &'a [u8],
+        start: StartInfo,
+        mut paths: Option<&mut PathCache>,
+    ) -> Result<Head<'a>, HeadError> {
+        let mut path = |v: &'a str| match paths.as_deref_mut() {
+            Some(c) => c.parse(v),
+            None => Path::parse(v),
+        };
         if raw.len() > usize::from(u16::MAX) {
             return Err(HeadError::TooLarge);
         }
@@ -240,10 +253,10 @@ impl<'a> Head<'a> {
             };
             let err = |e| HeadError::Value(kind, e);
             match (count, kind) {
-                (0, HeaderKind::ToPath) => head.to_path = Path::parse(value_str()).map_err(err)?,
+                (0, HeaderKind::ToPath) => head.to_path = path(value_str()).map_err(err)?,
                 (0, _) => return Err(HeadError::MissingToPath),
                 (1, HeaderKind::FromPath) => {
-                    head.from_path = Path::parse(value_str()).map_err(err)?;
+                    head.from_path = path(value_str()).map_err(err)?;
                     head.rest_at = (lf + 1) as u16;
                 }
                 (1, _) => return Err(HeadError::MissingFromPath),

@@ -260,6 +260,120 @@ impl<'a> Path<'a> {
     }
 }
 
+/// Paths parsed recently, by their exact bytes: a relay sees the same To-Path and
+/// From-Path on every frame of a session, and finding the bytes here costs a hash and a
+/// comparison instead of parsing each URI again. Two slots per hash bucket, the one not
+/// used last giving way to a new path, so the size is fixed; only paths that parsed are
+/// kept, so a hit gives exactly what [`Path::parse`] would.
+pub struct PathCache {
+    slots: Box<[CachedPath]>,
+}
+
+/// Paths longer than this are parsed each time.
+const CACHED_PATH_MAX: usize = 128;
+/// Buckets in a [`PathCache`] (a power of two), of two slots each.
+const CACHE_BUCKETS: usize = 512;
+
+#[derive(Clone, Copy)]
+struct CachedPath {
+    /// Length of `key`; 0 for an empty slot (an empty path never parses).
+    len: u8,
+    /// Whether this slot, rather than the other one of its bucket, was used last.
+    recent: bool,
+    uris: u8,
+    first_len: u16,
+    key: [u8; CACHED_PATH_MAX],
+    first: Uri<'static>,
+}
+
+impl Default for PathCache {
+    fn default() -> Self {
+        PathCache::new()
+    }
+}
+
+impl PathCache {
+    pub fn new() -> PathCache {
+        let empty = CachedPath {
+            len: 0,
+            recent: false,
+            uris: 0,
+            first_len: 0,
+            key: [0; CACHED_PATH_MAX],
+            first: Uri::EMPTY,
+        };
+        PathCache {
+            slots: vec![empty; 2 * CACHE_BUCKETS].into_boxed_slice(),
+        }
+    }
+
+    /// [`Path::parse`], from the cache when these bytes parsed before.
+    pub fn parse<'a>(&mut self, raw: &'a str) -> Result<Path<'a>, ValueError> {
+        let b = raw.as_bytes();
+        if b.is_empty() || b.len() > CACHED_PATH_MAX {
+            return Path::parse(raw);
+        }
+        let at = 2 * bucket_of(b);
+        let Some([s0, s1]) = self.slots.get_mut(at..at + 2) else {
+            return Path::parse(raw);
+        };
+        for which in [0, 1] {
+            let (hit, other) = if which == 0 {
+                (&mut *s0, &mut *s1)
+            } else {
+                (&mut *s1, &mut *s0)
+            };
+            let n = usize::from(hit.len);
+            if n == b.len() && hit.key.get(..n) == Some(b) {
+                hit.recent = true;
+                other.recent = false;
+                let first = raw.get(..usize::from(hit.first_len)).unwrap_or_default();
+                return Ok(Path {
+                    raw,
+                    len: hit.uris,
+                    first: hit.first.attach(first),
+                });
+            }
+        }
+        let path = Path::parse(raw)?;
+        let (slot, other) = if s0.recent { (s1, s0) } else { (s0, s1) };
+        let (first, first_len) = path.first.detach();
+        slot.len = b.len() as u8;
+        slot.recent = true;
+        other.recent = false;
+        slot.uris = path.len;
+        slot.first_len = first_len as u16;
+        slot.key[..b.len()].copy_from_slice(b);
+        slot.first = first;
+        Ok(path)
+    }
+}
+
+/// The cache bucket for `b` (1 to [`CACHED_PATH_MAX`] bytes): a multiply-rotate hash
+/// over 8-byte words, the last one overlapping, with the length mixed in.
+fn bucket_of(b: &[u8]) -> usize {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let word = |i: usize| {
+        b.get(i..i + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let mut h = b.len() as u64;
+    if b.len() < 8 {
+        for &c in b {
+            h = (h.rotate_left(8) ^ u64::from(c)).wrapping_mul(K);
+        }
+    } else {
+        let mut i = 0;
+        while i + 8 < b.len() {
+            h = (h.rotate_left(23) ^ word(i)).wrapping_mul(K);
+            i += 8;
+        }
+        h = (h.rotate_left(23) ^ word(b.len() - 8)).wrapping_mul(K);
+    }
+    (h >> 32) as usize & (CACHE_BUCKETS - 1)
+}
+
 /// Message-ID (RFC 4975 §9: `ident`).
 pub fn parse_message_id(v: &[u8]) -> Result<&str, ValueError> {
     if !is_ident(v) {
@@ -722,6 +836,35 @@ impl<'a> AuthInfo<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_cache_evicts_and_still_agrees() {
+        // Far more paths than slots, so buckets fill, evict and refill; each answer must
+        // still be Path::parse's. Lengths up to past the cacheable limit.
+        let text = |i: usize| {
+            let pad = "x".repeat(i % 150);
+            format!(
+                "msrp://h{i}{pad}.example.com:{}/s{i};tcp msrp://r.example.com;tcp",
+                i % 65536
+            )
+        };
+        let mut cache = PathCache::new();
+        for round in 0..3 {
+            for i in (0..3000).map(|i| (i * 7 + round) % 3000) {
+                let t = text(i);
+                let want = Path::parse(&t).unwrap();
+                let got = cache.parse(&t).unwrap();
+                assert_eq!(format!("{want:?}"), format!("{got:?}"));
+                assert_eq!(got.first().as_str(), want.first().as_str());
+                assert_eq!(got.len(), 2);
+            }
+        }
+        // A path that fails is not kept: it fails again, the same way.
+        let bad = "msrp://h;tcp msrp://";
+        assert_eq!(cache.parse(bad).unwrap_err(), Path::parse(bad).unwrap_err());
+        assert_eq!(cache.parse(bad).unwrap_err(), Path::parse(bad).unwrap_err());
+        assert!(cache.parse("").is_err());
+    }
 
     #[test]
     fn byte_ranges() {

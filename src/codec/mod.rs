@@ -16,7 +16,7 @@ pub use chars::hex_u64;
 pub use head::{Head, HeadError, Header, Method, StartLine};
 pub use header::{
     AuthInfo, ByteRange, Challenge, ContentType, Credentials, DigestParams, FailureReport,
-    HeaderKind, Path, Status, SuccessReport, ValueError,
+    HeaderKind, Path, PathCache, Status, SuccessReport, ValueError,
 };
 pub use scanner::{Event, Flag, RawHead, ScanError, ScanLimits, Scanner};
 pub use uri::{Host, Uri, UriError};

@@ -96,6 +96,17 @@ impl<'a> Uri<'a> {
         secure: false,
     };
 
+    /// This URI without its text: the offsets and values parsing found, for
+    /// [`Uri::attach`] to put back on the same bytes later.
+    pub(crate) fn detach(&self) -> (Uri<'static>, usize) {
+        (Uri { raw: "", ..*self }, self.raw.len())
+    }
+
+    /// A detached URI on `raw`, which must hold the bytes it was parsed from.
+    pub(crate) fn attach<'b>(&self, raw: &'b str) -> Uri<'b> {
+        Uri { raw, ..*self }
+    }
+
     /// Parses one MSRP URI (RFC 4975 §9 `MSRP-URI`). The whole input must be the URI.
     ///
     /// One pass from left to right: each part is scanned with the byte-class table up to

@@ -20,7 +20,9 @@ use rand::{Rng, SeedableRng};
 
 use crate::codec::encode;
 use crate::codec::scanner::StartInfo;
-use crate::codec::{ByteRange, FailureReport, Flag, Head, HeadError, Method, RawHead, Uri};
+use crate::codec::{
+    ByteRange, FailureReport, Flag, Head, HeadError, Method, PathCache, RawHead, Uri,
+};
 
 use super::auth::{AuthResult, Authenticator};
 use super::session::SessionKey;
@@ -271,6 +273,8 @@ pub struct Relay {
     sessions: HashMap<u64, Session>,
     streams: HashMap<Origin, Stream>,
     txns: HashMap<(u32, u64), Txn>,
+    /// To-Paths and From-Paths seen lately: a session's frames all carry the same ones.
+    paths: PathCache,
     outbound: HashMap<(String, u16, bool), ConnId>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     last_idle_scan: Instant,
@@ -312,6 +316,7 @@ impl Relay {
             sessions: HashMap::new(),
             streams: HashMap::new(),
             txns: HashMap::new(),
+            paths: PathCache::new(),
             outbound: HashMap::new(),
             timers: BinaryHeap::new(),
             last_idle_scan: now,
@@ -762,7 +767,7 @@ impl Relay {
         has_body: bool,
     ) -> Step {
         let parsed = match start {
-            Some(start) => Head::parse_after_start(raw, start),
+            Some(start) => Head::parse_after_start_with(raw, start, Some(&mut self.paths)),
             None => Head::parse(raw),
         };
         let head = match parsed {
