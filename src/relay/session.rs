@@ -25,14 +25,18 @@ impl SessionKey {
     /// Parses a session id made by [`SessionKey::encode`]; anything else is `None`.
     pub fn decode(sid: &str) -> Option<SessionKey> {
         let b = sid.as_bytes();
-        if b.len() != 28 || !b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        if b.len() != 28 {
             return None;
         }
-        Some(SessionKey {
+        // hex_u64 takes hex digits of either case; ours are lower-case. Among hex digits
+        // exactly the upper-case letters have bit 5 clear, so one AND over all bytes
+        // tells (the compiler does it a vector at a time).
+        let key = SessionKey {
             core: u16::try_from(hex_u64(&b[..4])?).ok()?,
             slot: u32::try_from(hex_u64(&b[4..12])?).ok()?,
             key: hex_u64(&b[12..])?,
-        })
+        };
+        (b.iter().fold(0xFF, |a, &c| a & c) & 0x20 != 0).then_some(key)
     }
 }
 
@@ -51,6 +55,9 @@ mod tests {
         assert_eq!(s, "0003deadbeef0123456789abcdef");
         assert_eq!(SessionKey::decode(&s), Some(k));
         assert_eq!(SessionKey::decode("0003deadbeef0123456789abcdeF"), None);
+        assert_eq!(SessionKey::decode("0003DEADBEEF0123456789abcdef"), None);
+        assert_eq!(SessionKey::decode("0003deadbeef0123456789abcdeg"), None);
+        assert_eq!(SessionKey::decode("0003deadbeef0123456789abcd:f"), None);
         assert_eq!(SessionKey::decode("0003deadbeef0123456789abcd"), None);
         assert_eq!(SessionKey::decode("jshA7we"), None);
         assert_eq!(hex_u64(b"00ff00FF"), Some(0x00ff_00ff));
