@@ -19,7 +19,7 @@ use std::sync::LazyLock;
 
 use memchr::memmem;
 
-use super::chars::{IDENT, UPPER, all, all_text, is_ident, span};
+use super::chars::{ALNUM, IDENT, UPPER, all, all_text, is, span};
 use super::head::{Head, HeadError};
 
 /// The continuation flag of an end-line (RFC 4975 §7.1).
@@ -472,7 +472,12 @@ pub(crate) fn parse_start(line: &[u8]) -> Result<StartInfo, ScanError> {
     // The id ends at the first byte that is no ident-char, which must be the space.
     let sp = span(rest, 0, IDENT);
     let tid = &rest[..sp];
-    if rest.get(sp) != Some(&b' ') || !is_ident(tid) {
+    // Every byte of `tid` is an ident-char (the span); `ident` also wants 4 to 32 of them
+    // and an ALPHANUM first.
+    if rest.get(sp) != Some(&b' ')
+        || !(4..=32).contains(&tid.len())
+        || !tid.first().is_some_and(|&c| is(c, ALNUM))
+    {
         return Err(ScanError::BadTransactionId);
     }
     let at = 5 + sp + 1;
@@ -489,7 +494,9 @@ pub(crate) fn parse_start(line: &[u8]) -> Result<StartInfo, ScanError> {
             },
             Some(b' ') => {
                 let comment = &tail[4..];
-                if !all_text(comment) || core::str::from_utf8(comment).is_err() {
+                if !all_text(comment)
+                    || (!comment.is_ascii() && core::str::from_utf8(comment).is_err())
+                {
                     return Err(ScanError::BadStartLine);
                 }
                 StartKind::Response {
