@@ -115,6 +115,19 @@ pub struct Gauges {
     /// The origin of the frame being streamed to a connection, packed (0: none).
     active: Vec<Box<[AtomicU64]>>,
     drained: Vec<Event>,
+    /// Readers of each core waiting on its drain event: notifying an event takes its
+    /// lock even with nobody listening, and queues change on every write, so it is
+    /// notified only when this is non-zero.
+    waiting: Vec<AtomicUsize>,
+}
+
+/// Counts a reader in [`Gauges::waiting`] while it exists (also when its wait is dropped).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Packs an origin into a non-zero word for [`Gauges`].
@@ -144,6 +157,7 @@ impl Gauges {
                 .map(|_| (0..slots).map(|_| AtomicU64::new(0)).collect())
                 .collect(),
             drained: (0..workers).map(|_| Event::new()).collect(),
+            waiting: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
         }
     }
 
@@ -242,7 +256,13 @@ impl Gauges {
     }
 
     fn notify(&self, core: u16) {
-        if let Some(e) = self.drained.get(usize::from(core)) {
+        let i = usize::from(core);
+        // Pairs with the fence in `wait_below`: either the waiter sees the queue change
+        // made before this, or this sees the waiter counted.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiting.get(i).is_some_and(|w| w.load(Ordering::SeqCst) > 0)
+            && let Some(e) = self.drained.get(i)
+        {
             e.notify(usize::MAX);
         }
     }
@@ -272,10 +292,16 @@ impl Gauges {
                 monoio::time::sleep(REMOTE_RECHECK).await;
                 continue;
             }
-            let Some(ev) = self.drained.get(usize::from(core)) else {
+            let (Some(ev), Some(waiting)) = (
+                self.drained.get(usize::from(core)),
+                self.waiting.get(usize::from(core)),
+            ) else {
                 return;
             };
             let listener = ev.listen();
+            waiting.fetch_add(1, Ordering::SeqCst);
+            let _counted = Waiting(waiting);
+            std::sync::atomic::fence(Ordering::SeqCst);
             if self.has_room(core, slot, high, me) {
                 return;
             }
