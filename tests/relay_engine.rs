@@ -686,7 +686,7 @@ fn error_response_from_the_next_hop_is_reported_for_yes_and_partial() {
     }
 }
 
-/// Answered transactions leave their timers behind in the heap; they must not pile up
+/// Answered transactions leave their timers behind; they must not pile up
 /// (one per message for the whole txn timeout), and the rebuild that drops them must
 /// keep the live ones: a SEND left unanswered through it still gets its 408.
 #[test]

@@ -277,6 +277,10 @@ pub struct Relay {
     paths: PathCache,
     outbound: HashMap<(String, u16, bool), ConnId>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// Transaction timers, in deadline order: they all run for `txn_timeout` from now, so
+    /// a queue keeps them sorted at no cost (one is pushed per message). One that would
+    /// not be last goes to `timers` instead.
+    txn_timers: VecDeque<(Instant, u32, u64)>,
     last_idle_scan: Instant,
     actions: VecDeque<Action>,
     base_uri: String,
@@ -319,6 +323,7 @@ impl Relay {
             paths: PathCache::new(),
             outbound: HashMap::new(),
             timers: BinaryHeap::new(),
+            txn_timers: VecDeque::new(),
             last_idle_scan: now,
             actions: VecDeque::new(),
             base_uri,
@@ -625,6 +630,19 @@ impl Relay {
     /// the heap is rebuilt with the live ones whenever dead ones clearly outnumber them;
     /// each rebuild follows at least as many pushes as it visits entries.
     fn push_timer(&mut self, at: Instant, timer: Timer) {
+        if let Timer::Txn(slot, tid) = timer
+            && self.txn_timers.back().is_none_or(|&(last, ..)| last <= at)
+        {
+            self.txn_timers.push_back((at, slot, tid));
+            if self.txn_timers.len() > 2 * self.txns.len() + TIMER_SLACK {
+                let txns = &self.txns;
+                self.txn_timers
+                    .retain(|&(_, slot, tid)| txns.contains_key(&(slot, tid)));
+                self.txn_timers
+                    .shrink_to(2 * self.txn_timers.len() + TIMER_SLACK);
+            }
+            return;
+        }
         self.timers.push(Reverse((at, timer)));
         // Upper bound on live timers: one per transaction, session and connection slot.
         let live = self.txns.len() + self.sessions.len() + self.conns.len();
@@ -645,17 +663,27 @@ impl Relay {
 
     /// Number of timers (due or not, live or dead), for tests.
     pub fn timer_count(&self) -> usize {
-        self.timers.len()
+        self.timers.len() + self.txn_timers.len()
     }
 
     /// Runs due timers: 408 REPORTs (§6.4.1), session expiry (§6.3), probation (§6.1)
     /// and idle connections (§6.5).
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((t, timer))) = self.timers.peek().copied() {
-            if t > now {
-                break;
-            }
-            self.timers.pop();
+        loop {
+            // The earlier of the two sources' first timers, if it is due.
+            let heap = self.timers.peek().map(|Reverse((t, _))| *t);
+            let fifo = self.txn_timers.front().map(|&(t, ..)| t);
+            let timer = match (heap, fifo) {
+                (Some(h), f) if h <= now && f.is_none_or(|f| h <= f) => match self.timers.pop() {
+                    Some(Reverse((_, timer))) => timer,
+                    None => break,
+                },
+                (_, Some(f)) if f <= now => match self.txn_timers.pop_front() {
+                    Some((_, slot, tid)) => Timer::Txn(slot, tid),
+                    None => break,
+                },
+                _ => break,
+            };
             match timer {
                 Timer::Txn(slot, tid) => {
                     if self

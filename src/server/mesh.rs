@@ -260,7 +260,10 @@ impl Gauges {
         // Pairs with the fence in `wait_below`: either the waiter sees the queue change
         // made before this, or this sees the waiter counted.
         std::sync::atomic::fence(Ordering::SeqCst);
-        if self.waiting.get(i).is_some_and(|w| w.load(Ordering::SeqCst) > 0)
+        if self
+            .waiting
+            .get(i)
+            .is_some_and(|w| w.load(Ordering::SeqCst) > 0)
             && let Some(e) = self.drained.get(i)
         {
             e.notify(usize::MAX);
