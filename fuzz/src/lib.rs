@@ -16,7 +16,7 @@ use msrpd::codec::encode;
 use msrpd::codec::header::{DigestParams, unescape};
 use msrpd::codec::{
     AuthInfo, ByteRange, Challenge, ContentType, Credentials, Event, FailureReport, Flag, Head,
-    HeadError, HeaderKind, Host, Method, Path, RawHead, ScanError, ScanLimits, Scanner, StartLine,
+    HeadError, HeaderKind, Host, Method, Path, PathCache, RawHead, ScanError, ScanLimits, Scanner, StartLine,
     Status, SuccessReport, Uri,
 };
 
@@ -667,6 +667,26 @@ pub fn uri(data: &[u8]) {
     if let Ok(p) = Path::parse(s.split('\n').next().unwrap_or("")) {
         check_path(&p);
     }
+    // Every line as a path through the relay's path cache, which lives across inputs (so
+    // that earlier inputs' paths are in it), twice (so that the second is a hit when the
+    // first parsed): each answer must be Path::parse's.
+    PATHS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        for line in s.split('\n') {
+            let want = format!("{:?}", Path::parse(line));
+            for _ in 0..2 {
+                let got = cache.parse(line);
+                assert_eq!(format!("{got:?}"), want, "path cache differs on {line:?}");
+                if let Ok(p) = got {
+                    check_path(&p);
+                }
+            }
+        }
+    });
+}
+
+thread_local! {
+    static PATHS: std::cell::RefCell<PathCache> = std::cell::RefCell::new(PathCache::new());
 }
 
 fn check_params(p: &DigestParams<'_>, input: &[u8], scheme: bool) {
