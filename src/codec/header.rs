@@ -317,23 +317,23 @@ impl PathCache {
         let Some([s0, s1]) = self.slots.get_mut(at..at + 2) else {
             return Path::parse(raw);
         };
-        for which in [0, 1] {
-            let (hit, other) = if which == 0 {
-                (&mut *s0, &mut *s1)
-            } else {
-                (&mut *s1, &mut *s0)
-            };
-            let n = usize::from(hit.len);
-            if n == b.len() && hit.key.get(..n) == Some(b) {
-                hit.recent = true;
-                other.recent = false;
-                let first = raw.get(..usize::from(hit.first_len)).unwrap_or_default();
-                return Ok(Path {
-                    raw,
-                    len: hit.uris,
-                    first: hit.first.attach(first),
-                });
-            }
+        let holds = |s: &CachedPath| s.key.get(..usize::from(s.len)) == Some(b);
+        let found = if holds(s0) {
+            Some((&mut *s0, &mut *s1))
+        } else if holds(s1) {
+            Some((&mut *s1, &mut *s0))
+        } else {
+            None
+        };
+        if let Some((hit, other)) = found {
+            hit.recent = true;
+            other.recent = false;
+            let first = raw.get(..usize::from(hit.first_len)).unwrap_or_default();
+            return Ok(Path {
+                raw,
+                len: hit.uris,
+                first: hit.first.attach(first),
+            });
         }
         let path = Path::parse(raw)?;
         let (slot, other) = if s0.recent { (s1, s0) } else { (s0, s1) };

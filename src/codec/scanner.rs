@@ -14,9 +14,9 @@
 //! Contract: between calls the caller only appends to the buffer; bytes are removed from
 //! its front by the scanner alone.
 
-use bytes::{Buf, Bytes, BytesMut};
 use std::sync::LazyLock;
 
+use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem;
 
 use super::chars::{ALNUM, IDENT, UPPER, all, all_text, is, span};
