@@ -143,6 +143,10 @@ pub struct RelayArgs {
     /// Seconds a TLS handshake may take, inbound or outbound [default: 10].
     #[arg(long, value_name = "SECS")]
     pub tls_handshake_timeout: Option<f64>,
+    /// Seconds to resolve and connect to a next hop, TLS handshake included; then the
+    /// messages waiting for it are reported failed (408) to their senders [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub connect_timeout: Option<f64>,
 }
 
 /// The same settings as read from a TOML file (keys in snake_case).
@@ -182,6 +186,7 @@ pub struct FileConfig {
     pub head_timeout: Option<f64>,
     pub body_timeout: Option<f64>,
     pub tls_handshake_timeout: Option<f64>,
+    pub connect_timeout: Option<f64>,
 }
 
 /// A setting that cannot be used, with what to fix.
@@ -433,6 +438,11 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
         a.tls_handshake_timeout.or(f.tls_handshake_timeout),
         10.0,
         "tls-handshake-timeout",
+    )?;
+    s.connect_timeout = seconds(
+        a.connect_timeout.or(f.connect_timeout),
+        10.0,
+        "connect-timeout",
     )?;
     s.driver = match a.driver.clone().or(f.driver).as_deref() {
         None | Some("auto") => Driver::Auto,

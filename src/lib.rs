@@ -8,5 +8,6 @@
 
 pub mod codec;
 pub mod config;
+pub mod conn;
 pub mod relay;
 pub mod server;

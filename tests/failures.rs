@@ -7,24 +7,15 @@
 mod common;
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use msrpd::codec::Flag;
-use msrpd::relay::CounterSnapshot;
+use msrpd::conn::CounterSnapshot;
 use msrpd::server::Driver;
 
-/// Waits until `f` holds for the relay's counters, at most 3 s.
 fn settle(relay: &Relay, what: &str, f: impl Fn(&CounterSnapshot) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let c = relay.counters();
-        if f(&c) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: {c:?}");
-        thread::sleep(Duration::from_millis(10));
-    }
+    relay.settle(what, f)
 }
 
 /// A SEND head with a body of `len` bytes to come (Failure-Report as given).

@@ -105,11 +105,14 @@ fn from_path_at_the_limit_is_refused() {
     );
 }
 
-/// Two senders stream chunks to the same receiver at once: the receiver gets each frame
-/// whole, one after the other, never interleaved (the second waits for the first's
-/// end-line), on one worker and across workers.
+/// Two senders stream chunks to the same receiver at once. A's big chunk (over 2048
+/// octets, so interruptible, RFC 4975 §7.1.1) stalls half way; C's chunk does not wait
+/// for it: the relay ends A's piece with `+`, passes C's on, then resumes A as a new
+/// chunk (`TID.1`, Byte-Range from the first byte not sent). B reassembles A byte-exact,
+/// every piece's 200 is absorbed by the relay, and each sender gets its one 200. On one
+/// worker and across workers.
 #[test]
-fn frames_to_one_receiver_never_interleave() {
+fn a_stalled_big_chunk_is_interrupted_for_another_sender() {
     for workers in [1, 2] {
         let relay = Relay::start(workers, msrpd::server::Driver::Auto, |_| {});
         let mut b = relay.connect(&peer_uri("bob", 2222));
@@ -117,13 +120,13 @@ fn frames_to_one_receiver_never_interleave() {
         let mut a = relay.connect(&peer_uri("alice", 1111));
         let mut c = relay.connect(&peer_uri("carol", 3333));
         let to_b = format!("{rb} {}", b.me);
-        let body_a = vec![b'a'; 200_000];
+        let body_a: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let body_c = vec![b'c'; 50_000];
         // A starts its chunk: head and half the body.
         let tid_a = a.tid();
         a.send_raw(
             format!(
-                "MSRP {tid_a} SEND\r\nTo-Path: {to_b}\r\nFrom-Path: {}\r\nMessage-ID: msgA0001\r\nByte-Range: 1-200000/200000\r\nContent-Type: text/plain\r\n\r\n",
+                "MSRP {tid_a} SEND\r\nTo-Path: {to_b}\r\nFrom-Path: {}\r\nMessage-ID: msgA0001\r\nByte-Range: 1-200000/200000\r\nContent-Type: application/octet-stream\r\n\r\n",
                 a.me
             )
             .as_bytes(),
@@ -137,25 +140,61 @@ fn frames_to_one_receiver_never_interleave() {
             Some(&body_c),
             Flag::Complete,
         );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        // A finishes.
+        // C's chunk reaches B while A's is still unfinished.
+        let mut got_a = vec![0u8; 200_000];
+        let mut filled = 0;
+        let mut pieces = Vec::new();
+        let mut got_c = None;
+        while got_c.is_none() {
+            let f = b.read_frame();
+            b.respond(&f, 200);
+            match f.header("Message-ID") {
+                Some("msgC0001") => got_c = Some(f),
+                Some("msgA0001") => pieces.push(f),
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+        assert_eq!(got_c.unwrap().body, body_c, "workers {workers}");
+        assert_eq!(pieces.len(), 1, "A's first piece came before C's chunk");
+        assert_eq!(pieces[0].flag, Flag::Continued, "interrupted with +");
+        // A finishes; the rest comes as the next piece.
         a.send_raw(&body_a[100_000..]);
         a.send_raw(format!("\r\n-------{tid_a}$\r\n").as_bytes());
-        let first = b.read_frame();
-        let second = b.read_frame();
-        assert_eq!(
-            first.header("Message-ID"),
-            Some("msgA0001"),
-            "workers {workers}"
-        );
-        assert_eq!(first.body, body_a);
-        assert_eq!(first.flag, Flag::Complete);
-        assert_eq!(second.header("Message-ID"), Some("msgC0001"));
-        assert_eq!(second.body, body_c);
-        b.respond(&first, 200);
-        b.respond(&second, 200);
+        loop {
+            let f = b.read_frame();
+            b.respond(&f, 200);
+            assert_eq!(f.header("Message-ID"), Some("msgA0001"));
+            let done = f.flag == Flag::Complete;
+            pieces.push(f);
+            if done {
+                break;
+            }
+        }
+        for (i, p) in pieces.iter().enumerate() {
+            let range = p
+                .header("Byte-Range")
+                .expect("every piece has a Byte-Range");
+            let start: usize = range.split('-').next().unwrap().parse().unwrap();
+            assert!(range.ends_with("-*/200000"), "{range}");
+            assert_eq!(start, filled + 1, "piece {i} starts where the last ended");
+            if i > 0 {
+                assert_eq!(p.tid(), format!("{}.{i}", pieces[0].tid()), "piece tid");
+            }
+            got_a[filled..filled + p.body.len()].copy_from_slice(&p.body);
+            filled += p.body.len();
+        }
+        assert_eq!(filled, body_a.len());
+        assert!(got_a == body_a, "A's message reassembled byte-exact");
+        // One 200 each; the pieces' 200s are absorbed, no REPORT follows.
         assert_eq!(a.read_frame().kind(), "200");
         assert_eq!(c.read_frame().kind(), "200");
+        assert!(
+            a.try_read_frame(std::time::Duration::from_millis(300))
+                .is_err()
+        );
+        relay.settle("transactions answered", |c| {
+            c.transactions == 0 && c.chunks_interrupted >= 1
+        });
     }
 }
 

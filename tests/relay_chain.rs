@@ -84,6 +84,8 @@ fn two_relays_chained_both_directions() {
     assert_ne!(got.tid(), tid);
     assert!(got.body == body, "body through two relays");
     let start = format!("MSRP {} SEND", got.tid());
+    // Over 2048 octets: passed on interruptible, its range-end `*` (RFC 4975 §7.1.1).
+    let range = format!("1-*/{}", body.len());
     assert_eq!(
         got.head,
         format!(

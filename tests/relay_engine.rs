@@ -6,14 +6,17 @@
 //! Covers RFC 4976 §6.1 (probation), §6.3 (protected mode, AUTH sessions and their
 //! expiry), §6.4.1 / §6.4.3 (Failure-Report timers and REPORTs) and §6.5 (idle close).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use msrpd::codec::{Event, Flag, Head, Scanner};
+use msrpd::conn::{Action, CloseReason, ConnId, ConnKind, Counters, Origin, Slots, Transport};
 use msrpd::relay::session::SessionKey;
-use msrpd::relay::{Action, CloseReason, ConnId, ConnKind, Counters, Origin, Relay, RelayConfig};
+use msrpd::relay::{Relay, RelayConfig};
 
 const HOST: &str = "relay.example.com";
 const RELAY: &str = "msrp://relay.example.com:2855;tcp";
@@ -47,6 +50,7 @@ struct Stream {
 
 struct Harness {
     relay: Relay,
+    slots: Rc<RefCell<Slots>>,
     t0: Instant,
     inbound: HashMap<(u32, u32), Stream>,
     outbound: HashMap<(u32, u32), Stream>,
@@ -60,16 +64,19 @@ fn key(c: ConnId) -> (u32, u32) {
 impl Harness {
     fn new(cfg: RelayConfig) -> Harness {
         let t0 = Instant::now();
+        let slots = Rc::new(RefCell::new(Slots::new(0, 1 << 16)));
         let relay = Relay::new(
             cfg,
             None,
             [7; 32],
             [9; 32],
             Arc::new(Counters::default()),
+            slots.clone(),
             t0,
         );
         Harness {
             relay,
+            slots,
             t0,
             inbound: HashMap::new(),
             outbound: HashMap::new(),
@@ -83,15 +90,20 @@ impl Harness {
     }
 
     fn open(&mut self, secs: f64, loopback: bool) -> ConnId {
+        let ip = if loopback {
+            [127, 0, 0, 1]
+        } else {
+            [192, 0, 2, 1]
+        };
+        self.open_kind(secs, ConnKind::tcp_from((ip, 40000).into()))
+    }
+
+    /// A connection of any kind, given its id as the server would.
+    fn open_kind(&mut self, secs: f64, kind: ConnKind) -> ConnId {
         let now = self.at(secs);
-        self.relay.open_conn(
-            now,
-            ConnKind::Inbound {
-                loopback,
-                secure: false,
-                relay: None,
-            },
-        )
+        let id = self.slots.borrow_mut().alloc().expect("a free slot");
+        self.relay.handle_open(now, id, kind);
+        id
     }
 
     fn tid(&mut self) -> String {
@@ -125,13 +137,8 @@ impl Harness {
         let mut out = Vec::new();
         while let Some(a) = self.relay.poll_action() {
             match a {
-                Action::Write {
-                    slot,
-                    generation,
-                    bytes,
-                    ..
-                } => {
-                    let to = (slot, generation);
+                Action::Write { conn, bytes, .. } => {
+                    let to = key(conn);
                     let s = self.outbound.entry(to).or_default();
                     s.buf.extend_from_slice(&bytes);
                     while let Some(ev) = s.scanner.next(&mut s.buf).expect("relay output scans") {
@@ -159,12 +166,8 @@ impl Harness {
                         }
                     }
                 }
-                Action::Close {
-                    slot,
-                    generation,
-                    reason,
-                } => out.push(Out::Close {
-                    to: (slot, generation),
+                Action::Close { conn, reason } => out.push(Out::Close {
+                    to: key(conn),
                     reason,
                 }),
                 other => panic!("unexpected action {other:?}"),
@@ -731,11 +734,11 @@ fn tls_clients_get_msrps_use_path_on_the_tls_port() {
     let mut cfg = config();
     cfg.tls_ports = vec![2856];
     let mut h = Harness::new(cfg);
-    let secure = h.relay.open_conn(
-        h.at(0.0),
+    let secure = h.open_kind(
+        0.0,
         ConnKind::Inbound {
-            loopback: true,
-            secure: true,
+            peer: ([127, 0, 0, 1], 40001).into(),
+            transport: Transport::Tls,
             relay: None,
         },
     );
@@ -806,12 +809,12 @@ fn relay_identified_by_certificate_speaks_for_its_host_only() {
     let mut h = Harness::new(config());
     let b = h.open(0.0, true);
     let ub = h.auth(0.1, b, BOB, None);
-    let peer = h.relay.open_conn(
-        h.at(0.2),
+    let peer = h.open_kind(
+        0.2,
         ConnKind::Inbound {
-            loopback: false,
-            secure: true,
-            relay: Some(msrpd::relay::PeerIdentity::new(|host| {
+            peer: ([192, 0, 2, 7], 40002).into(),
+            transport: Transport::Tls,
+            relay: Some(msrpd::conn::PeerIdentity::new(|host| {
                 host == "r1.example.com"
             })),
         },

@@ -684,24 +684,37 @@ fn a_session_uri_leads_only_to_its_owner() {
         let (mut a, mut b, ra, rb) = pair(&relay);
         let mut c = relay.connect(&peer_uri("carol", 3333));
         let rc = c.auth(&relay.uri());
-        // C names A's session first: the frame may only go to A (§6.4), not on to B.
+        // C names A's session first, then something other than A: RFC 4976 §6.4 lets
+        // A's URI lead only to A, so the request is refused (403), with a REPORT to C
+        // (Failure-Report yes), and neither A nor B sees it.
         let tid = c.send(
             &format!("{ra} {rb} {}", b.me),
             &[("Message-ID", "hijack01")],
             Some(b"x"),
             Flag::Complete,
         );
+        let refused = c.read_frame();
+        assert_eq!((refused.tid(), refused.kind()), (tid.as_str(), "403"));
+        let report = c.read_frame();
+        assert_eq!(report.kind(), "REPORT");
+        assert_eq!(report.header("Message-ID"), Some("hijack01"));
+        assert!(report.header("Status").unwrap().starts_with("000 403"));
+        assert_quiet(&mut a, "A never sees a frame that does not lead to it");
+        assert_quiet(&mut b, "B never sees C's frame through A's session");
+        // Addressed to A itself, the same frame goes through.
+        let tid = c.send(
+            &format!("{ra} {}", a.me),
+            &[("Message-ID", "toalice1")],
+            Some(b"x"),
+            Flag::Complete,
+        );
         assert_eq!(c.read_frame().tid(), tid);
         let got = a.read_frame();
-        assert_eq!(
-            got.header("To-Path"),
-            Some(format!("{rb} {}", b.me).as_str())
-        );
+        assert_eq!(got.header("To-Path"), Some(a.me.as_str()));
         assert_eq!(
             got.header("From-Path"),
             Some(format!("{ra} {}", c.me).as_str())
         );
-        assert_quiet(&mut b, "B never sees C's frame through A's session");
         // An unauthenticated connection may still reach an owner through its URI.
         let mut d = relay.connect(&peer_uri("dave", 4444));
         let tid = d.send(

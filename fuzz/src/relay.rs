@@ -2,16 +2,23 @@
 //! their mesh messages) driven by a script of connection opens and closes, raw frames,
 //! templated AUTH/SEND/REPORT frames and responses, and timer ticks on a virtual clock.
 //!
-//! Invariants: no panic; every `Write` action's bytes, per connection, scan with a fresh
-//! `Scanner` (no size limits) and every head in them parses with `Head::parse`.
+//! Each connection's writes go through the server's own send queue
+//! (`msrpd::conn::SendQueue`), drained as a writer would, and the chunks it interrupts
+//! are reported back to the relay, as the server does.
+//!
+//! Invariants: no panic; every connection's output, scanned with a fresh `Scanner` (no
+//! size limits), scans, and every head in it parses with `Head::parse`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use msrpd::codec::{Event, Head, ScanLimits, Scanner};
-use msrpd::relay::{Action, ConnId, ConnKind, Counters, Origin, Part, Relay, RelayConfig};
+use msrpd::conn::{Action, ConnId, ConnKind, Counters, Origin, QueueEvent, SendQueue, Slots};
+use msrpd::relay::{Relay, RelayAction, RelayConfig};
 
 const HOST: &str = "relay.example.com";
 
@@ -27,51 +34,13 @@ struct Out {
     buf: BytesMut,
     /// The last request seen on this connection: tid, first From-Path URI, is SEND.
     last_req: Option<(String, String)>,
-    /// The server's per-connection frame queue (src/server/conn.rs), modelled: the frame
-    /// being streamed, and frames held until it ends.
-    active: Option<Origin>,
-    held: std::collections::VecDeque<(Option<Origin>, Vec<::bytes::Bytes>, bool)>,
-}
-
-impl Out {
-    /// What the connection's writer would release for this write, in order.
-    fn queue(&mut self, bytes: ::bytes::Bytes, part: Part) -> Vec<::bytes::Bytes> {
-        let busy = self.active.is_some() || !self.held.is_empty();
-        let mut out = Vec::new();
-        match part {
-            Part::Middle(k) | Part::End(k) if self.active == Some(k) => {
-                out.push(bytes);
-                if matches!(part, Part::End(_)) {
-                    self.active = None;
-                    while let Some((key, bufs, done)) = self.held.pop_front() {
-                        out.extend(bufs);
-                        if !done {
-                            self.active = key;
-                            break;
-                        }
-                    }
-                }
-            }
-            Part::Whole if !busy => out.push(bytes),
-            Part::Start(k) if !busy => {
-                out.push(bytes);
-                self.active = Some(k);
-            }
-            Part::Whole => self.held.push_back((None, vec![bytes], true)),
-            Part::Start(k) => self.held.push_back((Some(k), vec![bytes], false)),
-            Part::Middle(k) | Part::End(k) => {
-                if let Some(h) = self.held.iter_mut().rev().find(|h| h.0 == Some(k) && !h.2) {
-                    h.1.push(bytes);
-                    h.2 = matches!(part, Part::End(_));
-                }
-            }
-        }
-        out
-    }
+    /// The connection's send queue, as the server has it.
+    queue: SendQueue,
 }
 
 struct World {
     relays: Vec<Relay>,
+    slots: Vec<Rc<RefCell<Slots>>>,
     now: Instant,
     conns: Vec<In>,
     out: HashMap<(u16, u32, u32), Out>,
@@ -106,6 +75,9 @@ const PEERS: [&str; 4] = [
 impl World {
     fn new() -> World {
         let now = Instant::now();
+        let slots: Vec<_> = (0..2u16)
+            .map(|core| Rc::new(RefCell::new(Slots::new(core, 1 << 12))))
+            .collect();
         let relays = (0..2u16)
             .map(|core| {
                 let mut cfg = RelayConfig::new(HOST, 2855);
@@ -118,12 +90,14 @@ impl World {
                     [7; 32],
                     [core as u8 + 1; 32],
                     Arc::new(Counters::default()),
+                    slots[usize::from(core)].clone(),
                     now,
                 )
             })
             .collect();
         World {
             relays,
+            slots,
             now,
             conns: Vec::new(),
             out: HashMap::new(),
@@ -178,6 +152,7 @@ impl World {
         let c = self.conns.swap_remove(i);
         self.out.remove(&(c.id.core, c.id.slot, c.id.generation));
         self.relays[usize::from(c.id.core)].handle_closed(self.now, c.id);
+        self.slots[usize::from(c.id.core)].borrow_mut().release(c.id);
     }
 
     fn close_id(&mut self, core: u16, slot: u32, generation: u32) {
@@ -206,42 +181,42 @@ impl World {
         panic!("relays keep producing actions");
     }
 
-    fn act(&mut self, core: u16, a: Action) {
+    fn act(&mut self, core: u16, a: RelayAction) {
         if std::env::var_os("RELAY_TRACE").is_some() {
             match &a {
-                Action::Write {
-                    slot,
-                    generation,
-                    bytes,
-                    ..
-                } => eprintln!(
-                    "core {core} write {slot}/{generation}: {:?}",
+                Action::Write { conn, bytes, .. } => eprintln!(
+                    "core {core} write {conn:?}: {:?}",
                     String::from_utf8_lossy(bytes)
                 ),
                 other => eprintln!("core {core} {other:?}"),
             }
         }
         match a {
-            Action::Write {
-                slot,
-                generation,
-                bytes,
-                part,
-            } => {
-                let alive = self.conns.iter().any(|c| {
-                    c.id == ConnId {
-                        core,
-                        slot,
-                        generation,
-                    }
-                });
-                if !alive {
+            Action::Write { conn, bytes, part } => {
+                if !self.conns.iter().any(|c| c.id == conn) {
                     return;
                 }
-                let o = self.out.entry((core, slot, generation)).or_default();
-                for piece in o.queue(bytes, part) {
+                let o = self
+                    .out
+                    .entry((conn.core, conn.slot, conn.generation))
+                    .or_default();
+                o.queue.push(bytes, part);
+                // A writer that takes everything at once, one buffer at a time.
+                let mut v = Vec::new();
+                while o.queue.has_work() {
+                    o.queue.fill(&mut v, 1, usize::MAX);
+                }
+                for piece in v {
                     o.buf.extend_from_slice(&piece);
                 }
+                for e in o.queue.take_events() {
+                    let QueueEvent::Interrupted { tid, .. } = e;
+                    self.relays[usize::from(conn.core)].handle_rechunked(conn, &tid);
+                }
+                let o = self
+                    .out
+                    .get_mut(&(conn.core, conn.slot, conn.generation))
+                    .expect("just made");
                 let sc = o.scanner.get_or_insert_with(|| {
                     Scanner::new(ScanLimits {
                         max_head: usize::MAX,
@@ -277,25 +252,17 @@ impl World {
                     }
                 }
             }
-            Action::Mesh { core: to, msg } => {
+            Action::ToCore { core: to, msg } => {
                 let now = self.now;
                 if let Some(r) = self.relays.get_mut(usize::from(to)) {
                     r.handle_mesh(now, msg);
                 }
             }
-            Action::Close {
-                slot, generation, ..
-            } => self.close_id(core, slot, generation),
-            Action::Connect {
-                slot, generation, ..
-            } => {
+            Action::Close { conn, .. } => self.close_id(conn.core, conn.slot, conn.generation),
+            Action::Connect { conn, .. } => {
                 // The connection is made at once; a later op may refuse it (close).
                 self.conns.push(In {
-                    id: ConnId {
-                        core,
-                        slot,
-                        generation,
-                    },
+                    id: conn,
                     scanner: Scanner::default(),
                     buf: BytesMut::new(),
                 });
@@ -327,14 +294,12 @@ pub fn relay(data: &[u8]) {
                 if w.conns.len() < 32 {
                     let core = u16::from(arg & 1);
                     let now = w.now;
-                    let id = w.relays[usize::from(core)].open_conn(
-                        now,
-                        ConnKind::Inbound {
-                            loopback: arg & 2 == 0,
-                            secure: false,
-                            relay: None,
-                        },
-                    );
+                    let ip = if arg & 2 == 0 { [127, 0, 0, 1] } else { [192, 0, 2, 1] };
+                    let Some(id) = w.slots[usize::from(core)].borrow_mut().alloc() else {
+                        continue;
+                    };
+                    w.relays[usize::from(core)]
+                        .handle_open(now, id, ConnKind::tcp_from((ip, 5000).into()));
                     w.conns.push(In {
                         id,
                         scanner: Scanner::default(),

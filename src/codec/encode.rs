@@ -286,20 +286,29 @@ pub fn rewrite_head(
 /// own) to the front of From-Path and re-emits the head with `new_tid`. Returns `false`,
 /// writing nothing, when the To-Path holds no further hop.
 pub fn forward_head(buf: &mut impl BufMut, head: &Head<'_>, new_tid: &str) -> bool {
+    forward_head_with(buf, head, new_tid, |buf| buf.put_slice(head.rest())).is_some()
+}
+
+/// [`forward_head`] with the header lines after From-Path written by `rest` instead of
+/// copied (a relay that edits one of them); `None`, with nothing written, when the
+/// To-Path has no URI after the first.
+pub fn forward_head_with<B: BufMut, R>(
+    buf: &mut B,
+    head: &Head<'_>,
+    new_tid: &str,
+    rest: impl FnOnce(&mut B) -> R,
+) -> Option<R> {
     let to = head.to_path();
-    let Some(rest) = to.rest() else {
-        return false;
-    };
+    let rest_uris = to.rest()?;
     match head.start_line() {
         StartLine::Request { method, .. } => start_request(buf, new_tid, method.as_str()),
         StartLine::Response { code, comment, .. } => start_response(buf, new_tid, code, comment),
     }
-    header(buf, "To-Path", rest.as_bytes());
+    header(buf, "To-Path", rest_uris.as_bytes());
     buf.put_slice(b"From-Path: ");
     buf.put_slice(to.first().as_str().as_bytes());
     buf.put_u8(b' ');
     buf.put_slice(head.from_path().as_str().as_bytes());
     buf.put_slice(b"\r\n");
-    buf.put_slice(head.rest());
-    true
+    Some(rest(buf))
 }

@@ -118,6 +118,8 @@ pub struct Head<'a> {
     use_path: Option<Path<'a>>,
     message_id: Option<&'a str>,
     byte_range: Option<ByteRange>,
+    /// Where the Byte-Range value stands in `raw` (for a relay that edits it).
+    byte_range_at: (u16, u16),
     content_type: Option<ContentType<'a>>,
     success_report: Option<SuccessReport>,
     failure_report: Option<FailureReport>,
@@ -192,6 +194,7 @@ impl<'a> Head<'a> {
             use_path: None,
             message_id: None,
             byte_range: None,
+            byte_range_at: (0, 0),
             content_type: None,
             success_report: None,
             failure_report: None,
@@ -380,6 +383,13 @@ impl<'a> Head<'a> {
     pub fn byte_range(&self) -> Option<ByteRange> {
         self.byte_range
     }
+    /// Where the Byte-Range value stands in [`Head::rest`], if the head has one there.
+    pub fn byte_range_span(&self) -> Option<(usize, usize)> {
+        let (a, z) = self.byte_range_at;
+        let r = self.rest_at;
+        (self.byte_range.is_some() && a >= r && z > a)
+            .then(|| (usize::from(a - r), usize::from(z - r)))
+    }
     pub fn content_type(&self) -> Option<ContentType<'a>> {
         self.content_type
     }
@@ -448,7 +458,14 @@ impl<'a> Head<'a> {
             HeaderKind::MessageId => {
                 self.message_id = Some(parse_message_id_str(s()).map_err(err)?)
             }
-            HeaderKind::ByteRange => self.byte_range = Some(ByteRange::parse(v).map_err(err)?),
+            HeaderKind::ByteRange => {
+                self.byte_range = Some(ByteRange::parse(v).map_err(err)?);
+                // Heads are under 64 KiB (the scanner's cap), so offsets fit in u16.
+                let at = (v.as_ptr() as usize).wrapping_sub(self.raw.as_ptr() as usize);
+                if let (Ok(a), Ok(z)) = (u16::try_from(at), u16::try_from(at + v.len())) {
+                    self.byte_range_at = (a, z);
+                }
+            }
             HeaderKind::ContentType => {
                 self.content_type = Some(ContentType::parse_str(s()).map_err(err)?)
             }

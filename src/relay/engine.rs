@@ -1,15 +1,19 @@
 //! The relay's decisions as a sans-I/O state machine (RFC 4976 §6), one per worker core.
 //!
 //! Inputs are `handle_*(now, ..)` calls made by the server as frames, timers and
-//! connection events arrive; outputs are [`Action`]s drained with [`Relay::poll_action`].
-//! Time is passed in, so every rule can be tested with a virtual clock and no sockets.
+//! connection events arrive; outputs are [`RelayAction`]s drained with
+//! [`Relay::poll_action`]; [`Relay::poll_timeout`] says when the relay next needs
+//! [`Relay::handle_timeout`]. Time is passed in, so every rule can be tested with a
+//! virtual clock and no sockets.
 //!
 //! A frame is routed by the core that owns the session its first To-Path URI names: a
-//! frame for another core's session continues there as a stream of [`MeshMsg`]s. Body
+//! frame for another core's session continues there as a stream of [`RelayMsg`]s. Body
 //! pieces are passed on as they arrive; the relay never holds a whole chunk.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,13 +28,15 @@ use crate::codec::{
     ByteRange, FailureReport, Flag, Head, HeadError, Method, PathCache, RawHead, Uri,
 };
 
+use super::RelayAction;
 use super::auth::{AuthResult, Authenticator};
 use super::session::SessionKey;
-use super::types::{
-    Action, CloseReason, ConnId, ConnKind, Counters, MeshMsg, Origin, Part, RelayConfig, bump,
-    drop_by,
-};
+use super::types::{RelayConfig, RelayMsg};
 use super::users::Users;
+use crate::conn::{
+    Action, CloseReason, ConnId, ConnKind, Counters, MSRP_PORT, Origin, Part, Resumable, Slots,
+    Transport, bump, drop_by,
+};
 
 /// How often the idle scan runs at most (more often when the idle timeout is short).
 const IDLE_SCAN_EVERY: Duration = Duration::from_secs(10);
@@ -45,6 +51,9 @@ struct Conn {
     succeeded: bool,
     auth_failures: u32,
     session: Option<u64>,
+    /// Requests we passed on over this connection, awaiting their responses, by our
+    /// transaction id: a connection's close fails its own and looks at no other.
+    txns: HashMap<u64, Txn>,
 }
 
 #[derive(Debug)]
@@ -53,6 +62,9 @@ struct Session {
     generation: u32,
     expires: Instant,
     uri: String,
+    /// Host and port of the client's own URI (first From-Path URI of its AUTH): where a
+    /// request from elsewhere must be going next (RFC 4976 §6.4).
+    client: (String, Option<u16>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,16 +204,36 @@ pub struct Handoff {
     prev: PrevHop,
     /// The head for the next hop, with `tid`; empty when `no_next_hop`.
     fwd: Bytes,
+    /// Where the send queue may edit `fwd` to interrupt the chunk.
+    resume: Option<Resumable>,
     tid: u64,
     has_body: bool,
+    /// Host (lower case) and port of the To-Path URI after ours, for the §6.4 check.
+    next: Option<(String, Option<u16>)>,
 }
+
+/// A request rewritten for its next hop, ready to be queued there.
+struct Outgoing {
+    dest: ConnId,
+    tid: u64,
+    fwd: Bytes,
+    resume: Option<Resumable>,
+    has_body: bool,
+}
+
+/// Why a request from elsewhere for a client's session is refused (RFC 4976 §6.4).
+const NOT_TOWARD_CLIENT: &str = "next To-Path URI is not the client of this session";
 
 #[derive(Debug)]
 struct Txn {
     kind: TxnKind,
     /// The previous hop of the request (where responses and REPORTs go first).
     reply: Origin,
-    deadline: Instant,
+    /// Set once the whole chunk has been passed on: the Failure-Report timer runs from
+    /// there (RFC 4976 §6.4.1). `None` while it is still streaming.
+    deadline: Option<Instant>,
+    /// Responses still owed: one per piece the send queue cut the chunk into.
+    pieces: u32,
 }
 
 /// A frame being passed through.
@@ -213,10 +245,10 @@ struct Stream {
     /// The transaction id we gave the frame passed on ([`Relay::new_tid`]).
     tid: u64,
     has_body: bool,
-    body_len: u64,
     /// The 200 owed to the previous hop once the chunk is in (§6.4.1).
     reply: Option<(ConnId, PrevHop)>,
-    txn: Option<(TxnKind, Origin)>,
+    /// A transaction awaits the next hop's response, under `tid` on the destination.
+    txn: bool,
 }
 
 impl Stream {
@@ -239,9 +271,8 @@ impl Stream {
             bp: None,
             tid: 0,
             has_body: false,
-            body_len: 0,
             reply: None,
-            txn: None,
+            txn: false,
         }
     }
 }
@@ -267,42 +298,54 @@ pub struct Relay {
     protected: bool,
     rng: StdRng,
     counters: Arc<Counters>,
+    /// This core's connection ids: the server's, shared so that the relay can name the
+    /// outbound connections it asks for.
+    slots: Rc<RefCell<Slots>>,
+    /// Per-connection state by slot (the server's slots, so the table stays dense).
     conns: Vec<Option<Conn>>,
-    free: Vec<u32>,
-    next_generation: u32,
     sessions: HashMap<u64, Session>,
     streams: HashMap<Origin, Stream>,
-    txns: HashMap<(u32, u64), Txn>,
+    /// Open transactions on all connections (their entries live in each [`Conn`]).
+    txn_count: usize,
+    /// Transactions of chunks still streaming to a connection that closed, by tid:
+    /// failed (481) when their chunk ends, as the sender then expects (the 200 first).
+    orphans: HashMap<u64, Txn>,
     /// To-Paths and From-Paths seen lately: a session's frames all carry the same ones.
     paths: PathCache,
-    outbound: HashMap<(String, u16, bool), ConnId>,
+    outbound: HashMap<(String, u16, Transport), ConnId>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     /// Transaction timers, in deadline order: they all run for `txn_timeout` from now, so
     /// a queue keeps them sorted at no cost (one is pushed per message). One that would
     /// not be last goes to `timers` instead.
     txn_timers: VecDeque<(Instant, u32, u64)>,
     last_idle_scan: Instant,
-    actions: VecDeque<Action>,
+    actions: VecDeque<RelayAction>,
     base_uri: String,
+    /// The 413 comment, naming the configured limit.
+    too_large: String,
 }
 
 impl Relay {
     /// A relay core. `users` is `None` for protected mode (loopback-only AUTH). `secret`
-    /// keys the digest nonces and must be the same on every core.
+    /// keys the digest nonces and must be the same on every core. `slots` are the core's
+    /// connection ids, shared with the server's connection map.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: RelayConfig,
         users: Option<Arc<Users>>,
         secret: [u8; 32],
         seed: [u8; 32],
         counters: Arc<Counters>,
+        slots: Rc<RefCell<Slots>>,
         now: Instant,
     ) -> Relay {
         let protected = users.is_none();
+        let max_body = cfg.max_non_send_body;
         let auth = Authenticator::new(cfg.realm.clone(), users, secret, cfg.nonce_lifetime, now);
         // A relay listening on TLS only names itself with an msrps: URI.
         let (scheme, port) = match (cfg.ports.first(), cfg.tls_ports.first()) {
             (None, Some(&p)) => ("msrps", p),
-            (p, _) => ("msrp", p.copied().unwrap_or(2855)),
+            (p, _) => ("msrp", p.copied().unwrap_or(MSRP_PORT)),
         };
         let base_uri = format!(
             "{scheme}://{}:{port};tcp",
@@ -314,12 +357,12 @@ impl Relay {
             protected,
             rng: StdRng::from_seed(seed),
             counters,
+            slots,
             conns: Vec::new(),
-            free: Vec::new(),
-            next_generation: 1,
             sessions: HashMap::new(),
             streams: HashMap::new(),
-            txns: HashMap::new(),
+            txn_count: 0,
+            orphans: HashMap::new(),
             paths: PathCache::new(),
             outbound: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -327,6 +370,7 @@ impl Relay {
             last_idle_scan: now,
             actions: VecDeque::new(),
             base_uri,
+            too_large: format!("body of a non-SEND request over {max_body} bytes"),
         }
     }
 
@@ -341,8 +385,31 @@ impl Relay {
     }
 
     /// The next thing to do, if any.
-    pub fn poll_action(&mut self) -> Option<Action> {
+    pub fn poll_action(&mut self) -> Option<RelayAction> {
         self.actions.pop_front()
+    }
+
+    /// When [`Relay::handle_timeout`] is next needed: the earliest timer, or the next idle
+    /// scan while connections are open. `None`: nothing is pending.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let heap = self.timers.peek().map(|Reverse((t, _))| *t);
+        let fifo = self.txn_timers.front().map(|&(t, ..)| t);
+        let idle = (self.open_conns() > 0).then(|| self.last_idle_scan + self.idle_scan_every());
+        [heap, fifo, idle].into_iter().flatten().min()
+    }
+
+    fn idle_scan_every(&self) -> Duration {
+        // At least ten times per idle timeout, so a short one is honoured too.
+        IDLE_SCAN_EVERY.min(self.cfg.idle_timeout / 10)
+    }
+
+    fn open_conns(&self) -> usize {
+        usize::try_from(
+            self.counters
+                .connections_open
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+        .unwrap_or(usize::MAX)
     }
 
     /// Number of live sessions, transactions, streams and connections on this core.
@@ -350,7 +417,7 @@ impl Relay {
         let conns = self.conns.iter().filter(|c| c.is_some()).count();
         (
             self.sessions.len(),
-            self.txns.len(),
+            self.txn_count + self.orphans.len(),
             self.streams.len(),
             conns,
         )
@@ -358,39 +425,32 @@ impl Relay {
 
     // ----- connections -----
 
-    /// Registers a new connection and returns its id.
-    pub fn open_conn(&mut self, now: Instant, kind: ConnKind) -> ConnId {
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1).max(1);
-        let inbound = matches!(kind, ConnKind::Inbound { .. });
+    /// A connection of this core opened (accepted by the server, or made for an
+    /// [`Action::Connect`] the relay asked for): from now on frames may arrive on it.
+    pub fn handle_open(&mut self, now: Instant, id: ConnId, kind: ConnKind) {
+        let inbound = !kind.is_outbound();
         let conn = Conn {
-            generation,
+            generation: id.generation,
             kind,
             last_active: now,
             succeeded: false,
             auth_failures: 0,
             session: None,
+            txns: HashMap::new(),
         };
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.conns[s as usize] = Some(conn);
-                s
-            }
-            None => {
-                self.conns.push(Some(conn));
-                (self.conns.len() - 1) as u32
-            }
-        };
+        let i = id.slot as usize;
+        if self.conns.len() <= i {
+            self.conns.resize_with(i + 1, || None);
+        }
+        self.conns[i] = Some(conn);
         if inbound {
-            self.push_timer(now + self.cfg.probation, Timer::Probation(slot, generation));
+            self.push_timer(
+                now + self.cfg.probation,
+                Timer::Probation(id.slot, id.generation),
+            );
         }
         bump(&self.counters.connections_open, 1);
         bump(&self.counters.connections_total, 1);
-        ConnId {
-            core: self.cfg.core,
-            slot,
-            generation,
-        }
     }
 
     fn conn(&self, slot: u32, generation: u32) -> Option<&Conn> {
@@ -423,7 +483,9 @@ impl Relay {
     }
 
     /// A connection of this core is gone: drop its session, abort what it was sending,
-    /// and fail what was waiting on it.
+    /// and fail what was waiting on it: a chunk it had taken whole, with 408 (no answer
+    /// will come) now, one it was still being sent, with 481 once that chunk has come in
+    /// whole and been answered 200 (RFC 4976 §6.4.1).
     pub fn handle_closed(&mut self, now: Instant, id: ConnId) {
         if self.conn(id.slot, id.generation).is_none() {
             return;
@@ -436,26 +498,26 @@ impl Relay {
         {
             drop_by(&self.counters.sessions, 1);
         }
-        if let ConnKind::Outbound { host, port, secure } = conn.kind {
-            let k = (host, port, secure);
+        if let ConnKind::Outbound {
+            host,
+            port,
+            transport,
+        } = conn.kind
+        {
+            let k = (host, port, transport);
             if self.outbound.get(&k) == Some(&id) {
                 self.outbound.remove(&k);
             }
         }
-        self.free.push(id.slot);
         drop_by(&self.counters.connections_open, 1);
         self.handle_abort(now, Origin::Conn(id));
-        // Transactions sent over this connection will never be answered.
-        let dead: Vec<(u32, u64)> = self
-            .txns
-            .keys()
-            .filter(|(s, _)| *s == id.slot)
-            .copied()
-            .collect();
-        for k in dead {
-            if let Some(t) = self.txns.remove(&k) {
-                drop_by(&self.counters.transactions, 1);
+        for (tid, t) in conn.txns {
+            self.txn_count -= 1;
+            drop_by(&self.counters.transactions, 1);
+            if t.deadline.is_some() {
                 self.fail_txn(now, t, 408);
+            } else {
+                self.orphans.insert(tid, t);
             }
         }
     }
@@ -489,16 +551,15 @@ impl Relay {
         {
             bump(&self.counters.bytes_in, bytes.len() as u64);
         }
-        let Some(s) = self.streams.get_mut(&origin) else {
+        let Some(s) = self.streams.get(&origin) else {
             return;
         };
-        s.body_len += bytes.len() as u64;
         match s.dest {
             Dest::Conn(c) => {
                 bump(&self.counters.bytes_out, bytes.len() as u64);
                 self.write_part(c, bytes, Part::Middle(origin));
             }
-            Dest::Core(k) => self.mesh(k, MeshMsg::Body { origin, bytes }),
+            Dest::Core(k) => self.mesh(k, RelayMsg::Body { origin, bytes }),
             Dest::Discard => {}
         }
     }
@@ -518,7 +579,6 @@ impl Relay {
             Dest::Conn(c) => {
                 self.write_part(c, s.end_line(flag), Part::End(origin));
                 bump(&self.counters.frames_out, 1);
-                let alive = self.is_alive(c);
                 // The 200 for the chunk first, then any REPORT about its fate.
                 if let Some((conn, p)) = s.reply {
                     let (tid, to, from) =
@@ -528,30 +588,26 @@ impl Relay {
                     encode::response(&mut b, tid, 200, Some("OK"), to, from, &[]);
                     self.write(conn, b.freeze());
                 }
-                if let Some((kind, reply)) = s.txn {
-                    let txn = Txn {
-                        kind,
-                        reply,
-                        deadline: now + self.cfg.txn_timeout,
-                    };
-                    if alive {
-                        let key = (c.slot, s.tid);
-                        let deadline = txn.deadline;
-                        self.txns.insert(key, txn);
-                        self.push_timer(deadline, Timer::Txn(key.0, key.1));
-                        bump(&self.counters.transactions, 1);
-                    } else {
-                        self.fail_txn(now, txn, 481);
+                if s.txn {
+                    // The whole chunk is passed on: its Failure-Report timer starts.
+                    let deadline = now + self.cfg.txn_timeout;
+                    if let Some(t) = self.txn_mut(c.slot, s.tid) {
+                        t.deadline = Some(deadline);
+                        self.push_timer(deadline, Timer::Txn(c.slot, s.tid));
+                    } else if let Some(t) = self.orphans.remove(&s.tid) {
+                        // The next hop went away while the chunk was coming in.
+                        self.fail_txn(now, t, 481);
                     }
                 }
             }
-            Dest::Core(k) => self.mesh(k, MeshMsg::End { origin, flag }),
+            Dest::Core(k) => self.mesh(k, RelayMsg::End { origin, flag }),
             Dest::Discard => {}
         }
     }
 
     /// The frame from `origin` stops in the middle (its connection closed): end what was
-    /// passed on with `#` so the next hop stays in step (RFC 4975 §7.1).
+    /// passed on with `#` so the next hop stays in step (RFC 4975 §7.1). Its transaction
+    /// is dropped: the sender abandoned the chunk, nothing is owed to it.
     pub fn handle_abort(&mut self, _now: Instant, origin: Origin) {
         let Some(s) = self.streams.remove(&origin) else {
             return;
@@ -559,8 +615,11 @@ impl Relay {
         match s.dest {
             Dest::Conn(c) => {
                 self.write_part(c, s.end_line(Flag::Aborted), Part::End(origin));
+                if s.txn && self.remove_txn(c.slot, s.tid).is_none() {
+                    self.orphans.remove(&s.tid);
+                }
             }
-            Dest::Core(k) => self.mesh(k, MeshMsg::Abort { origin }),
+            Dest::Core(k) => self.mesh(k, RelayMsg::Abort { origin }),
             Dest::Discard => {}
         }
     }
@@ -595,7 +654,7 @@ impl Relay {
                 &mut b,
                 tid,
                 413,
-                Some("body of a non-SEND request over 10240 bytes"),
+                Some(&self.too_large),
                 to,
                 &self.base_uri,
                 &[],
@@ -608,18 +667,57 @@ impl Relay {
     }
 
     /// A message from another core.
-    pub fn handle_mesh(&mut self, now: Instant, msg: MeshMsg) {
+    pub fn handle_mesh(&mut self, now: Instant, msg: RelayMsg) {
         match msg {
-            MeshMsg::Handoff(h) => {
+            RelayMsg::Handoff(h) => {
                 let origin = h.origin;
                 let stream = self.take_handoff(now, *h);
                 self.set_stream(origin, stream);
             }
-            MeshMsg::Body { origin, bytes } => self.handle_body(origin, bytes),
-            MeshMsg::End { origin, flag } => self.handle_end(now, origin, flag),
-            MeshMsg::Abort { origin } => self.handle_abort(now, origin),
-            MeshMsg::Write { conn, bytes, part } => self.write_part(conn, bytes, part),
+            RelayMsg::Body { origin, bytes } => self.handle_body(origin, bytes),
+            RelayMsg::End { origin, flag } => self.handle_end(now, origin, flag),
+            RelayMsg::Abort { origin } => self.handle_abort(now, origin),
         }
+    }
+
+    /// The send queue of connection `conn` interrupted the chunk it carried with our
+    /// transaction id `tid` (as written): its rest goes out as a new chunk that gets its
+    /// own response (RFC 4976 §6.4.1, re-chunking), so the transaction owes one more.
+    pub fn handle_rechunked(&mut self, conn: ConnId, tid: &[u8]) {
+        let key = core::str::from_utf8(tid).map_or(0, tid_key);
+        if let Some(t) = self
+            .conn_mut(conn.slot, conn.generation)
+            .and_then(|c| c.txns.get_mut(&key))
+        {
+            t.pieces += 1;
+        }
+    }
+
+    fn txn_mut(&mut self, slot: u32, tid: u64) -> Option<&mut Txn> {
+        self.conns
+            .get_mut(slot as usize)?
+            .as_mut()?
+            .txns
+            .get_mut(&tid)
+    }
+
+    fn has_txn(&self, slot: u32, tid: u64) -> bool {
+        self.conns
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.txns.contains_key(&tid))
+    }
+
+    fn remove_txn(&mut self, slot: u32, tid: u64) -> Option<Txn> {
+        let t = self
+            .conns
+            .get_mut(slot as usize)?
+            .as_mut()?
+            .txns
+            .remove(&tid)?;
+        self.txn_count -= 1;
+        drop_by(&self.counters.transactions, 1);
+        Some(t)
     }
 
     /// Schedules `timer` at `at`. Call it after the state it refers to exists.
@@ -634,10 +732,10 @@ impl Relay {
             && self.txn_timers.back().is_none_or(|&(last, ..)| last <= at)
         {
             self.txn_timers.push_back((at, slot, tid));
-            if self.txn_timers.len() > 2 * self.txns.len() + TIMER_SLACK {
-                let txns = &self.txns;
-                self.txn_timers
-                    .retain(|&(_, slot, tid)| txns.contains_key(&(slot, tid)));
+            if self.txn_timers.len() > 2 * self.txn_count + TIMER_SLACK {
+                let mut q = std::mem::take(&mut self.txn_timers);
+                q.retain(|&(_, slot, tid)| self.has_txn(slot, tid));
+                self.txn_timers = q;
                 self.txn_timers
                     .shrink_to(2 * self.txn_timers.len() + TIMER_SLACK);
             }
@@ -645,13 +743,13 @@ impl Relay {
         }
         self.timers.push(Reverse((at, timer)));
         // Upper bound on live timers: one per transaction, session and connection slot.
-        let live = self.txns.len() + self.sessions.len() + self.conns.len();
+        let live = self.txn_count + self.sessions.len() + self.conns.len();
         if self.timers.len() <= 2 * live + TIMER_SLACK {
             return;
         }
         let mut v = std::mem::take(&mut self.timers).into_vec();
         v.retain(|Reverse((_, t))| match *t {
-            Timer::Txn(slot, tid) => self.txns.contains_key(&(slot, tid)),
+            Timer::Txn(slot, tid) => self.has_txn(slot, tid),
             Timer::Session(key) => self.sessions.contains_key(&key),
             Timer::Probation(slot, generation) => {
                 self.conn(slot, generation).is_some_and(|c| !c.succeeded)
@@ -686,13 +784,11 @@ impl Relay {
             };
             match timer {
                 Timer::Txn(slot, tid) => {
-                    if self
-                        .txns
-                        .get(&(slot, tid))
-                        .is_some_and(|x| x.deadline <= now)
-                    {
-                        if let Some(txn) = self.txns.remove(&(slot, tid)) {
-                            drop_by(&self.counters.transactions, 1);
+                    let due = self
+                        .txn_mut(slot, tid)
+                        .is_some_and(|x| x.deadline.is_some_and(|d| d <= now));
+                    if due {
+                        if let Some(txn) = self.remove_txn(slot, tid) {
                             if matches!(txn.kind, TxnKind::Send { .. }) {
                                 bump(&self.counters.txn_timeouts, 1);
                                 tracing::debug!(slot, "transaction timed out");
@@ -723,9 +819,7 @@ impl Relay {
                 }
             }
         }
-        // Scan at least ten times per idle timeout, so a short one is honoured too.
-        let every = IDLE_SCAN_EVERY.min(self.cfg.idle_timeout / 10);
-        if now.duration_since(self.last_idle_scan) >= every {
+        if now.duration_since(self.last_idle_scan) >= self.idle_scan_every() {
             self.last_idle_scan = now;
             let idle = self.cfg.idle_timeout;
             let stale: Vec<(u32, u32)> = self
@@ -909,8 +1003,8 @@ impl Relay {
             self.mark_succeeded(origin);
             let no_next_hop = head.to_path().len() == 1;
             let tid = self.new_tid();
-            let fwd = match no_next_hop {
-                true => Bytes::new(),
+            let (fwd, resume) = match no_next_hop {
+                true => (Bytes::new(), None),
                 false => forward_bytes(&head, tid, has_body),
             };
             let handoff = Handoff {
@@ -921,10 +1015,16 @@ impl Relay {
                 req: Request::of(method, &head),
                 prev: p,
                 fwd,
+                resume,
                 tid,
                 has_body,
+                next: head
+                    .to_path()
+                    .uris()
+                    .nth(1)
+                    .map(|u| (u.host_str().to_ascii_lowercase(), u.port())),
             };
-            self.mesh(sk.core, MeshMsg::Handoff(Box::new(handoff)));
+            self.mesh(sk.core, RelayMsg::Handoff(Box::new(handoff)));
             return Step::Done(Stream {
                 dest: Dest::Core(sk.core),
                 bp: Some((sk.core, sk.slot)),
@@ -944,7 +1044,14 @@ impl Relay {
             return Step::Done(Stream::discard());
         }
         if origin != Origin::Conn(owner) {
-            // From elsewhere: it may only go to the session's owner (§6.4).
+            // From elsewhere: it may only go to the session's owner (§6.4), and only when
+            // the next URI is that client's.
+            let next = head.to_path().uris().nth(1);
+            let next = next.map(|u| (u.host_str().to_ascii_lowercase(), u.port()));
+            if !self.leads_to_client(sk.key, next.as_ref()) {
+                self.reject(now, origin, &head, &p, 403, NOT_TOWARD_CLIENT);
+                return Step::Done(Stream::discard());
+            }
             return Step::Done(self.deliver(now, origin, &head, p, owner, has_body));
         }
         // From the owner: on to the next URI.
@@ -957,8 +1064,16 @@ impl Relay {
             return Step::Again(b.freeze());
         }
         let host = next.host().to_string().to_ascii_lowercase();
-        let port = next.port().unwrap_or(2855);
-        let dest = self.outbound_conn(now, host, port, next.is_secure());
+        let port = next.port().unwrap_or(MSRP_PORT);
+        let transport = if next.is_secure() {
+            Transport::Tls
+        } else {
+            Transport::Tcp
+        };
+        let Some(dest) = self.outbound_conn(now, host, port, transport) else {
+            self.reject(now, origin, &head, &p, 403, "relay at its connection limit");
+            return Step::Done(Stream::discard());
+        };
         Step::Done(self.deliver(now, origin, &head, p, dest, has_body))
     }
 
@@ -966,7 +1081,7 @@ impl Relay {
     /// and our URI moved from To-Path to From-Path (§6.4.1, §6.4.2).
     fn deliver(
         &mut self,
-        _now: Instant,
+        now: Instant,
         origin: Origin,
         head: &Head<'_>,
         prev: PrevHop,
@@ -974,17 +1089,26 @@ impl Relay {
         has_body: bool,
     ) -> Stream {
         let tid = self.new_tid();
-        let fwd = forward_bytes(head, tid, has_body);
+        let (fwd, resume) = forward_bytes(head, tid, has_body);
         let method = head.method().unwrap_or(Method::Report);
-        self.pass_on(
-            origin,
-            Request::of(method, head),
-            prev,
+        let out = Outgoing {
             dest,
             tid,
             fwd,
+            resume,
             has_body,
-        )
+        };
+        self.pass_on(now, origin, Request::of(method, head), prev, out)
+    }
+
+    /// Whether a request from elsewhere for session `key` goes on to its client: the
+    /// To-Path URI after ours has the host and port of the client's own URI (§6.4).
+    fn leads_to_client(&self, key: u64, next: Option<&(String, Option<u16>)>) -> bool {
+        let Some(s) = self.sessions.get(&key) else {
+            return false;
+        };
+        let port = |p: Option<u16>| p.unwrap_or(MSRP_PORT);
+        next.is_some_and(|(h, p)| *h == s.client.0 && port(*p) == port(s.client.1))
     }
 
     /// The session `slot`/`key` of this core, if it exists and has not expired: the
@@ -1003,34 +1127,46 @@ impl Relay {
     /// A request handed over by another core for one of our sessions: the checks that
     /// need the session, then on to its owner (§6.4), as [`Relay::route_step`] would.
     fn take_handoff(&mut self, now: Instant, h: Handoff) -> Stream {
-        let why = match self.session_owner(now, h.slot, h.key) {
-            None => "unknown or expired session",
-            Some(_) if h.no_next_hop => "no next hop after this relay",
+        let (code, why) = match self.session_owner(now, h.slot, h.key) {
+            None => (481, "unknown or expired session"),
+            Some(_) if h.no_next_hop => (481, "no next hop after this relay"),
+            Some(_) if !self.leads_to_client(h.key, h.next.as_ref()) => (403, NOT_TOWARD_CLIENT),
             Some(owner) => {
-                let (origin, req, tid, has_body) = (h.origin, h.req, h.tid, h.has_body);
-                return self.pass_on(origin, req, h.prev, owner, tid, h.fwd, has_body);
+                let out = Outgoing {
+                    dest: owner,
+                    tid: h.tid,
+                    fwd: h.fwd,
+                    resume: h.resume,
+                    has_body: h.has_body,
+                };
+                return self.pass_on(now, h.origin, h.req, h.prev, out);
             }
         };
-        tracing::debug!(code = 481, why, "request refused");
-        self.refuse(now, h.origin, h.req, &h.prev, 481, why);
+        tracing::debug!(code, why, "request refused");
+        self.refuse(now, h.origin, h.req, &h.prev, code, why);
         Stream::discard()
     }
 
-    /// Queues the rewritten head `fwd` (transaction id `tid`) for `dest` and gives the
-    /// stream for the rest of the frame, with the 200 and the transaction it owes.
-    #[allow(clippy::too_many_arguments)]
+    /// Queues the rewritten head for its destination and gives the stream for the rest
+    /// of the frame, with the 200 it owes; opens the transaction that awaits the next
+    /// hop's response.
     fn pass_on(
         &mut self,
+        now: Instant,
         origin: Origin,
         req: Request,
         prev: PrevHop,
-        dest: ConnId,
-        tid: u64,
-        fwd: Bytes,
-        has_body: bool,
+        out: Outgoing,
     ) -> Stream {
+        let Outgoing {
+            dest,
+            tid,
+            fwd,
+            resume,
+            has_body,
+        } = out;
         bump(&self.counters.bytes_out, fwd.len() as u64);
-        self.write_part(dest, fwd, Part::Start(origin));
+        self.write_part(dest, fwd, Part::Start(origin, resume));
         let cross = matches!(origin, Origin::Conn(c) if c.core != self.cfg.core);
         if cross {
             bump(&self.counters.deliveries_cross_core, 1);
@@ -1068,14 +1204,37 @@ impl Relay {
                 )),
             ),
         };
+        let opened = match txn {
+            Some((kind, reply)) => {
+                let t = Txn {
+                    kind,
+                    reply,
+                    deadline: None,
+                    pieces: 1,
+                };
+                match self.conn_mut(dest.slot, dest.generation) {
+                    Some(c) => {
+                        c.txns.insert(tid, t);
+                        self.txn_count += 1;
+                        bump(&self.counters.transactions, 1);
+                        true
+                    }
+                    None => {
+                        // The next hop is gone already: nothing will answer.
+                        self.fail_txn(now, t, 481);
+                        false
+                    }
+                }
+            }
+            None => false,
+        };
         Stream {
             dest: Dest::Conn(dest),
             bp: Some((dest.core, dest.slot)),
             tid,
             has_body,
-            body_len: 0,
             reply,
-            txn,
+            txn: opened,
         }
     }
 
@@ -1088,12 +1247,20 @@ impl Relay {
             tracing::debug!("response not addressed to us, dropped (RFC 4976 §6.4.3)");
             return;
         }
-        let Some(txn) = self.txns.remove(&(c.slot, tid_key(head.tid()))) else {
+        let key = tid_key(head.tid());
+        let code = head.status_code().unwrap_or(200);
+        // A 200 for one piece of a chunk the send queue cut: more are owed.
+        if code == 200
+            && let Some(t) = self.txn_mut(c.slot, key)
+            && t.pieces > 1
+        {
+            t.pieces -= 1;
+            return;
+        }
+        let Some(txn) = self.remove_txn(c.slot, key) else {
             tracing::debug!(tid = head.tid(), "response matches no transaction, dropped");
             return;
         };
-        drop_by(&self.counters.transactions, 1);
-        let code = head.status_code().unwrap_or(200);
         match &txn.kind {
             TxnKind::Send { .. } => {
                 if code != 200 {
@@ -1293,9 +1460,11 @@ impl Relay {
         let Some(conn) = self.conn(c.slot, c.generation) else {
             return;
         };
-        let loopback = matches!(conn.kind, ConnKind::Inbound { loopback: true, .. });
-        let secure = matches!(conn.kind, ConnKind::Inbound { secure: true, .. })
+        let loopback = conn.kind.is_loopback();
+        let secure = !conn.kind.is_outbound()
+            && conn.kind.transport().is_secure()
             && !self.cfg.tls_ports.is_empty();
+        let peer = conn.kind.peer().map(tracing::field::display);
         let our_uri = head.to_path().first().as_str();
         let auth_info: Option<String>;
         let user: String;
@@ -1303,6 +1472,7 @@ impl Relay {
             if !loopback {
                 bump(&self.counters.auth_failed, 1);
                 tracing::info!(
+                    peer,
                     slot = c.slot,
                     "AUTH refused: protected mode admits loopback clients only"
                 );
@@ -1321,6 +1491,7 @@ impl Relay {
                 }
                 Some(Err(_)) => {
                     bump(&self.counters.auth_failed, 1);
+                    tracing::info!(peer, slot = c.slot, "AUTH failed: bad Authorization");
                     self.auth_respond(head, c, 400, "bad Authorization", &[]);
                     self.count_auth_failure(c);
                     return;
@@ -1343,7 +1514,7 @@ impl Relay {
                 }
                 AuthResult::Failed(why) => {
                     bump(&self.counters.auth_failed, 1);
-                    tracing::info!(slot = c.slot, user = creds.username, reason = ?why, "AUTH failed");
+                    tracing::info!(peer, slot = c.slot, user = creds.username, reason = ?why, "AUTH failed");
                     // Answer first: the Close that the last allowed failure queues
                     // drops whatever is written after it.
                     let last = self.conn(c.slot, c.generation).is_some_and(|x| {
@@ -1398,8 +1569,10 @@ impl Relay {
                 let (scheme, port) = if secure {
                     ("msrps", self.cfg.tls_ports[0])
                 } else {
-                    ("msrp", self.cfg.ports.first().copied().unwrap_or(2855))
+                    ("msrp", self.cfg.ports.first().copied().unwrap_or(MSRP_PORT))
                 };
+                let client = head.from_path().first();
+                let client = (client.host_str().to_ascii_lowercase(), client.port());
                 let uri = format!(
                     "{scheme}://{}:{port}/{sid};tcp",
                     self.cfg.hosts.first().map_or("localhost", String::as_str),
@@ -1411,6 +1584,7 @@ impl Relay {
                         generation: c.generation,
                         expires: expires_at,
                         uri,
+                        client,
                     },
                 );
                 bump(&self.counters.sessions, 1);
@@ -1431,7 +1605,7 @@ impl Relay {
             conn.auth_failures = 0;
         }
         bump(&self.counters.auth_ok, 1);
-        tracing::info!(slot = c.slot, user = %user, uri = %uri, expires, "AUTH ok");
+        tracing::info!(peer, slot = c.slot, user = %user, uri = %uri, expires, "AUTH ok");
         let exp = expires.to_string();
         let mut hdrs: Vec<(&str, &[u8])> =
             vec![("Use-Path", uri.as_bytes()), ("Expires", exp.as_bytes())];
@@ -1479,7 +1653,9 @@ impl Relay {
         };
         conn.auth_failures += 1;
         if conn.auth_failures >= max {
+            let peer = conn.kind.peer().map(tracing::field::display);
             tracing::info!(
+                peer,
                 slot = c.slot,
                 "closing connection after {max} failed AUTH requests"
             );
@@ -1513,30 +1689,36 @@ impl Relay {
                 .any(|h| h.as_bytes() == host.as_bytes() || h.eq_ignore_ascii_case(host))
     }
 
-    fn outbound_conn(&mut self, now: Instant, host: String, port: u16, secure: bool) -> ConnId {
-        if let Some(id) = self.outbound.get(&(host.clone(), port, secure)).copied()
+    /// The connection to `host:port` over `transport`, opened (and announced to the
+    /// relay itself) if there is none; `None` when the core has no free connection slot.
+    fn outbound_conn(
+        &mut self,
+        now: Instant,
+        host: String,
+        port: u16,
+        transport: Transport,
+    ) -> Option<ConnId> {
+        if let Some(id) = self.outbound.get(&(host.clone(), port, transport)).copied()
             && self.is_alive(id)
         {
-            return id;
+            return Some(id);
         }
-        let id = self.open_conn(
-            now,
-            ConnKind::Outbound {
-                host: host.clone(),
-                port,
-                secure,
-            },
-        );
-        tracing::info!(%host, port, secure, slot = id.slot, "opening outbound connection to next hop");
-        self.outbound.insert((host.clone(), port, secure), id);
+        let id = self.slots.borrow_mut().alloc()?;
+        let kind = ConnKind::Outbound {
+            host: host.clone(),
+            port,
+            transport,
+        };
+        self.handle_open(now, id, kind);
+        tracing::info!(%host, port, transport = transport.name(), slot = id.slot, "opening outbound connection to next hop");
+        self.outbound.insert((host.clone(), port, transport), id);
         self.actions.push_back(Action::Connect {
-            slot: id.slot,
-            generation: id.generation,
+            conn: id,
             host,
             port,
-            secure,
+            transport,
         });
-        id
+        Some(id)
     }
 
     /// A fresh transaction id for a frame we send, as a number: on the wire it is
@@ -1551,42 +1733,82 @@ impl Relay {
         self.write_part(conn, bytes, Part::Whole);
     }
 
-    /// Queues one part of a frame for a connection, on this core or another.
+    /// Queues one part of a frame for a connection, on this core or another (the server
+    /// carries it there).
     fn write_part(&mut self, conn: ConnId, bytes: Bytes, part: Part) {
-        if conn.core == self.cfg.core {
-            self.actions.push_back(Action::Write {
-                slot: conn.slot,
-                generation: conn.generation,
-                bytes,
-                part,
-            });
-        } else {
-            self.mesh(conn.core, MeshMsg::Write { conn, bytes, part });
-        }
+        self.actions.push_back(Action::Write { conn, bytes, part });
     }
 
-    fn mesh(&mut self, core: u16, msg: MeshMsg) {
-        self.actions.push_back(Action::Mesh { core, msg });
+    fn mesh(&mut self, core: u16, msg: RelayMsg) {
+        self.actions.push_back(Action::ToCore { core, msg });
     }
 
     fn close(&mut self, slot: u32, generation: u32, reason: CloseReason) {
-        self.actions.push_back(Action::Close {
+        let conn = ConnId {
+            core: self.cfg.core,
             slot,
             generation,
-            reason,
-        });
+        };
+        self.actions.push_back(Action::Close { conn, reason });
     }
 }
 
 /// `head` rewritten for the next hop (RFC 4976 §6.4.1, §6.4.2) with our transaction id
 /// `tid`, and the blank line when a body follows.
-fn forward_bytes(head: &Head<'_>, tid: u64, has_body: bool) -> Bytes {
+///
+/// A SEND whose chunk may carry more than 2048 octets (its Byte-Range end is `*`, or
+/// further than that from its start) goes out interruptible: its range-end becomes `*`
+/// (RFC 4975 §7.1.1 allows interrupting only such chunks), and the send queue is told
+/// where to edit the head to resume it ([`Resumable`]).
+fn forward_bytes(head: &Head<'_>, tid: u64, has_body: bool) -> (Bytes, Option<Resumable>) {
+    let tid = TidText::of(tid);
     let mut b = BytesMut::with_capacity(head.as_bytes().len() + 96);
-    encode::forward_head(&mut b, head, TidText::of(tid).as_str());
-    if has_body {
-        encode::blank_line(&mut b);
-    }
-    b.freeze()
+    let range = match (head.method(), head.byte_range(), head.byte_range_span()) {
+        (Some(Method::Send), Some(r), Some(span)) if has_body => r
+            .end
+            .is_none_or(|e| e.saturating_sub(r.start) >= 2048)
+            .then_some((r, span)),
+        _ => None,
+    };
+    let Some((r, span)) = range else {
+        encode::forward_head(&mut b, head, tid.as_str());
+        if has_body {
+            encode::blank_line(&mut b);
+        }
+        return (b.freeze(), None);
+    };
+    let edited = encode::forward_head_with(&mut b, head, tid.as_str(), |b| {
+        // The rest of the head as written, with the Byte-Range value made anew.
+        let (s, e) = span;
+        let rest = head.rest();
+        b.extend_from_slice(&rest[..s]);
+        let v0 = b.len();
+        let mut n = itoa::Buffer::new();
+        b.extend_from_slice(n.format(r.start).as_bytes());
+        b.extend_from_slice(b"-*/");
+        match r.total {
+            Some(t) => b.extend_from_slice(n.format(t).as_bytes()),
+            None => b.extend_from_slice(b"*"),
+        }
+        let v1 = b.len();
+        b.extend_from_slice(&rest[e..]);
+        (v0, v1)
+    });
+    let Some((v0, v1)) = edited else {
+        return (b.freeze(), None);
+    };
+    encode::blank_line(&mut b);
+    let t0 = "MSRP ".len();
+    let resume = match (u16::try_from(v0), u16::try_from(v1)) {
+        (Ok(a), Ok(z)) => Some(Resumable {
+            tid: (t0 as u16, (t0 + tid.as_str().len()) as u16),
+            range: (a, z),
+            start: r.start,
+            total: r.total,
+        }),
+        _ => None,
+    };
+    (b.freeze(), resume)
 }
 
 /// Our transaction id as it goes on the wire: 16 lower-case hex digits.
@@ -1606,11 +1828,18 @@ impl TidText {
     }
 }
 
-/// The transaction key of a tid we made (16 hex digits, [`TidText`]); other tids map
-/// to 0, which we never use.
+/// The transaction key of a tid we made (16 hex digits, [`TidText`], or `TID.N` for a
+/// piece of a chunk the send queue interrupted); other tids map to 0, which we never use.
 fn tid_key(tid: &str) -> u64 {
-    if tid.len() == 16 {
-        crate::codec::hex_u64(tid.as_bytes()).unwrap_or(0)
+    let ours = match tid.as_bytes().get(16) {
+        None => tid,
+        Some(b'.') if tid.len() > 17 && tid.as_bytes()[17..].iter().all(u8::is_ascii_digit) => {
+            &tid[..16]
+        }
+        Some(_) => return 0,
+    };
+    if ours.len() == 16 {
+        crate::codec::hex_u64(ours.as_bytes()).unwrap_or(0)
     } else {
         0
     }

@@ -5,7 +5,10 @@
 //! - [`auth`]: HTTP Digest (RFC 4976 §9.1) with stateless nonces.
 //! - [`users`]: the htdigest-format user database.
 //! - [`session`]: the session ids handed out in Use-Path (RFC 4976 §6.3).
-//! - [`types`]: ids, configuration, actions, cross-core messages and counters.
+//! - [`types`]: the relay's configuration and its cross-core messages.
+//!
+//! Ids, connection kinds, actions, close reasons and counters are shared by every engine
+//! and live in [`crate::conn`].
 //!
 //! Nothing here touches sockets, threads or the clock.
 
@@ -15,8 +18,9 @@ pub mod session;
 pub mod types;
 pub mod users;
 
+pub use crate::conn::PeerIdentity;
 pub use engine::Relay;
-pub use types::{
-    Action, CloseReason, ConnId, ConnKind, CounterSnapshot, Counters, MeshMsg, Origin, Part,
-    PeerIdentity, RelayConfig,
-};
+pub use types::{RelayConfig, RelayMsg};
+
+/// What the relay asks the server to do.
+pub type RelayAction = crate::conn::Action<RelayMsg>;

@@ -1,15 +1,16 @@
 //! One connection's shared state and its writer task.
 //!
-//! Each connection has a reader task (in `worker.rs`, it feeds the relay) and a writer
-//! task (here). The write queue is ours, not monoio's `BufWriter`: it holds `Bytes`
-//! shared with the read buffers they came from and writes them with `writev`. Its size
-//! is mirrored into the cross-core [`Gauges`] for backpressure.
+//! Each connection has a reader task (in `worker.rs`, it feeds the engines) and a writer
+//! task (here). What goes out next is decided by the connection's [`SendQueue`]
+//! (`crate::conn::queue`: frame order, interruption and fairness); the writer takes its
+//! bytes, `Bytes` shared with the read buffers they came from, and writes them with
+//! `writev`. The queue's size and the frame on the wire are mirrored into the cross-core
+//! [`Gauges`] for backpressure.
 //!
 //! A connection is closed from outside by `shutdown(2)` on its socket: the reader's
 //! pending read then returns end-of-file, so no in-flight read is ever cancelled.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
@@ -21,7 +22,7 @@ use bytes::{Buf, Bytes};
 use monoio::io::AsyncWriteRent;
 
 use super::mesh::Gauges;
-use crate::relay::{ConnId, Origin, Part};
+use crate::conn::{ConnId, Part, QueueEvent, SendQueue};
 
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
@@ -32,10 +33,15 @@ const TLS_WRITE: usize = 16 * 1024;
 pub struct ConnHandle {
     pub id: ConnId,
     pub peer: String,
-    queue: RefCell<VecDeque<Bytes>>,
-    queued: Cell<usize>,
+    /// An outbound connection (to a next hop), for the side of its close reasons.
+    pub outbound: bool,
+    queue: RefCell<SendQueue>,
+    /// Bytes taken from the queue whose write has not finished.
+    in_flight: Cell<usize>,
     writer: RefCell<Option<Waker>>,
     closing: Cell<bool>,
+    /// The worker has forgotten this connection (its slot is free again).
+    finished: Cell<bool>,
     fd: Cell<Option<RawFd>>,
     /// Halves of the socket still alive (the fd is open while this is > 0).
     halves: Cell<u8>,
@@ -45,38 +51,24 @@ pub struct ConnHandle {
     pub head_since: Cell<Option<Instant>>,
     /// Since when the reader has been waiting for more of a frame's body.
     pub body_wait_since: Cell<Option<Instant>>,
-    /// The frame being streamed to this connection (between its Start and End).
-    active: Cell<Option<Origin>>,
-    /// Frames that arrived while another was being streamed, in order.
-    held: RefCell<VecDeque<Held>>,
-    held_bytes: Cell<usize>,
-}
-
-/// A frame held back until the one being streamed to the connection ends.
-struct Held {
-    /// `None` for a whole frame.
-    key: Option<Origin>,
-    bufs: Vec<Bytes>,
-    done: bool,
 }
 
 impl ConnHandle {
-    pub fn new(id: ConnId, peer: String) -> ConnHandle {
+    pub fn new(id: ConnId, peer: String, outbound: bool) -> ConnHandle {
         ConnHandle {
             id,
             peer,
-            queue: RefCell::new(VecDeque::new()),
-            queued: Cell::new(0),
+            outbound,
+            queue: RefCell::new(SendQueue::new()),
+            in_flight: Cell::new(0),
             writer: RefCell::new(None),
             closing: Cell::new(false),
+            finished: Cell::new(false),
             fd: Cell::new(None),
             halves: Cell::new(0),
             limit_ip: Cell::new(None),
             head_since: Cell::new(None),
             body_wait_since: Cell::new(None),
-            active: Cell::new(None),
-            held: RefCell::new(VecDeque::new()),
-            held_bytes: Cell::new(0),
         }
     }
 
@@ -99,106 +91,34 @@ impl ConnHandle {
         self.closing.get()
     }
 
-    /// Bytes waiting to be written.
+    /// Marks the connection forgotten by the worker; `false` if it already was.
+    pub fn finish(&self) -> bool {
+        !self.finished.replace(true)
+    }
+
+    /// Bytes waiting to be written (queued or being written).
     pub fn queued(&self) -> usize {
-        self.queued.get()
+        self.queue.borrow().queued() + self.in_flight.get()
     }
 
-    /// Bytes held back behind the frame being streamed.
-    pub fn held(&self) -> usize {
-        self.held_bytes.get()
-    }
-
-    /// Queues one part of a frame for the writer, never letting two frames interleave:
-    /// while a frame is being streamed here, parts of other frames are held and follow
-    /// once it ends (RFC 4975 §7.1: a frame ends only at its own end-line). Dropped when
-    /// the connection is closing.
+    /// Queues one part of a frame ([`SendQueue::push`]). Dropped when the connection is
+    /// closing.
     pub fn push(&self, gauges: &Gauges, bytes: Bytes, part: Part) {
         if self.closing.get() {
             return;
         }
-        let busy = self.active.get().is_some() || !self.held.borrow().is_empty();
-        match part {
-            Part::Middle(k) | Part::End(k) if self.active.get() == Some(k) => {
-                self.enqueue(gauges, bytes);
-                if matches!(part, Part::End(_)) {
-                    self.set_active(gauges, None);
-                    self.promote(gauges);
-                }
-            }
-            Part::Whole if !busy => self.enqueue(gauges, bytes),
-            Part::Start(k) if !busy => {
-                self.enqueue(gauges, bytes);
-                self.set_active(gauges, Some(k));
-            }
-            _ => self.hold(gauges, bytes, part),
-        }
-    }
-
-    fn enqueue(&self, gauges: &Gauges, bytes: Bytes) {
-        if bytes.is_empty() {
+        let n = bytes.len();
+        let mut q = self.queue.borrow_mut();
+        if !q.push(bytes, part) {
+            // A piece of a frame whose head never came here: nothing to attach to.
+            tracing::debug!(slot = self.id.slot, "stray frame piece dropped");
             return;
         }
-        let n = bytes.len();
-        self.queue.borrow_mut().push_back(bytes);
-        self.queued.set(self.queued.get() + n);
         gauges.add(self.id.core, self.id.slot, n);
-        self.wake_writer();
-    }
-
-    fn set_active(&self, gauges: &Gauges, key: Option<Origin>) {
-        self.active.set(key);
-        gauges.set_active(self.id.core, self.id.slot, key);
-    }
-
-    fn hold(&self, gauges: &Gauges, bytes: Bytes, part: Part) {
-        let n = bytes.len();
-        {
-            let mut held = self.held.borrow_mut();
-            match part {
-                Part::Whole => held.push_back(Held {
-                    key: None,
-                    bufs: vec![bytes],
-                    done: true,
-                }),
-                Part::Start(k) => held.push_back(Held {
-                    key: Some(k),
-                    bufs: vec![bytes],
-                    done: false,
-                }),
-                Part::Middle(k) | Part::End(k) => {
-                    let Some(h) = held.iter_mut().rev().find(|h| h.key == Some(k) && !h.done)
-                    else {
-                        // A piece of a frame whose head never came here: nothing to attach to.
-                        tracing::debug!(slot = self.id.slot, "stray frame piece dropped");
-                        return;
-                    };
-                    h.bufs.push(bytes);
-                    h.done = matches!(part, Part::End(_));
-                }
-            }
-        }
-        self.held_bytes.set(self.held_bytes.get() + n);
-        gauges.add_held(self.id.core, self.id.slot, n);
-    }
-
-    /// The streamed frame ended: release held frames in order, up to the next one that
-    /// is still incomplete, which becomes the frame being streamed.
-    fn promote(&self, gauges: &Gauges) {
-        loop {
-            let Some(front) = self.held.borrow_mut().pop_front() else {
-                break;
-            };
-            let n: usize = front.bufs.iter().map(Bytes::len).sum();
-            self.held_bytes.set(self.held_bytes.get() - n);
-            gauges.sub_held(self.id.core, self.id.slot, n);
-            for b in front.bufs {
-                self.enqueue(gauges, b);
-            }
-            if !front.done {
-                self.set_active(gauges, front.key);
-                break;
-            }
+        gauges.set_active(self.id.core, self.id.slot, q.active());
+        if q.has_work() {
+            drop(q);
+            self.wake_writer();
         }
     }
 
@@ -240,19 +160,35 @@ impl ConnHandle {
         }
     }
 
-    /// Drops whatever is still queued or held (the peer is gone) and settles the gauges.
+    /// Drops whatever is still queued (the peer is gone) and settles the gauges.
     fn discard_queue(&self, gauges: &Gauges) {
-        self.queue.borrow_mut().clear();
-        let n = self.queued.replace(0);
+        let n = self.queue.borrow_mut().clear();
         if n > 0 {
             gauges.sub(self.id.core, self.id.slot, n);
         }
-        self.held.borrow_mut().clear();
-        let h = self.held_bytes.replace(0);
-        if h > 0 {
-            gauges.sub_held(self.id.core, self.id.slot, h);
-        }
-        self.set_active(gauges, None);
+        gauges.set_active(self.id.core, self.id.slot, None);
+    }
+
+    /// Takes the next bytes to write into `out`; returns the queue's bytes taken (now in
+    /// flight) and what the queue did that the engines must hear of.
+    fn take(
+        &self,
+        gauges: &Gauges,
+        out: &mut Vec<Bytes>,
+        max_bufs: usize,
+        max_bytes: usize,
+    ) -> (usize, Vec<QueueEvent>) {
+        let mut q = self.queue.borrow_mut();
+        let n = q.fill(out, max_bufs, max_bytes);
+        self.in_flight.set(self.in_flight.get() + n);
+        gauges.set_active(self.id.core, self.id.slot, q.active());
+        (n, q.take_events())
+    }
+
+    /// A write of `n` taken bytes finished (or failed).
+    fn written(&self, gauges: &Gauges, n: usize) {
+        self.in_flight.set(self.in_flight.get() - n);
+        gauges.sub(self.id.core, self.id.slot, n);
     }
 }
 
@@ -300,22 +236,27 @@ impl IoVecs {
     }
 }
 
+/// What the writer reports back: chunks its queue interrupted (the engine expects a
+/// response for each new piece).
+pub type OnEvents<'a> = &'a dyn Fn(Vec<QueueEvent>);
+
 /// Writes the queue out until the connection closes. Returns when the writer is done;
 /// the socket's write half is dropped by the caller.
 ///
 /// With `gather` (TLS streams, whose `writev` writes only the first buffer), queued
-/// pieces are copied into one buffer of up to a TLS record and written at once, so a
+/// pieces are copied into one buffer of about a TLS record and written at once, so a
 /// frame's head, body pieces and end-line do not each become a record and a syscall.
 pub async fn write_loop<W: AsyncWriteRent>(
     h: &ConnHandle,
     gauges: &Arc<Gauges>,
     w: &mut W,
     gather: bool,
+    on_events: OnEvents<'_>,
 ) {
     if gather {
-        gather_loop(h, gauges, w).await;
+        gather_loop(h, gauges, w, on_events).await;
     } else {
-        writev_loop(h, gauges, w).await;
+        writev_loop(h, gauges, w, on_events).await;
     }
     h.closing.set(true);
     h.discard_queue(gauges);
@@ -326,7 +267,7 @@ pub async fn write_loop<W: AsyncWriteRent>(
 /// Waits until there is something to write or the connection is closing.
 async fn wait_for_work(h: &ConnHandle) {
     poll_fn(|cx| {
-        if !h.queue.borrow().is_empty() || h.closing.get() {
+        if h.queue.borrow().has_work() || h.closing.get() {
             Poll::Ready(())
         } else {
             *h.writer.borrow_mut() = Some(cx.waker().clone());
@@ -336,41 +277,47 @@ async fn wait_for_work(h: &ConnHandle) {
     .await;
 }
 
-async fn gather_loop<W: AsyncWriteRent>(h: &ConnHandle, gauges: &Arc<Gauges>, w: &mut W) {
+async fn gather_loop<W: AsyncWriteRent>(
+    h: &ConnHandle,
+    gauges: &Arc<Gauges>,
+    w: &mut W,
+    on_events: OnEvents<'_>,
+) {
     use monoio::io::AsyncWriteRentExt;
     // Grown on first use, like the iovecs.
     let mut buf: Vec<u8> = Vec::new();
+    let mut parts: Vec<Bytes> = Vec::new();
     loop {
         wait_for_work(h).await;
         buf.clear();
-        {
-            let mut q = h.queue.borrow_mut();
-            while buf.len() < TLS_WRITE {
-                let Some(mut b) = q.pop_front() else { break };
-                let room = TLS_WRITE - buf.len();
-                if b.len() > room {
-                    buf.extend_from_slice(&b.split_to(room));
-                    q.push_front(b);
-                } else {
-                    buf.extend_from_slice(&b);
-                }
-            }
+        let (taken, events) = h.take(gauges, &mut parts, MAX_IOVECS, TLS_WRITE);
+        if !events.is_empty() {
+            on_events(events);
         }
-        let total = buf.len();
-        if total == 0 {
-            break; // closing and nothing left
+        for p in parts.drain(..) {
+            buf.extend_from_slice(&p);
+        }
+        if buf.is_empty() {
+            if h.closing.get() && !h.queue.borrow().has_work() {
+                break; // closing and nothing left
+            }
+            continue;
         }
         let (res, back) = w.write_all(buf).await;
         buf = back;
-        h.queued.set(h.queued.get() - total);
-        gauges.sub(h.id.core, h.id.slot, total);
+        h.written(gauges, taken);
         if res.is_err() {
             break;
         }
     }
 }
 
-async fn writev_loop<W: AsyncWriteRent>(h: &ConnHandle, gauges: &Arc<Gauges>, w: &mut W) {
+async fn writev_loop<W: AsyncWriteRent>(
+    h: &ConnHandle,
+    gauges: &Arc<Gauges>,
+    w: &mut W,
+    on_events: OnEvents<'_>,
+) {
     // Grown on first use: an idle connection holds no iovec space.
     let mut v = IoVecs {
         iov: Vec::new(),
@@ -378,17 +325,15 @@ async fn writev_loop<W: AsyncWriteRent>(h: &ConnHandle, gauges: &Arc<Gauges>, w:
     };
     loop {
         wait_for_work(h).await;
-        let mut total = 0;
-        {
-            let mut q = h.queue.borrow_mut();
-            while v.bufs.len() < MAX_IOVECS {
-                let Some(b) = q.pop_front() else { break };
-                total += b.len();
-                v.bufs.push(b);
-            }
+        let (taken, events) = h.take(gauges, &mut v.bufs, MAX_IOVECS, usize::MAX);
+        if !events.is_empty() {
+            on_events(events);
         }
-        if total == 0 {
-            break; // closing and nothing left
+        if v.bufs.is_empty() {
+            if h.closing.get() && !h.queue.borrow().has_work() {
+                break; // closing and nothing left
+            }
+            continue;
         }
         let ok = loop {
             v.rebuild();
@@ -404,8 +349,7 @@ async fn writev_loop<W: AsyncWriteRent>(h: &ConnHandle, gauges: &Arc<Gauges>, w:
                 }
             }
         };
-        h.queued.set(h.queued.get() - total);
-        gauges.sub(h.id.core, h.id.slot, total);
+        h.written(gauges, taken);
         if !ok {
             v.bufs.clear();
             break;

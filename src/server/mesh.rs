@@ -23,16 +23,27 @@ use std::time::Duration;
 
 use event_listener::Event;
 
+use bytes::Bytes;
+
 use super::Control;
-use crate::relay::{MeshMsg, Origin};
+use crate::conn::{ConnId, Origin, Part};
+use crate::relay::RelayMsg;
 
 /// How often a reader re-checks a queue on another core while it waits for it to drain.
 const REMOTE_RECHECK: Duration = Duration::from_micros(500);
 
-/// What travels into a worker.
+/// What travels into a worker: the engine-neutral envelope. Bytes for one of its
+/// connections, a message for one of its engines, or a command from the main thread.
 #[derive(Debug)]
 pub enum Envelope {
-    Mesh(MeshMsg),
+    /// Bytes for a connection of the receiving core, from an engine of another.
+    Write {
+        conn: ConnId,
+        bytes: Bytes,
+        part: Part,
+    },
+    /// For the receiving core's relay.
+    Relay(RelayMsg),
     Control(Control),
 }
 
@@ -110,9 +121,10 @@ pub fn channels(workers: usize) -> std::io::Result<(Vec<MeshSender>, Vec<MeshRec
 /// Queued bytes per connection slot, per core, and a drain event per core.
 pub struct Gauges {
     queued: Vec<Box<[AtomicUsize]>>,
-    /// Bytes held behind the frame being streamed to a connection (see `conn.rs`).
-    held: Vec<Box<[AtomicUsize]>>,
-    /// The origin of the frame being streamed to a connection, packed (0: none).
+    /// Bytes still queued of the frame on the wire of a connection (see
+    /// `crate::conn::queue`): its reader is bounded by these alone.
+    active_pending: Vec<Box<[AtomicUsize]>>,
+    /// The origin of the frame on the wire of a connection, packed (0: none).
     active: Vec<Box<[AtomicU64]>>,
     drained: Vec<Event>,
     /// Readers of each core waiting on its drain event: notifying an event takes its
@@ -152,7 +164,7 @@ impl Gauges {
         };
         Gauges {
             queued: table(),
-            held: table(),
+            active_pending: table(),
             active: (0..workers)
                 .map(|_| (0..slots).map(|_| AtomicU64::new(0)).collect())
                 .collect(),
@@ -161,62 +173,46 @@ impl Gauges {
         }
     }
 
-    pub fn add_held(&self, core: u16, slot: u32, n: usize) {
-        if let Some(g) = self
-            .held
-            .get(usize::from(core))
-            .and_then(|q| q.get(slot as usize))
-        {
-            g.fetch_add(n, Ordering::AcqRel);
+    /// Records the frame on the wire of `(core, slot)` and its bytes still queued. Only
+    /// the owning core writes these; a change of frame wakes the core's waiting readers.
+    pub fn set_active(&self, core: u16, slot: u32, active: Option<(Origin, usize)>) {
+        let (Some(a), Some(p)) = (
+            self.active
+                .get(usize::from(core))
+                .and_then(|q| q.get(slot as usize)),
+            self.active_pending
+                .get(usize::from(core))
+                .and_then(|q| q.get(slot as usize)),
+        ) else {
+            return;
+        };
+        let (key, pending) = active.map_or((0, 0), |(o, n)| (pack(o), n));
+        p.store(pending, Ordering::Release);
+        if a.swap(key, Ordering::AcqRel) != key {
+            self.notify(core);
         }
     }
 
-    pub fn sub_held(&self, core: u16, slot: u32, n: usize) {
-        if let Some(g) = self
-            .held
-            .get(usize::from(core))
-            .and_then(|q| q.get(slot as usize))
-        {
-            g.fetch_sub(n, Ordering::AcqRel);
-        }
-        self.notify(core);
-    }
-
-    fn held_of(&self, core: u16, slot: u32) -> usize {
-        self.held
-            .get(usize::from(core))
-            .and_then(|q| q.get(slot as usize))
-            .map_or(0, |g| g.load(Ordering::Acquire))
-    }
-
-    pub fn set_active(&self, core: u16, slot: u32, key: Option<Origin>) {
-        if let Some(a) = self
-            .active
-            .get(usize::from(core))
-            .and_then(|q| q.get(slot as usize))
-        {
-            a.store(key.map_or(0, pack), Ordering::Release);
-        }
-        self.notify(core);
-    }
-
-    fn is_active(&self, core: u16, slot: u32, me: Option<Origin>) -> bool {
-        let Some(me) = me else { return false };
-        self.active
-            .get(usize::from(core))
-            .and_then(|q| q.get(slot as usize))
-            .is_some_and(|a| a.load(Ordering::Acquire) == pack(me))
-    }
-
-    /// Whether a reader feeding `(core, slot)` may read more: the frame being streamed
-    /// there may fill the queue up to `high`; anyone else counts held bytes too, so a
-    /// held frame never blocks the one it waits for.
+    /// Whether a reader feeding `(core, slot)` may read more: the frame on the wire
+    /// there while its own queued bytes are under `high` (so a frame that holds the
+    /// others can always finish), anyone else while the whole queue is.
     fn has_room(&self, core: u16, slot: u32, high: usize, me: Option<Origin>) -> bool {
-        let queued = self.get(core, slot);
-        if self.is_active(core, slot, me) {
-            queued < high
+        let Some(me) = me else {
+            return self.get(core, slot) < high;
+        };
+        let (i, j) = (usize::from(core), slot as usize);
+        let on_wire = self
+            .active
+            .get(i)
+            .and_then(|q| q.get(j))
+            .is_some_and(|a| a.load(Ordering::Acquire) == pack(me));
+        if on_wire {
+            self.active_pending
+                .get(i)
+                .and_then(|q| q.get(j))
+                .is_none_or(|p| p.load(Ordering::Acquire) < high)
         } else {
-            queued + self.held_of(core, slot) < high
+            self.get(core, slot) < high
         }
     }
 
@@ -243,14 +239,6 @@ impl Gauges {
     pub fn sub(&self, core: u16, slot: u32, n: usize) {
         if let Some(g) = self.slot(core, slot) {
             g.fetch_sub(n, Ordering::AcqRel);
-        }
-        self.notify(core);
-    }
-
-    /// Sets a slot's gauge to zero (its connection is gone).
-    pub fn reset(&self, core: u16, slot: u32) {
-        if let Some(g) = self.slot(core, slot) {
-            g.store(0, Ordering::Release);
         }
         self.notify(core);
     }

@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::conn::{CounterSnapshot, Counters, MSRP_PORT};
+use crate::relay::RelayConfig;
 use crate::relay::users::Users;
-use crate::relay::{CounterSnapshot, Counters, RelayConfig};
 
 /// Which monoio driver the workers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,6 +44,9 @@ pub struct ServerConfig {
     pub tls: tls::TlsFiles,
     /// A TLS handshake (inbound or outbound) taking longer closes the connection.
     pub tls_handshake_timeout: Duration,
+    /// Resolving and connecting to a next hop (TLS handshake included) taking longer
+    /// fails the connection; what waits on it is reported to its senders.
+    pub connect_timeout: Duration,
     /// Host for the relay's own URIs; `None`: derived from the listen address.
     pub advertise_host: Option<String>,
     pub advertise_port: Option<u16>,
@@ -88,13 +92,14 @@ impl ServerConfig {
             listen_tls: Vec::new(),
             tls: tls::TlsFiles::default(),
             tls_handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
             advertise_host: None,
             advertise_port: None,
             aliases: Vec::new(),
             cpus: (0..n).collect(),
             pin: true,
             users_file: None,
-            relay: RelayConfig::new("localhost", 2855),
+            relay: RelayConfig::new("localhost", MSRP_PORT),
             high_water: 1 << 20,
             max_head: 16 * 1024,
             max_non_send_body: 10240,
@@ -363,7 +368,11 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             ports.insert(0, p);
             p
         }
-        None => ports.first().or(tls_ports.first()).copied().unwrap_or(2855),
+        None => ports
+            .first()
+            .or(tls_ports.first())
+            .copied()
+            .unwrap_or(MSRP_PORT),
     };
     let driver = resolve_driver(cfg.driver);
     let mut secret = [0u8; 32];
@@ -397,6 +406,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         relay_cfg.hosts = hosts.clone();
         relay_cfg.ports = ports.clone();
         relay_cfg.tls_ports = tls_ports.clone();
+        relay_cfg.max_non_send_body = cfg.max_non_send_body.min(10240);
         let wcfg = worker::WorkerConfig {
             index: i,
             cpu: cfg.cpus[i],
@@ -406,13 +416,14 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             users: users.clone(),
             tls: tls_ctx.clone(),
             tls_handshake_timeout: cfg.tls_handshake_timeout,
+            connect_timeout: cfg.connect_timeout,
             secret,
             high_water: cfg.high_water,
             max_head: cfg.max_head,
-            max_non_send_body: cfg.max_non_send_body.min(10240),
             head_timeout: cfg.head_timeout,
             body_timeout: cfg.body_timeout,
             max_queue: cfg.max_queue.max(cfg.high_water),
+            max_conns: cfg.max_conns_per_core,
             limiter: limiter.clone(),
             shutdown_grace: cfg.shutdown_grace,
         };

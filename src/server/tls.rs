@@ -4,7 +4,7 @@
 //! - Server side: our certificate and key (PEM, `--cert`/`--key`). A client certificate
 //!   is requested, not required: one that verifies against the trust roots is a relay
 //!   and its subjectAltName must cover the host of the From-Path it speaks for
-//!   ([`crate::relay::PeerIdentity`]); any other client authenticates with Digest.
+//!   ([`crate::conn::PeerIdentity`]); any other client authenticates with Digest.
 //! - Client side (next hops named by `msrps:` URIs): the server certificate is verified
 //!   against the URI host, with the Mozilla roots (webpki-roots) plus `--ca`; our own
 //!   certificate, when we have one, is presented for mutual TLS between relays.
@@ -25,7 +25,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertSto
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::relay::PeerIdentity;
+use crate::conn::PeerIdentity;
 
 /// Where the certificate material lives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

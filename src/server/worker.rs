@@ -1,16 +1,19 @@
-//! One worker: a pinned thread running a monoio runtime with this core's relay, its
-//! connection map and its tasks (accept loops, a reader and a writer per connection,
-//! the mesh receiver and a timer tick).
+//! One worker: a pinned thread running a monoio runtime with this core's engines (the
+//! relay today), its connection map and its tasks (accept loops, a reader and a writer
+//! per connection, the mesh receiver and one timer task that sleeps until the earliest
+//! deadline any engine or connection has).
 
 use std::cell::{Cell, Ref, RefCell};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::future::poll_fn;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Split, Splitable};
 use monoio::net::{TcpListener, TcpStream};
@@ -21,9 +24,12 @@ use super::mesh::{Envelope, Gauges, MeshReceiver, MeshSender};
 use super::tls::{self, TlsContext};
 use super::{Control, Driver};
 use crate::codec::{Event, ScanError, ScanLimits, Scanner};
-use crate::relay::types::bump;
+use crate::conn::{
+    Action, CloseReason, ConnId, ConnKind, Counters, Origin, Part, QueueEvent, Slots, Transport,
+    bump,
+};
 use crate::relay::users::Users;
-use crate::relay::{Action, CloseReason, ConnId, ConnKind, Counters, Origin, Relay, RelayConfig};
+use crate::relay::{Relay, RelayAction, RelayConfig};
 
 /// Read buffer of a busy connection.
 const READ_BUF: usize = 64 * 1024;
@@ -40,10 +46,11 @@ const MIN_READ: usize = 1024;
 /// in-flight reads are never cancelled here). One that only ever carries small reads,
 /// as chat does, stays at 2 KiB.
 const SHRINK_AFTER: u32 = 64;
-/// Timer resolution of the relay's timeouts.
-const TICK: Duration = Duration::from_millis(100);
+/// How often connections are checked for a stalled header block or body (the head and
+/// body timeouts are enforced to within this).
+const STALL_CHECK: Duration = Duration::from_secs(1);
 
-/// What one worker is given.
+/// What one worker is given. Kept whole by the worker: the one copy of its settings.
 pub struct WorkerConfig {
     pub index: usize,
     pub cpu: usize,
@@ -54,13 +61,16 @@ pub struct WorkerConfig {
     pub tls: Arc<TlsContext>,
     /// A TLS handshake taking longer closes the connection.
     pub tls_handshake_timeout: Duration,
+    /// Resolving and connecting to a next hop taking longer fails the connection.
+    pub connect_timeout: Duration,
     pub secret: [u8; 32],
     pub high_water: usize,
     pub max_head: usize,
-    pub max_non_send_body: u64,
     pub head_timeout: Duration,
     pub body_timeout: Duration,
     pub max_queue: usize,
+    /// Connection slots of this worker.
+    pub max_conns: usize,
     pub limiter: Arc<ConnLimiter>,
     pub shutdown_grace: Duration,
 }
@@ -85,16 +95,9 @@ pub fn run(
             "could not pin worker to its CPU"
         );
     }
-    let fut = worker_main(
-        cfg.clone_parts(),
-        listeners,
-        rx,
-        senders,
-        gauges,
-        counters,
-        ready.clone(),
-    );
-    match cfg.driver {
+    let (driver, index) = (cfg.driver, cfg.index);
+    let fut = worker_main(cfg, listeners, rx, senders, gauges, counters, ready.clone());
+    match driver {
         Driver::Legacy => match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()
@@ -107,7 +110,7 @@ pub fn run(
         Driver::IoUring | Driver::Auto => {
             match super::runtime::uring_runtime(4096, super::runtime::modes_from_env()) {
                 Ok((mut rt, mode)) => {
-                    if cfg.index == 0 {
+                    if index == 0 {
                         tracing::info!(mode = mode.name(), "io_uring ring set up");
                     }
                     rt.block_on(fut)
@@ -120,69 +123,31 @@ pub fn run(
     }
 }
 
-/// The parts of a [`WorkerConfig`] the async side keeps.
-struct Parts {
-    index: usize,
-    relay: RelayConfig,
-    users: Option<Arc<Users>>,
-    tls: Arc<TlsContext>,
-    tls_handshake_timeout: Duration,
-    secret: [u8; 32],
-    high_water: usize,
-    max_head: usize,
-    max_non_send_body: u64,
-    head_timeout: Duration,
-    body_timeout: Duration,
-    max_queue: usize,
-    limiter: Arc<ConnLimiter>,
-    shutdown_grace: Duration,
-}
-
-impl WorkerConfig {
-    fn clone_parts(&self) -> Parts {
-        Parts {
-            index: self.index,
-            relay: self.relay.clone(),
-            users: self.users.clone(),
-            tls: self.tls.clone(),
-            tls_handshake_timeout: self.tls_handshake_timeout,
-            secret: self.secret,
-            high_water: self.high_water,
-            max_head: self.max_head,
-            max_non_send_body: self.max_non_send_body,
-            head_timeout: self.head_timeout,
-            body_timeout: self.body_timeout,
-            max_queue: self.max_queue,
-            limiter: self.limiter.clone(),
-            shutdown_grace: self.shutdown_grace,
-        }
-    }
-}
-
 /// This core's state, shared by its tasks.
 pub struct Worker {
     core: u16,
+    cfg: WorkerConfig,
     relay: RefCell<Relay>,
+    /// Connection ids of this core, shared with the engines (they name the outbound
+    /// connections they ask for).
+    slots: Rc<RefCell<Slots>>,
     conns: RefCell<HashMap<u32, Rc<ConnHandle>>>,
     mesh: Vec<MeshSender>,
     gauges: Arc<Gauges>,
-    high_water: usize,
-    max_queue: usize,
-    head_timeout: Duration,
-    body_timeout: Duration,
-    limiter: Arc<ConnLimiter>,
     counters: Arc<Counters>,
     limits: ScanLimits,
     listener_fds: RefCell<Vec<RawFd>>,
     stopping: Cell<bool>,
-    shutdown_grace: Duration,
     /// Certificates for new handshakes (replaced on SIGHUP).
     tls: RefCell<Arc<TlsContext>>,
-    tls_handshake_timeout: Duration,
+    /// The deadline the timer task sleeps until, and its waker, so that an earlier one
+    /// can wake it.
+    timer_at: Cell<Option<Instant>>,
+    timer_waker: RefCell<Option<Waker>>,
 }
 
 async fn worker_main(
-    p: Parts,
+    cfg: WorkerConfig,
     listeners: Vec<Listener>,
     rx: MeshReceiver,
     senders: Vec<MeshSender>,
@@ -192,35 +157,36 @@ async fn worker_main(
 ) {
     let mut seed = [0u8; 32];
     rand::fill(&mut seed);
+    let core = cfg.index as u16;
+    let slots = Rc::new(RefCell::new(Slots::new(core, cfg.max_conns)));
     let relay = Relay::new(
-        p.relay,
-        p.users,
-        p.secret,
+        cfg.relay.clone(),
+        cfg.users.clone(),
+        cfg.secret,
         seed,
         counters.clone(),
+        slots.clone(),
         Instant::now(),
     );
+    let limits = ScanLimits {
+        max_head: cfg.max_head,
+        max_non_send_body: Some(cfg.relay.max_non_send_body),
+    };
     let w = Rc::new(Worker {
-        core: p.index as u16,
+        core,
+        tls: RefCell::new(cfg.tls.clone()),
+        cfg,
         relay: RefCell::new(relay),
+        slots,
         conns: RefCell::new(HashMap::new()),
         mesh: senders,
         gauges,
-        high_water: p.high_water,
-        max_queue: p.max_queue,
-        head_timeout: p.head_timeout,
-        body_timeout: p.body_timeout,
-        limiter: p.limiter,
         counters,
-        limits: ScanLimits {
-            max_head: p.max_head,
-            max_non_send_body: Some(p.max_non_send_body),
-        },
+        limits,
         listener_fds: RefCell::new(Vec::new()),
         stopping: Cell::new(false),
-        shutdown_grace: p.shutdown_grace,
-        tls: RefCell::new(p.tls),
-        tls_handshake_timeout: p.tls_handshake_timeout,
+        timer_at: Cell::new(None),
+        timer_waker: RefCell::new(None),
     });
     for (l, secure) in listeners {
         match TcpListener::from_std(l) {
@@ -265,15 +231,44 @@ async fn accept_loop(w: Rc<Worker>, l: TcpListener, secure: bool) {
     }
 }
 
+/// The one timer of the core: sleeps until the earliest deadline of its engines (and
+/// the stall check while connections are open), runs what is due, and sleeps again. An
+/// engine that gets an earlier deadline wakes it ([`Worker::rearm_timer`]).
 async fn timer_loop(w: Rc<Worker>) {
-    let mut ticks = 0u32;
+    let mut next_stall = Instant::now() + STALL_CHECK;
     while !w.stopping.get() {
-        monoio::time::sleep(TICK).await;
-        w.relay.borrow_mut().handle_timeout(Instant::now());
-        w.dispatch();
-        ticks = ticks.wrapping_add(1);
-        if ticks % 5 == 0 {
-            w.close_stalled(Instant::now());
+        let now = Instant::now();
+        let engine = w.relay.borrow().poll_timeout();
+        let stall = (!w.conns.borrow().is_empty()).then_some(next_stall);
+        let at = [engine, stall].into_iter().flatten().min();
+        w.timer_at.set(at);
+        let wait = at.map(|t| t.saturating_duration_since(now));
+        // Wakes when rearmed; no deadline at all: sleeps until rearmed.
+        let rearmed = poll_fn(|cx| {
+            if w.timer_at.get() != at {
+                Poll::Ready(())
+            } else {
+                *w.timer_waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        });
+        match wait {
+            Some(d) => {
+                monoio::select! {
+                    _ = monoio::time::sleep(d) => {}
+                    _ = rearmed => {}
+                }
+            }
+            None => rearmed.await,
+        }
+        let now = Instant::now();
+        if w.relay.borrow().poll_timeout().is_some_and(|t| t <= now) {
+            w.relay.borrow_mut().handle_timeout(now);
+            w.dispatch();
+        }
+        if now >= next_stall {
+            next_stall = now + STALL_CHECK;
+            w.close_stalled(now);
         }
     }
 }
@@ -298,7 +293,8 @@ async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
         let now = Instant::now();
         while let Some(env) = rx.try_recv() {
             match env {
-                Envelope::Mesh(m) => w.relay.borrow_mut().handle_mesh(now, m),
+                Envelope::Write { conn, bytes, part } => w.write_local(conn, bytes, part),
+                Envelope::Relay(m) => w.relay.borrow_mut().handle_mesh(now, m),
                 Envelope::Control(Control::Users(u)) => w.relay.borrow_mut().set_users(u),
                 Envelope::Control(Control::Dump) => w.dump(),
                 Envelope::Control(Control::Tls(t)) => *w.tls.borrow_mut() = t,
@@ -322,7 +318,7 @@ impl Worker {
     /// Takes a place under the connection limits for `peer`, or says why not (the
     /// caller drops the stream: a clean close).
     fn admit(&self, peer: SocketAddr) -> bool {
-        match self.limiter.acquire(peer.ip()) {
+        match self.cfg.limiter.acquire(peer.ip()) {
             Ok(()) => true,
             Err(limit) => {
                 bump(&self.counters.connections_refused, 1);
@@ -337,16 +333,13 @@ impl Worker {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let kind = ConnKind::Inbound {
-            loopback: peer.ip().is_loopback(),
-            secure: false,
-            relay: None,
-        };
         let fd = stream.as_raw_fd();
-        self.open_inbound(kind, peer, fd, stream, false);
+        self.open_inbound(ConnKind::tcp_from(peer), peer, fd, stream, false);
     }
 
-    /// Registers an accepted connection with the relay and starts its tasks.
+    /// Gives an accepted connection its id, announces it to the engines and starts its
+    /// tasks. Its first bytes decide its protocol: MSRP today (SIP, HTTP upgrades and
+    /// the handler for anything else plug in at [`read_loop`]'s first read).
     fn open_inbound<S>(
         self: &Rc<Self>,
         kind: ConnKind,
@@ -357,18 +350,20 @@ impl Worker {
     ) where
         S: Split + AsyncReadRent + AsyncWriteRent + 'static,
     {
-        let id = self.relay.borrow_mut().open_conn(Instant::now(), kind);
-        if id.slot as usize >= self.gauges.capacity() {
-            tracing::warn!(%peer, "connection table full, refusing connection");
-            self.relay.borrow_mut().handle_closed(Instant::now(), id);
-            self.limiter.release(peer.ip());
+        let Some(id) = self.slots.borrow_mut().alloc() else {
+            tracing::warn!(%peer, side = "internal", "connection table full, refusing connection");
+            self.cfg.limiter.release(peer.ip());
             return;
-        }
+        };
+        self.relay
+            .borrow_mut()
+            .handle_open(Instant::now(), id, kind);
         tracing::info!(%peer, core = self.core, slot = id.slot, "connection opened");
-        let h = Rc::new(ConnHandle::new(id, peer.to_string()));
+        let h = Rc::new(ConnHandle::new(id, peer.to_string(), false));
         h.limit_ip.set(Some(peer.ip()));
         self.conns.borrow_mut().insert(id.slot, h.clone());
         self.spawn_io(h, fd, stream, tls);
+        self.rearm_timer();
     }
 
     /// Runs the TLS handshake of an accepted connection in its own task, then starts
@@ -380,13 +375,13 @@ impl Worker {
         }
         let _ = stream.set_nodelay(true);
         let Some((cfg, verified)) = self.tls.borrow().server_for_conn() else {
-            self.limiter.release(peer.ip());
+            self.cfg.limiter.release(peer.ip());
             return;
         };
         let fd = stream.as_raw_fd();
         let w = self.clone();
         monoio::spawn(async move {
-            let done = handshake_guard(fd, w.tls_handshake_timeout);
+            let done = handshake_guard(fd, w.cfg.tls_handshake_timeout);
             let acceptor = monoio_rustls::TlsAcceptor::from(cfg);
             let r = acceptor.accept(stream).await;
             // The stream (and its fd) is either ours again or already closed: the guard
@@ -394,19 +389,18 @@ impl Worker {
             done.set(true);
             match r {
                 Ok(s) if !w.stopping.get() => {
-                    let relay = verified.identity();
                     let kind = ConnKind::Inbound {
-                        loopback: peer.ip().is_loopback(),
-                        secure: true,
-                        relay,
+                        peer,
+                        transport: Transport::Tls,
+                        relay: verified.identity(),
                     };
                     w.open_inbound(kind, peer, fd, s, true);
                 }
-                Ok(_) => w.limiter.release(peer.ip()),
+                Ok(_) => w.cfg.limiter.release(peer.ip()),
                 Err(e) => {
-                    w.limiter.release(peer.ip());
+                    w.cfg.limiter.release(peer.ip());
                     let e = std::io::Error::from(e);
-                    tracing::info!(%peer, error = %e, "TLS handshake failed");
+                    tracing::info!(%peer, side = "inbound", error = %e, "TLS handshake failed");
                 }
             }
         });
@@ -421,92 +415,134 @@ impl Worker {
         h.attach(fd);
         let (rd, mut wr) = stream.into_split();
         monoio::spawn(read_loop(self.clone(), h.clone(), rd));
-        let gauges = self.gauges.clone();
+        let w = self.clone();
         monoio::spawn(async move {
-            write_loop(&h, &gauges, &mut wr, tls).await;
+            let id = h.id;
+            let on_events = |events: Vec<QueueEvent>| w.queue_events(id, events);
+            write_loop(&h, &w.gauges, &mut wr, tls, &on_events).await;
             drop(wr);
             h.half_done();
         });
     }
 
-    /// Opens an outbound connection for a slot the relay has already given out. Bytes
-    /// queue on it while the connection is being made.
-    fn connect(self: &Rc<Self>, id: ConnId, host: String, port: u16, secure: bool) {
-        let h = Rc::new(ConnHandle::new(id, format!("{host}:{port}")));
+    /// What a connection's send queue did: each interrupted chunk owes one more response.
+    fn queue_events(self: &Rc<Self>, id: ConnId, events: Vec<QueueEvent>) {
+        for e in events {
+            match e {
+                QueueEvent::Interrupted { tid, .. } => {
+                    bump(&self.counters.chunks_interrupted, 1);
+                    self.relay.borrow_mut().handle_rechunked(id, &tid);
+                }
+            }
+        }
+        self.dispatch();
+    }
+
+    /// Opens an outbound connection for an id an engine has already given out. Bytes
+    /// queue on it while the connection is being made. The host is resolved off the
+    /// core, and the whole of resolving, connecting and the TLS handshake must finish
+    /// within the connect timeout, or the connection is closed as failed: the engines
+    /// then fail what waits on it (REPORTs to the senders).
+    fn connect(self: &Rc<Self>, id: ConnId, host: String, port: u16, transport: Transport) {
+        let h = Rc::new(ConnHandle::new(id, format!("{host}:{port}"), true));
         self.conns.borrow_mut().insert(id.slot, h.clone());
         let w = self.clone();
-        monoio::spawn(async move {
-            let addrs: Vec<SocketAddr> = match (host.as_str(), port).to_socket_addrs() {
-                Ok(a) => a.collect(),
-                Err(e) => {
-                    tracing::warn!(%host, port, error = %e, "cannot resolve next hop");
-                    Vec::new()
+        let timeout = self.cfg.connect_timeout;
+        // Enforced from outside: nothing in flight is cancelled (see ARCHITECTURE.md).
+        let guard = {
+            let (w, h) = (self.clone(), h.clone());
+            let up = Rc::new(Cell::new(false));
+            let done = up.clone();
+            monoio::spawn(async move {
+                monoio::time::sleep(timeout).await;
+                if !done.get() {
+                    tracing::warn!(peer = %h.peer, side = "outbound", timeout_s = timeout.as_secs_f64(), "next hop not reached in time");
+                    w.connect_failed(&h);
                 }
-            };
+            });
+            up
+        };
+        monoio::spawn(async move {
+            let addrs = resolve(&host, port).await;
             let mut stream = None;
             for a in addrs {
+                if h.is_closing() {
+                    break;
+                }
                 match TcpStream::connect_addr(a).await {
                     Ok(s) => {
                         stream = Some(s);
                         break;
                     }
-                    Err(e) => tracing::warn!(addr = %a, error = %e, "outbound connection failed"),
+                    Err(e) => {
+                        tracing::warn!(addr = %a, side = "outbound", error = %e, "outbound connection failed")
+                    }
                 }
             }
-            match stream {
-                Some(s) if !h.is_closing() => {
-                    let _ = s.set_nodelay(true);
-                    let fd = s.as_raw_fd();
-                    if !secure {
-                        tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound connection open");
-                        w.spawn_io(h, fd, s, false);
-                        return;
-                    }
-                    // msrps: the certificate must be valid for the URI host.
-                    let Some(name) = tls::server_name(&host) else {
-                        tracing::warn!(%host, "next hop host is not a valid TLS name");
-                        h.abort();
-                        w.finish_conn(&h);
-                        return;
-                    };
-                    let connector =
-                        monoio_rustls::TlsConnector::from(w.tls.borrow().client.clone());
-                    let done = handshake_guard(fd, w.tls_handshake_timeout);
-                    let r = connector.connect(name, s).await;
-                    done.set(true);
-                    match r {
-                        Ok(t) if !h.is_closing() => {
-                            tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound TLS connection open");
-                            w.spawn_io(h, fd, t, true);
-                        }
-                        r => {
-                            if let Err(e) = r {
-                                // The io::Error form says which check failed.
-                                let e = std::io::Error::from(e);
-                                tracing::warn!(peer = %h.peer, error = %e, "outbound TLS handshake failed");
-                            }
-                            h.abort();
-                            w.finish_conn(&h);
-                        }
-                    }
+            let Some(s) = stream.filter(|_| !h.is_closing()) else {
+                guard.set(true);
+                w.connect_failed(&h);
+                return;
+            };
+            let _ = s.set_nodelay(true);
+            let fd = s.as_raw_fd();
+            if transport == Transport::Tcp {
+                guard.set(true);
+                tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound connection open");
+                w.spawn_io(h, fd, s, false);
+                return;
+            }
+            // msrps: the certificate must be valid for the URI host.
+            let Some(name) = tls::server_name(&host) else {
+                guard.set(true);
+                tracing::warn!(%host, side = "outbound", "next hop host is not a valid TLS name");
+                w.connect_failed(&h);
+                return;
+            };
+            let connector = monoio_rustls::TlsConnector::from(w.tls.borrow().client.clone());
+            let done = handshake_guard(fd, w.cfg.tls_handshake_timeout);
+            let r = connector.connect(name, s).await;
+            done.set(true);
+            guard.set(true);
+            match r {
+                Ok(t) if !h.is_closing() => {
+                    tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound TLS connection open");
+                    w.spawn_io(h, fd, t, true);
                 }
-                _ => {
-                    h.abort();
-                    w.finish_conn(&h);
+                r => {
+                    if let Err(e) = r {
+                        // The io::Error form says which check failed.
+                        let e = std::io::Error::from(e);
+                        tracing::warn!(peer = %h.peer, side = "outbound", error = %e, "outbound TLS handshake failed");
+                    }
+                    w.connect_failed(&h);
                 }
             }
         });
     }
 
-    /// The relay forgets the connection and its map entry goes.
+    fn connect_failed(self: &Rc<Self>, h: &ConnHandle) {
+        if !h.is_closing() {
+            bump(&self.counters.connect_failures, 1);
+        }
+        h.abort();
+        self.finish_conn(h);
+    }
+
+    /// The engines forget the connection, its map entry goes and its slot is free again.
+    /// Runs once per connection, whoever calls it first.
     fn finish_conn(self: &Rc<Self>, h: &ConnHandle) {
+        if !h.finish() {
+            return;
+        }
         if let Some(ip) = h.limit_ip.take() {
-            self.limiter.release(ip);
+            self.cfg.limiter.release(ip);
         }
         self.relay.borrow_mut().handle_closed(Instant::now(), h.id);
         if self.conn(h.id.slot, h.id.generation).is_some() {
             self.conns.borrow_mut().remove(&h.id.slot);
         }
+        self.slots.borrow_mut().release(h.id);
         h.reader_done();
         self.dispatch();
     }
@@ -522,61 +558,80 @@ impl Worker {
         .ok()
     }
 
-    /// Carries out what the relay asked for.
+    /// Queues bytes on a connection of this core, closing it when its queue passes the
+    /// hard cap (a peer that does not read).
+    fn write_local(&self, conn: ConnId, bytes: Bytes, part: Part) {
+        let Some(h) = self.conn(conn.slot, conn.generation) else {
+            return;
+        };
+        if h.queued() + bytes.len() > self.cfg.max_queue {
+            if !h.is_closing() {
+                bump(&self.counters.queue_overflows, 1);
+                let r = CloseReason::QueueOverflow;
+                tracing::info!(peer = %h.peer, slot = conn.slot, queued = h.queued(), max_queue = self.cfg.max_queue, side = r.side(h.outbound).name(), reason = r.describe(), "closing connection");
+            }
+            h.abort();
+        } else {
+            h.push(&self.gauges, bytes, part);
+        }
+    }
+
+    /// Carries out what the engines asked for.
     fn dispatch(self: &Rc<Self>) {
         loop {
             let Some(a) = self.relay.borrow_mut().poll_action() else {
                 break;
             };
-            match a {
-                Action::Write {
-                    slot,
-                    generation,
-                    bytes,
-                    part,
-                } => {
-                    if let Some(h) = self.conn(slot, generation) {
-                        if h.queued() + h.held() + bytes.len() > self.max_queue {
-                            if !h.is_closing() {
-                                bump(&self.counters.queue_overflows, 1);
-                                tracing::info!(peer = %h.peer, slot, queued = h.queued(), max_queue = self.max_queue, "write queue over its hard cap: peer does not read, closing");
-                            }
-                            h.abort();
-                        } else {
-                            h.push(&self.gauges, bytes, part);
-                        }
-                    }
+            self.carry_out(a);
+        }
+        self.rearm_timer();
+    }
+
+    fn carry_out(self: &Rc<Self>, a: RelayAction) {
+        match a {
+            Action::Write { conn, bytes, part } if conn.core == self.core => {
+                self.write_local(conn, bytes, part)
+            }
+            Action::Write { conn, bytes, part } => {
+                self.send_to(conn.core, Envelope::Write { conn, bytes, part })
+            }
+            Action::ToCore { core, msg } => self.send_to(core, Envelope::Relay(msg)),
+            Action::Close { conn, reason } => {
+                if let Some(h) = self.conn(conn.slot, conn.generation) {
+                    tracing::info!(peer = %h.peer, slot = conn.slot, side = reason.side(h.outbound).name(), reason = reason.describe(), "closing connection");
+                    h.close();
                 }
-                Action::Mesh { core, msg } => {
-                    if let Some(tx) = self.mesh.get(usize::from(core)) {
-                        // Unbounded: never full; fails only when that worker is gone.
-                        let _ = tx.send(Envelope::Mesh(msg));
-                    }
-                }
-                Action::Close {
-                    slot,
-                    generation,
-                    reason,
-                } => {
-                    if let Some(h) = self.conn(slot, generation) {
-                        tracing::info!(peer = %h.peer, slot, reason = ?reason, "closing connection");
-                        h.close();
-                    }
-                }
-                Action::Connect {
-                    slot,
-                    generation,
-                    host,
-                    port,
-                    secure,
-                } => {
-                    let id = ConnId {
-                        core: self.core,
-                        slot,
-                        generation,
-                    };
-                    self.connect(id, host, port, secure);
-                }
+            }
+            Action::Connect {
+                conn,
+                host,
+                port,
+                transport,
+            } => self.connect(conn, host, port, transport),
+        }
+    }
+
+    fn send_to(&self, core: u16, env: Envelope) {
+        if let Some(tx) = self.mesh.get(usize::from(core)) {
+            // Unbounded: never full; fails only when that worker is gone.
+            let _ = tx.send(env);
+        }
+    }
+
+    /// Wakes the timer task when an engine's next deadline is earlier than the one it
+    /// sleeps until.
+    fn rearm_timer(&self) {
+        let next = self.relay.borrow().poll_timeout();
+        let armed = self.timer_at.get();
+        let earlier = match (next, armed) {
+            (Some(n), Some(a)) => n < a,
+            (Some(_), None) => true,
+            _ => false,
+        } || (armed.is_none() && !self.conns.borrow().is_empty());
+        if earlier {
+            self.timer_at.set(next);
+            if let Some(w) = self.timer_waker.borrow_mut().take() {
+                w.wake();
             }
         }
     }
@@ -584,42 +639,45 @@ impl Worker {
     /// Handles the frames other cores sent (control messages are dropped: the worker
     /// is stopping).
     fn drain_mesh(self: &Rc<Self>, rx: &MeshReceiver) {
+        let now = Instant::now();
         while let Some(env) = rx.try_recv() {
-            if let Envelope::Mesh(m) = env {
-                self.relay.borrow_mut().handle_mesh(Instant::now(), m);
+            match env {
+                Envelope::Write { conn, bytes, part } => self.write_local(conn, bytes, part),
+                Envelope::Relay(m) => self.relay.borrow_mut().handle_mesh(now, m),
+                Envelope::Control(_) => {}
             }
         }
         self.dispatch();
     }
 
     /// Closes connections whose header block has been incomplete for too long, and
-    /// those whose frame body stopped arriving: a frame being passed on holds back every
-    /// other frame for its receiver (they never interleave), so a sender that stalls in
-    /// the middle of one must not hold that receiver for the whole idle timeout. The
-    /// receiver gets the frame ended with `#` (RFC 4975 §7.1, aborted).
+    /// those whose frame body stopped arriving: a frame being passed on may hold back
+    /// other frames for its receiver, so a sender that stalls in the middle of one must
+    /// not hold that receiver for the whole idle timeout. The receiver gets the frame
+    /// ended with `#` (RFC 4975 §7.1, aborted).
     fn close_stalled(&self, now: Instant) {
         for h in self.conns.borrow().values() {
             let checks = [
                 (
                     &h.body_wait_since,
-                    self.body_timeout,
+                    self.cfg.body_timeout,
                     &self.counters.body_timeouts,
-                    "frame body stalled, aborting it and closing",
+                    CloseReason::BodyTimeout,
                 ),
                 (
                     &h.head_since,
-                    self.head_timeout,
+                    self.cfg.head_timeout,
                     &self.counters.head_timeouts,
-                    "header block not finished in time, closing",
+                    CloseReason::HeadTimeout,
                 ),
             ];
-            for (since, limit, counter, what) in checks {
+            for (since, limit, counter, reason) in checks {
                 if let Some(t) = since.get()
                     && now.duration_since(t) >= limit
                     && !h.is_closing()
                 {
                     bump(counter, 1);
-                    tracing::info!(peer = %h.peer, slot = h.id.slot, "{what}");
+                    tracing::info!(peer = %h.peer, slot = h.id.slot, side = reason.side(h.outbound).name(), reason = reason.describe(), "closing connection");
                     since.set(None);
                     h.abort();
                 }
@@ -667,19 +725,14 @@ impl Worker {
                 libc::shutdown(*fd, libc::SHUT_RDWR);
             }
         }
-        let deadline = Instant::now() + self.shutdown_grace;
+        let deadline = Instant::now() + self.cfg.shutdown_grace;
         // Idle for three checks in a row: a frame that just ended here may still owe a
         // response that another core is about to send back (as a mesh message).
         let mut quiet = 0;
         while Instant::now() < deadline {
             self.drain_mesh(rx);
             let (_, _, streams, _) = self.relay.borrow().table_sizes();
-            let queued: usize = self
-                .conns
-                .borrow()
-                .values()
-                .map(|h| h.queued() + h.held())
-                .sum();
+            let queued: usize = self.conns.borrow().values().map(|h| h.queued()).sum();
             if streams == 0 && queued == 0 {
                 quiet += 1;
                 if quiet >= 3 {
@@ -738,12 +791,12 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
         // Backpressure: our own queue (responses to this peer) and the queue our current
         // frame is feeding must be below the high-water mark before we read more.
         w.gauges
-            .wait_below(w.core, id.core, id.slot, w.high_water, None)
+            .wait_below(w.core, id.core, id.slot, w.cfg.high_water, None)
             .await;
         let target = w.relay.borrow().backpressure_target(id);
         if let Some((core, slot)) = target {
             w.gauges
-                .wait_below(w.core, core, slot, w.high_water, Some(origin))
+                .wait_below(w.core, core, slot, w.cfg.high_water, Some(origin))
                 .await;
         }
         if h.is_closing() {
@@ -827,14 +880,33 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
     w.finish_conn(&h);
 }
 
-/// Summary used in logs and tests.
-pub fn describe(reason: CloseReason) -> &'static str {
-    match reason {
-        CloseReason::NotAddressedToUs => "first To-Path URI is not this relay",
-        CloseReason::AuthFailures => "too many failed AUTH requests",
-        CloseReason::Probation => "no successful request during probation",
-        CloseReason::Idle => "idle",
-        CloseReason::Malformed => "malformed frame",
-        CloseReason::BodyTooLarge => "non-SEND body over its limit",
+/// The addresses of `host:port`: an IP literal at once, a name resolved on a thread of
+/// its own (`getaddrinfo` blocks, and must not block the core).
+async fn resolve(host: &str, port: u16) -> Vec<SocketAddr> {
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return vec![SocketAddr::new(ip, port)];
+    }
+    let (tx, rx) = async_channel::bounded(1);
+    let name = host.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("msrpd-resolve".into())
+        .spawn(move || {
+            let r = (name.as_str(), port)
+                .to_socket_addrs()
+                .map(Iterator::collect);
+            let _ = tx.send_blocking(r);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(%host, error = %e, "cannot start a resolver thread");
+        return Vec::new();
+    }
+    match rx.recv().await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            tracing::warn!(%host, port, side = "outbound", error = %e, "cannot resolve next hop");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
     }
 }

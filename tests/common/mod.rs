@@ -27,6 +27,19 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// Waits until `f` holds for the relay's counters, at most 3 s.
+    pub fn settle(&self, what: &str, f: impl Fn(&msrpd::conn::CounterSnapshot) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let c = self.counters();
+            if f(&c) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {c:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Starts a relay with `workers` workers, letting `tune` adjust the config.
     pub fn start(workers: usize, driver: Driver, tune: impl FnOnce(&mut ServerConfig)) -> Relay {
         let mut cfg = ServerConfig::new("127.0.0.1:0".parse().unwrap());
@@ -48,7 +61,7 @@ impl Relay {
         format!("msrp://127.0.0.1:{};tcp", self.addr.port())
     }
 
-    pub fn counters(&self) -> msrpd::relay::CounterSnapshot {
+    pub fn counters(&self) -> msrpd::conn::CounterSnapshot {
         self.handle.as_ref().unwrap().counters()
     }
 
