@@ -49,5 +49,5 @@ echo "messages delivered: $delivered"
 echo "instructions per delivered message: $((total / delivered))"
 echo "heaviest msrpd functions, inclusive, instructions per message:"
 callgrind_annotate --inclusive=yes "$out" 2>/dev/null |
-  grep -E '^ *[0-9,]+ +\([ 0-9.]+%\) +/[^ ]*/src/(codec|relay|server)/[a-z_/]+\.rs:msrpd::' |
+  grep -E '^ *[0-9,]+ +\([ 0-9.]+%\) +/[^ ]*/src/(codec|conn|relay|server)/[a-z_/]+\.rs:msrpd::' |
   awk -v n="$delivered" -v top="$TOP" 'NR <= top { v = $1; gsub(",", "", v); sub(/^.*:msrpd::/, "msrpd::", $NF); printf "%8d  %s\n", v / n, $NF }'

@@ -255,14 +255,6 @@ impl Scanner {
         matches!(self.state, State::Body { .. })
     }
 
-    /// Body bytes handed out so far in the current frame.
-    pub fn body_len(&self) -> u64 {
-        match self.state {
-            State::Body { body_len, .. } => body_len,
-            _ => 0,
-        }
-    }
-
     /// The next event, `Ok(None)` when more input is needed.
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, ScanError> {
         let r = match self.state {

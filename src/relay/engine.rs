@@ -208,8 +208,6 @@ pub struct Handoff {
     resume: Option<Resumable>,
     tid: u64,
     has_body: bool,
-    /// Host (lower case) and port of the To-Path URI after ours, for the §6.4 check.
-    next: Option<(String, Option<u16>)>,
 }
 
 /// A request rewritten for its next hop, ready to be queued there.
@@ -510,7 +508,7 @@ impl Relay {
             }
         }
         drop_by(&self.counters.connections_open, 1);
-        self.handle_abort(now, Origin::Conn(id));
+        self.handle_abort(Origin::Conn(id));
         for (tid, t) in conn.txns {
             self.txn_count -= 1;
             drop_by(&self.counters.transactions, 1);
@@ -608,7 +606,7 @@ impl Relay {
     /// The frame from `origin` stops in the middle (its connection closed): end what was
     /// passed on with `#` so the next hop stays in step (RFC 4975 §7.1). Its transaction
     /// is dropped: the sender abandoned the chunk, nothing is owed to it.
-    pub fn handle_abort(&mut self, _now: Instant, origin: Origin) {
+    pub fn handle_abort(&mut self, origin: Origin) {
         let Some(s) = self.streams.remove(&origin) else {
             return;
         };
@@ -629,13 +627,13 @@ impl Relay {
     /// was passed on is ended with `#`, the request is answered with 413 when its head
     /// names a tid and a From-Path (never a REPORT, nor a request already refused at its
     /// head), and the connection is closed.
-    pub fn handle_body_too_large(&mut self, now: Instant, from: ConnId, head: &[u8]) {
+    pub fn handle_body_too_large(&mut self, from: ConnId, head: &[u8]) {
         // A request refused at its head has had its answer already.
         let refused = self
             .streams
             .get(&Origin::Conn(from))
             .is_none_or(|s| s.dest == Dest::Discard);
-        self.handle_abort(now, Origin::Conn(from));
+        self.handle_abort(Origin::Conn(from));
         let is_report = head
             .split(|&c| c == b'\r')
             .next()
@@ -676,7 +674,7 @@ impl Relay {
             }
             RelayMsg::Body { origin, bytes } => self.handle_body(origin, bytes),
             RelayMsg::End { origin, flag } => self.handle_end(now, origin, flag),
-            RelayMsg::Abort { origin } => self.handle_abort(now, origin),
+            RelayMsg::Abort { origin } => self.handle_abort(origin),
         }
     }
 
@@ -1018,11 +1016,6 @@ impl Relay {
                 resume,
                 tid,
                 has_body,
-                next: head
-                    .to_path()
-                    .uris()
-                    .nth(1)
-                    .map(|u| (u.host_str().to_ascii_lowercase(), u.port())),
             };
             self.mesh(sk.core, RelayMsg::Handoff(Box::new(handoff)));
             return Step::Done(Stream {
@@ -1046,9 +1039,7 @@ impl Relay {
         if origin != Origin::Conn(owner) {
             // From elsewhere: it may only go to the session's owner (§6.4), and only when
             // the next URI is that client's.
-            let next = head.to_path().uris().nth(1);
-            let next = next.map(|u| (u.host_str().to_ascii_lowercase(), u.port()));
-            if !self.leads_to_client(sk.key, next.as_ref()) {
+            if !self.leads_to_client(sk.key, head.to_path().uris().nth(1).as_ref()) {
                 self.reject(now, origin, &head, &p, 403, NOT_TOWARD_CLIENT);
                 return Step::Done(Stream::discard());
             }
@@ -1103,12 +1094,12 @@ impl Relay {
 
     /// Whether a request from elsewhere for session `key` goes on to its client: the
     /// To-Path URI after ours has the host and port of the client's own URI (§6.4).
-    fn leads_to_client(&self, key: u64, next: Option<&(String, Option<u16>)>) -> bool {
-        let Some(s) = self.sessions.get(&key) else {
+    fn leads_to_client(&self, key: u64, next: Option<&Uri<'_>>) -> bool {
+        let (Some(s), Some(next)) = (self.sessions.get(&key), next) else {
             return false;
         };
         let port = |p: Option<u16>| p.unwrap_or(MSRP_PORT);
-        next.is_some_and(|(h, p)| *h == s.client.0 && port(*p) == port(s.client.1))
+        port(next.port()) == port(s.client.1) && next.host_str().eq_ignore_ascii_case(&s.client.0)
     }
 
     /// The session `slot`/`key` of this core, if it exists and has not expired: the
@@ -1130,7 +1121,9 @@ impl Relay {
         let (code, why) = match self.session_owner(now, h.slot, h.key) {
             None => (481, "unknown or expired session"),
             Some(_) if h.no_next_hop => (481, "no next hop after this relay"),
-            Some(_) if !self.leads_to_client(h.key, h.next.as_ref()) => (403, NOT_TOWARD_CLIENT),
+            Some(_) if !self.leads_to_client(h.key, next_uri(&h.fwd).as_ref()) => {
+                (403, NOT_TOWARD_CLIENT)
+            }
             Some(owner) => {
                 let out = Outgoing {
                     dest: owner,
@@ -1809,6 +1802,15 @@ fn forward_bytes(head: &Head<'_>, tid: u64, has_body: bool) -> (Bytes, Option<Re
         _ => None,
     };
     (b.freeze(), resume)
+}
+
+/// The first To-Path URI of a head we rewrote for the next hop ([`forward_bytes`]): the
+/// URI after ours in the request as it came.
+fn next_uri(fwd: &[u8]) -> Option<Uri<'_>> {
+    let line = memchr::memmem::find(fwd, b"\r\nTo-Path: ")? + 11;
+    let rest = &fwd[line..];
+    let end = memchr::memchr2(b' ', b'\r', rest)?;
+    Uri::parse(core::str::from_utf8(&rest[..end]).ok()?).ok()
 }
 
 /// Our transaction id as it goes on the wire: 16 lower-case hex digits.

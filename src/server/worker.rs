@@ -854,7 +854,7 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
                 Err(ScanError::BodyTooLarge) => {
                     tracing::info!(peer = %h.peer, "non-SEND body over its limit: 413, closing connection");
                     let head = last_head.take().unwrap_or_default();
-                    w.relay.borrow_mut().handle_body_too_large(now, id, &head);
+                    w.relay.borrow_mut().handle_body_too_large(id, &head);
                     w.dispatch();
                     break 'outer "non-SEND body too large";
                 }
