@@ -8,7 +8,7 @@ use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use msrpd::config::{self, Cli, Command};
-use msrpd::relay::users;
+use msrpd::server::users_file;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -63,8 +63,14 @@ fn passwd(path: &std::path::Path, realm: Option<String>, user: &str) -> ExitCode
         eprintln!("msrpd passwd: empty password refused");
         return ExitCode::FAILURE;
     }
-    match users::set_password(path, &realm, user, password) {
-        Ok(()) => {
+    match users_file::set_password(path, &realm, user, password) {
+        Ok(written) => {
+            if let Some(dir) = written.created_dir {
+                eprintln!(
+                    "msrpd passwd: created directory {} (mode 0700)",
+                    dir.display()
+                );
+            }
             eprintln!(
                 "msrpd passwd: set password of {user} in realm {realm} in {}",
                 path.display()

@@ -172,7 +172,7 @@ fn users_file(name: &str, users: &[(&str, &str)]) -> std::path::PathBuf {
     let p = temp_path(name);
     let _ = std::fs::remove_file(&p);
     for (u, pw) in users {
-        msrpd::relay::users::set_password(&p, REALM, u, pw).unwrap();
+        msrpd::server::users_file::set_password(&p, REALM, u, pw).unwrap();
     }
     p
 }
@@ -498,6 +498,7 @@ fn try_login(relay: &Relay, user: &str, password: &str) -> bool {
         cnonce: "5eed5eed",
         uri: &ru,
         send_uri: true,
+        opaque: None,
     };
     let r = c.auth_with(&ru, &[("Authorization", &cr.header())]);
     match r.kind() {
@@ -520,7 +521,7 @@ fn reload_users_makes_a_new_user_work() {
         let relay = digest_relay(driver, &file, |_| {});
         assert!(try_login(&relay, "alice", "wonderland"));
         assert!(!try_login(&relay, "carol", "hunter2"));
-        msrpd::relay::users::set_password(&file, REALM, "carol", "hunter2").unwrap();
+        msrpd::server::users_file::set_password(&file, REALM, "carol", "hunter2").unwrap();
         // Not before the reload.
         assert!(!try_login(&relay, "carol", "hunter2"));
         relay.handle.as_ref().unwrap().reload_users().unwrap();
