@@ -102,8 +102,15 @@ fn relay(args: &config::RelayArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&resolved.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Checked by config::resolve; should EnvFilter still refuse it, say so rather than
+    // run without the logs the operator asked for.
+    let filter = match tracing_subscriber::EnvFilter::builder().parse(&resolved.log_level) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("msrpd: bad log filter {:?}: {e}", resolved.log_level);
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
