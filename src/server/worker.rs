@@ -379,7 +379,7 @@ impl Worker {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let Some((cfg, verified)) = self.tls.borrow().server_for_conn() else {
+        let Some(cfg) = self.tls.borrow().server_config() else {
             self.limiter.release(peer.ip());
             return;
         };
@@ -387,14 +387,12 @@ impl Worker {
         let w = self.clone();
         monoio::spawn(async move {
             let done = handshake_guard(fd, w.tls_handshake_timeout);
-            let acceptor = monoio_rustls::TlsAcceptor::from(cfg);
-            let r = acceptor.accept(stream).await;
+            let r = tls::accept(cfg, stream).await;
             // The stream (and its fd) is either ours again or already closed: the guard
             // must not touch the descriptor from here on.
             done.set(true);
             match r {
-                Ok(s) if !w.stopping.get() => {
-                    let relay = verified.identity();
+                Ok((s, relay)) if !w.stopping.get() => {
                     let kind = ConnKind::Inbound {
                         loopback: peer.ip().is_loopback(),
                         secure: true,
@@ -405,7 +403,6 @@ impl Worker {
                 Ok(_) => w.limiter.release(peer.ip()),
                 Err(e) => {
                     w.limiter.release(peer.ip());
-                    let e = std::io::Error::from(e);
                     tracing::info!(%peer, error = %e, "TLS handshake failed");
                 }
             }
