@@ -78,7 +78,10 @@ pub struct RelayArgs {
     /// Digest realm [default: the advertised host].
     #[arg(long)]
     pub realm: Option<String>,
-    /// Log level: error, warn, info, debug or trace (or a tracing filter) [default: info].
+    /// Log level: error, warn, info, debug, trace or off, or tracing directives such as
+    /// msrpd=debug,info; anything else is refused. Without it (and without log_level in
+    /// --config) the RUST_LOG environment variable decides, checked the same way
+    /// [default: $RUST_LOG, else info].
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
     /// Expires granted when an AUTH asks for none, in seconds [default: 600].
@@ -218,6 +221,66 @@ pub enum ConfigError {
     TlsWithoutCert,
     #[error("{0} must be between {1} and {2}")]
     Range(&'static str, u64, u64),
+    #[error(
+        "bad {source_name} {value:?}: {reason}; use one of error, warn, info, debug, trace, off, \
+         or tracing directives such as msrpd=debug,info"
+    )]
+    LogLevel {
+        /// Where the value came from: `--log-level`, `log_level` or `RUST_LOG`.
+        source_name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// The level names a log filter directive may be on its own.
+pub const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
+/// Checks a log filter: comma-separated directives, each a level name or
+/// `target[span{field}]=level` as tracing-subscriber's `EnvFilter` reads them. A bare
+/// word that is not a level (`warning`) is refused: `EnvFilter` would take it for a
+/// target name and turn every other log line off, errors included. Returns the filter
+/// with the spaces around directives removed (`EnvFilter` does not allow them).
+pub fn check_log_filter(value: &str, source_name: &'static str) -> Result<String, ConfigError> {
+    let bad = |reason: String| ConfigError::LogLevel {
+        source_name,
+        value: value.to_string(),
+        reason,
+    };
+    if value.trim().is_empty() {
+        return Err(bad("empty".into()));
+    }
+    let mut directives = Vec::new();
+    for d in value.split(',').map(str::trim) {
+        if d.is_empty() {
+            return Err(bad("empty directive".into()));
+        }
+        if !d.contains('=') && !LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(d)) {
+            return Err(bad(format!("{d:?} is not a level")));
+        }
+        directives.push(d);
+    }
+    let filter = directives.join(",");
+    tracing_subscriber::EnvFilter::builder()
+        .parse(&filter)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(filter)
+}
+
+/// The log filter in force: `--log-level` over the file's `log_level` over `RUST_LOG`
+/// (when set and not empty) over `info`. Each is checked with [`check_log_filter`].
+pub fn log_filter(
+    flag: Option<&str>,
+    file: Option<&str>,
+    rust_log: Option<&str>,
+) -> Result<String, ConfigError> {
+    let (value, source_name) = match (flag, file, rust_log) {
+        (Some(v), _, _) => (v, "--log-level"),
+        (None, Some(v), _) => (v, "log_level"),
+        (None, None, Some(v)) if !v.trim().is_empty() => (v, "RUST_LOG"),
+        _ => ("info", "default"),
+    };
+    check_log_filter(value, source_name)
 }
 
 /// `v` (or `default`) when it lies in `lo..=hi`.
@@ -306,6 +369,7 @@ fn seconds(v: Option<f64>, default: f64, name: &'static str) -> Result<Duration,
 /// The resolved settings: the server configuration and the log filter.
 pub struct Resolved {
     pub server: ServerConfig,
+    /// A checked `EnvFilter` directive string (see [`log_filter`]).
     pub log_level: String,
 }
 
@@ -450,11 +514,12 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
         Some("epoll") | Some("legacy") => Driver::Legacy,
         Some(d) => return Err(ConfigError::Driver(d.to_string())),
     };
-    let log_level = a
-        .log_level
-        .clone()
-        .or(f.log_level)
-        .unwrap_or_else(|| "info".into());
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let log_level = log_filter(
+        a.log_level.as_deref(),
+        f.log_level.as_deref(),
+        rust_log.as_deref(),
+    )?;
     Ok(Resolved {
         server: s,
         log_level,
@@ -545,6 +610,65 @@ mod tests {
             resolve(&a, FileConfig::default()),
             Err(ConfigError::TlsWithoutCert)
         ));
+    }
+
+    #[test]
+    fn log_filters_are_checked_and_ranked() {
+        for ok in [
+            "error",
+            "WARN",
+            "info",
+            "debug",
+            "trace",
+            "off",
+            "msrpd=debug,info",
+            " msrpd::server=trace , warn ",
+            "msrpd[conn]=debug",
+        ] {
+            check_log_filter(ok, "--log-level").unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        assert_eq!(
+            check_log_filter(" msrpd::server=trace , warn ", "x").unwrap(),
+            "msrpd::server=trace,warn"
+        );
+        for bad in [
+            "warning",
+            "",
+            " ",
+            "msrpd",
+            "info,",
+            "msrpd=loud",
+            "verbose,info",
+        ] {
+            let e = check_log_filter(bad, "--log-level").unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.starts_with("bad --log-level "), "{msg}");
+            assert!(
+                msg.contains("error, warn, info, debug, trace, off"),
+                "{msg}"
+            );
+        }
+        // Flag over file over RUST_LOG over info.
+        assert_eq!(
+            log_filter(Some("warn"), Some("debug"), Some("trace")).unwrap(),
+            "warn"
+        );
+        assert_eq!(
+            log_filter(None, Some("debug"), Some("trace")).unwrap(),
+            "debug"
+        );
+        assert_eq!(log_filter(None, None, Some("trace")).unwrap(), "trace");
+        assert_eq!(log_filter(None, None, Some("")).unwrap(), "info");
+        assert_eq!(log_filter(None, None, None).unwrap(), "info");
+        let e = log_filter(None, None, Some("warning")).unwrap_err();
+        assert!(e.to_string().starts_with("bad RUST_LOG \"warning\""), "{e}");
+        let e = log_filter(None, Some("loud"), None).unwrap_err();
+        assert!(e.to_string().starts_with("bad log_level \"loud\""), "{e}");
+        // An explicit, valid level wins over a bad RUST_LOG.
+        assert_eq!(
+            log_filter(Some("info"), None, Some("warning")).unwrap(),
+            "info"
+        );
     }
 
     #[test]

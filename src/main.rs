@@ -8,7 +8,7 @@ use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use msrpd::config::{self, Cli, Command};
-use msrpd::relay::users;
+use msrpd::server::users_file;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -63,8 +63,14 @@ fn passwd(path: &std::path::Path, realm: Option<String>, user: &str) -> ExitCode
         eprintln!("msrpd passwd: empty password refused");
         return ExitCode::FAILURE;
     }
-    match users::set_password(path, &realm, user, password) {
-        Ok(()) => {
+    match users_file::set_password(path, &realm, user, password) {
+        Ok(written) => {
+            if let Some(dir) = written.created_dir {
+                eprintln!(
+                    "msrpd passwd: created directory {} (mode 0700)",
+                    dir.display()
+                );
+            }
             eprintln!(
                 "msrpd passwd: set password of {user} in realm {realm} in {}",
                 path.display()
@@ -96,8 +102,15 @@ fn relay(args: &config::RelayArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&resolved.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Checked by config::resolve; should EnvFilter still refuse it, say so rather than
+    // run without the logs the operator asked for.
+    let filter = match tracing_subscriber::EnvFilter::builder().parse(&resolved.log_level) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("msrpd: bad log filter {:?}: {e}", resolved.log_level);
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -245,7 +245,7 @@ fn connections_over_the_limits_are_refused() {
 fn auth_failures_limit_closes_the_connection() {
     let p = temp_path("limits-users");
     let _ = std::fs::remove_file(&p);
-    msrpd::relay::users::set_password(&p, "limits", "alice", "pw").unwrap();
+    msrpd::server::users_file::set_password(&p, "limits", "alice", "pw").unwrap();
     let file = p.clone();
     let relay = Relay::start(1, Driver::IoUring, move |c| {
         c.users_file = Some(file);

@@ -37,6 +37,8 @@ struct Creds<'a> {
     uri: &'a str,
     /// Whether the `uri` parameter is sent at all.
     send_uri: bool,
+    /// The `opaque` returned, if any (RFC 2617 §3.2.2).
+    opaque: Option<&'a str>,
 }
 
 impl Creds<'_> {
@@ -71,9 +73,13 @@ impl Creds<'_> {
         } else {
             String::new()
         };
+        let opaque = match self.opaque {
+            Some(o) => format!(", opaque=\"{o}\""),
+            None => String::new(),
+        };
         format!(
             "Digest username=\"{}\", realm=\"{REALM}\", nonce=\"{}\"{uri}, response=\"{}\", \
-             algorithm={}, cnonce=\"{}\", nc={:08x}, qop=auth",
+             algorithm={}, cnonce=\"{}\", nc={:08x}, qop=auth{opaque}",
             self.user,
             self.nonce,
             self.response(),
@@ -98,16 +104,21 @@ fn param<'a>(v: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} in {v}"))
 }
 
-/// Checks a 401 exactly (two challenges, SHA-256 then MD5, one nonce, qop="auth",
-/// stale=true when `stale`) and returns the nonce.
+/// Checks a 401 exactly (two challenges, SHA-256 then MD5, one nonce, one opaque,
+/// qop="auth", stale=true when `stale`) and returns the nonce.
 fn challenge(r: &Frame, c: &Client, relay_uri: &str, stale: bool) -> String {
     let ch = r.headers("WWW-Authenticate");
     assert_eq!(ch.len(), 2, "{}", r.head);
     let nonce = param(ch[0], "nonce").to_string();
     assert!(is_lower_hex(&nonce, 56), "nonce {nonce}");
+    let opaque = param(ch[0], "opaque").to_string();
+    assert!(is_lower_hex(&opaque, 32), "opaque {opaque}");
     let s = if stale { ", stale=true" } else { "" };
     let expect = |alg: &str| {
-        format!("Digest realm=\"{REALM}\", nonce=\"{nonce}\", qop=\"auth\", algorithm={alg}{s}")
+        format!(
+            "Digest realm=\"{REALM}\", nonce=\"{nonce}\", opaque=\"{opaque}\", qop=\"auth\", \
+             algorithm={alg}{s}"
+        )
     };
     assert_eq!(
         r.head,
@@ -172,7 +183,7 @@ fn users_file(name: &str, users: &[(&str, &str)]) -> std::path::PathBuf {
     let p = temp_path(name);
     let _ = std::fs::remove_file(&p);
     for (u, pw) in users {
-        msrpd::relay::users::set_password(&p, REALM, u, pw).unwrap();
+        msrpd::server::users_file::set_password(&p, REALM, u, pw).unwrap();
     }
     p
 }
@@ -192,8 +203,15 @@ fn digest_relay(
 
 /// AUTH without credentials; returns the challenge's nonce.
 fn get_nonce(c: &mut Client, relay_uri: &str) -> String {
+    get_challenge(c, relay_uri).0
+}
+
+/// AUTH without credentials; returns the challenge's nonce and opaque.
+fn get_challenge(c: &mut Client, relay_uri: &str) -> (String, String) {
     let r = c.auth_with(relay_uri, &[]);
-    challenge(&r, c, relay_uri, false)
+    let nonce = challenge(&r, c, relay_uri, false);
+    let opaque = param(r.header("WWW-Authenticate").unwrap(), "opaque").to_string();
+    (nonce, opaque)
 }
 
 #[test]
@@ -227,6 +245,7 @@ fn digest_auth_challenge_then_success_both_algorithms() {
             cnonce: "0a4f113b",
             uri: &ru,
             send_uri: true,
+            opaque: None,
         };
         let r = a.auth_with(&ru, &[("Authorization", &cr.header())]);
         let ua = accepted(&r, &a, &ru, port, 600, Some(&cr));
@@ -242,12 +261,105 @@ fn digest_auth_challenge_then_success_both_algorithms() {
             cnonce: "c0ffee00",
             uri: &ru,
             send_uri: false,
+            opaque: None,
         };
         let r = b.auth_with(&ru, &[("Authorization", &cr.header())]);
         let ub = accepted(&r, &b, &ru, port, 600, Some(&cr));
         assert_ne!(ua, ub);
         let c = relay.counters();
         assert_eq!((c.auth_ok, c.auth_failed), (2, 0));
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
+/// What AG Projects' msrplib (Blink, Sylk) does: it needs an `opaque` in the challenge
+/// and returns it, and sends no `uri` (RFC 4976 §7's digest-response has none; the
+/// digest-uri is the rightmost To-Path URI, RFC 4976 §9.1). The opaque stays valid with
+/// the nextnonce of Authentication-Info (RFC 2617 §3.2.3).
+#[test]
+fn opaque_returned_and_no_uri_authenticates_msrplib_style() {
+    let file = users_file("digest-opaque", &[("alice", "wonderland")]);
+    for driver in DRIVERS {
+        let relay = digest_relay(driver, &file, |_| {});
+        let ru = relay.uri();
+        let port = relay.addr.port();
+        let mut a = relay.connect(&peer_uri("alice", 1111));
+        let (nonce, opaque) = get_challenge(&mut a, &ru);
+        for alg in ["MD5", "SHA-256"] {
+            let cr = Creds {
+                alg,
+                user: "alice",
+                password: "wonderland",
+                nonce: &nonce,
+                nc: if alg == "MD5" { 1 } else { 2 },
+                cnonce: "b1a7b1a7",
+                uri: &ru,
+                send_uri: false,
+                opaque: Some(&opaque),
+            };
+            let r = a.auth_with(&ru, &[("Authorization", &cr.header())]);
+            accepted(&r, &a, &ru, port, 600, Some(&cr));
+            // The next AUTH on a new connection, with the nextnonce and the same opaque.
+            let next = param(r.header("Authentication-Info").unwrap(), "nextnonce").to_string();
+            let mut b = relay.connect(&peer_uri("alice", 1112));
+            let cr = Creds {
+                nonce: &next,
+                nc: 1,
+                ..cr
+            };
+            let r = b.auth_with(&ru, &[("Authorization", &cr.header())]);
+            accepted(&r, &b, &ru, port, 600, Some(&cr));
+        }
+        // A second connection's challenge carries the same opaque (no per-client state).
+        let mut c = relay.connect(&peer_uri("alice", 1113));
+        assert_eq!(get_challenge(&mut c, &ru).1, opaque);
+        let cnt = relay.counters();
+        assert_eq!((cnt.auth_ok, cnt.auth_failed), (4, 0));
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
+/// An opaque that is not the challenge's fails the AUTH (a 401 with a fresh challenge,
+/// counted as a failure); one left out does not (RFC 4976 §9.1 does not require it).
+#[test]
+fn wrong_opaque_fails_and_omitted_opaque_passes() {
+    let file = users_file("digest-bad-opaque", &[("alice", "wonderland")]);
+    for driver in DRIVERS {
+        let relay = digest_relay(driver, &file, |_| {});
+        let ru = relay.uri();
+        let mut a = relay.connect(&peer_uri("alice", 1111));
+        let (nonce, opaque) = get_challenge(&mut a, &ru);
+        let wrong = format!("{}0", &opaque[..opaque.len() - 1]);
+        let wrong = if wrong == opaque {
+            format!("{}1", &opaque[..opaque.len() - 1])
+        } else {
+            wrong
+        };
+        let cr = Creds {
+            alg: "SHA-256",
+            user: "alice",
+            password: "wonderland",
+            nonce: &nonce,
+            nc: 1,
+            cnonce: "0pa9e000",
+            uri: &ru,
+            send_uri: true,
+            opaque: Some(&wrong),
+        };
+        let r = a.auth_with(&ru, &[("Authorization", &cr.header())]);
+        let nonce = challenge(&r, &a, &ru, false);
+        assert_eq!(relay.counters().auth_failed, 1);
+        // The same digest without an opaque, and with no uri either, passes.
+        let cr = Creds {
+            nonce: &nonce,
+            opaque: None,
+            send_uri: false,
+            ..cr
+        };
+        let r = a.auth_with(&ru, &[("Authorization", &cr.header())]);
+        accepted(&r, &a, &ru, relay.addr.port(), 600, Some(&cr));
+        let cnt = relay.counters();
+        assert_eq!((cnt.auth_ok, cnt.auth_failed), (1, 1));
     }
     let _ = std::fs::remove_file(&file);
 }
@@ -270,6 +382,7 @@ fn wrong_password_gets_401_and_the_third_failure_closes_the_connection() {
                 cnonce: "deadbeef",
                 uri: &ru,
                 send_uri: true,
+                opaque: None,
             };
             let r = a.auth_with(&ru, &[("Authorization", &cr.header())]);
             if attempt < 3 {
@@ -309,6 +422,7 @@ fn unknown_user_and_wrong_realm_are_refused() {
         cnonce: "deadbeef",
         uri: &ru,
         send_uri: true,
+        opaque: None,
     };
     let r = a.auth_with(&ru, &[("Authorization", &cr.header())]);
     let nonce = challenge(&r, &a, &ru, false);
@@ -349,6 +463,7 @@ fn stale_nonce_gets_401_with_stale_true() {
                     cnonce: "1234abcd",
                     uri: &ru,
                     send_uri: true,
+                    opaque: None,
                 };
                 let r = a.auth_with(&ru, &[("Authorization", &cr.header())]);
                 let fresh = challenge(&r, &a, &ru, true);
@@ -385,6 +500,7 @@ fn replayed_nonce_count_is_refused_and_reauth_refreshes() {
             cnonce: "feedface",
             uri: &ru,
             send_uri: true,
+            opaque: None,
         };
         let r = a.auth_with(&ru, &[("Authorization", &cr(1).header())]);
         let up = accepted(&r, &a, &ru, port, 600, Some(&cr(1)));
@@ -433,6 +549,7 @@ fn expires_bounds_give_423_with_min_or_max_expires() {
             cnonce: "0badcafe",
             uri: &ru,
             send_uri: true,
+            opaque: None,
         };
         let cases: [(&str, &str); 2] = [("59", "Min-Expires: 60"), ("3601", "Max-Expires: 3600")];
         for (i, (asked, bound)) in cases.into_iter().enumerate() {
@@ -498,6 +615,7 @@ fn try_login(relay: &Relay, user: &str, password: &str) -> bool {
         cnonce: "5eed5eed",
         uri: &ru,
         send_uri: true,
+        opaque: None,
     };
     let r = c.auth_with(&ru, &[("Authorization", &cr.header())]);
     match r.kind() {
@@ -520,7 +638,7 @@ fn reload_users_makes_a_new_user_work() {
         let relay = digest_relay(driver, &file, |_| {});
         assert!(try_login(&relay, "alice", "wonderland"));
         assert!(!try_login(&relay, "carol", "hunter2"));
-        msrpd::relay::users::set_password(&file, REALM, "carol", "hunter2").unwrap();
+        msrpd::server::users_file::set_password(&file, REALM, "carol", "hunter2").unwrap();
         // Not before the reload.
         assert!(!try_login(&relay, "carol", "hunter2"));
         relay.handle.as_ref().unwrap().reload_users().unwrap();
@@ -536,7 +654,7 @@ fn reload_users_makes_a_new_user_work() {
         assert!(try_login(&relay, "alice", "wonderland"));
         // Put the file back for the next driver.
         let _ = std::fs::remove_file(&file);
-        msrpd::relay::users::set_password(&file, REALM, "alice", "wonderland").unwrap();
+        msrpd::server::users_file::set_password(&file, REALM, "alice", "wonderland").unwrap();
     }
     let _ = std::fs::remove_file(&file);
 }
@@ -588,6 +706,7 @@ fn passwd_command_writes_a_file_the_relay_accepts() {
             cnonce: "abcdef01",
             uri: &ru,
             send_uri: true,
+            opaque: None,
         };
         let r = c.auth_with(&ru, &[("Authorization", &cr.header())]);
         if ok {

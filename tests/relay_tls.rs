@@ -733,3 +733,363 @@ fn silent_peer_on_the_tls_port_is_dropped_after_the_handshake_timeout() {
         c.auth(&format!("msrps://127.0.0.1:{};tcp", addr.port()));
     }
 }
+
+/// A rustls client configuration trusting `ca` and presenting `cert`/`key` (PEM).
+fn client_config_with_cert(ca: &Ca, cert: &str, key: &str) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
+        .unwrap();
+    let chain = vec![rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .unwrap();
+    Arc::new(cfg)
+}
+
+/// How the client's TLS handshake went.
+fn handshake_kind(c: &Client) -> Option<rustls::HandshakeKind> {
+    match &c.stream {
+        Stream::Tls(s) => s.conn.handshake_kind(),
+        Stream::Tcp(_) => None,
+    }
+}
+
+/// One rustls ClientConfig (with its default in-memory resumption store) connecting
+/// twice to one TLS listener: the second handshake resumes, because the relay keeps one
+/// ServerConfig (and ticket key) per TLS context instead of one per connection. A relay
+/// identified by its client certificate is still identified on a resumed connection.
+#[test]
+fn second_connection_from_one_client_config_is_resumed() {
+    use rustls::HandshakeKind::{Full, Resumed};
+    let ca = Ca::new();
+    let ca_file = write("resume-ca.pem", &ca.pem);
+    for driver in DRIVERS {
+        let (cert, key) = ca.leaf(&["127.0.0.1"], false);
+        let cert = write("resume-cert.pem", &cert);
+        let key = write("resume-key.pem", &key);
+        let relay = Relay::start(2, driver, |c| {
+            c.listen_tls = vec!["127.0.0.1:0".parse().unwrap()];
+            c.tls.cert = Some(cert);
+            c.tls.key = Some(key);
+            c.tls.ca = Some(ca_file.clone());
+        });
+        let addr = relay.handle.as_ref().unwrap().tls_addrs()[0];
+        let relay_uri = format!("msrps://127.0.0.1:{};tcp", addr.port());
+
+        // An ordinary client: full handshake, then resumed.
+        let cfg = client_config(&ca);
+        let mut a = Client::connect_tls(
+            addr,
+            "msrps://127.0.0.1:1111/a;tcp",
+            cfg.clone(),
+            "127.0.0.1",
+        );
+        assert_eq!(handshake_kind(&a), Some(Full), "{driver:?}");
+        // Reading the answer takes in the session tickets sent after the handshake.
+        let ra = a.auth(&relay_uri);
+        let mut b = Client::connect_tls(
+            addr,
+            "msrps://127.0.0.1:2222/b;tcp",
+            cfg.clone(),
+            "127.0.0.1",
+        );
+        assert_eq!(handshake_kind(&b), Some(Resumed), "{driver:?}");
+        let rb = b.auth(&relay_uri);
+        b.send(
+            &format!("{rb} {ra} {}", a.me),
+            &[("Message-ID", "resume01")],
+            Some(b"resumed"),
+            Flag::Complete,
+        );
+        assert_eq!(b.read_frame().kind(), "200");
+        let got = a.read_frame();
+        assert_eq!(got.body, b"resumed");
+        a.respond(&got, 200);
+
+        // A relay with a certificate for relay1.example.com speaks for that host only:
+        // a From-Path on 127.0.0.1 gets 403, on the full and on the resumed connection.
+        let (rc, rk) = ca.leaf(&["relay1.example.com"], false);
+        let rcfg = client_config_with_cert(&ca, &rc, &rk);
+        for want in [Full, Resumed] {
+            let mut r =
+                Client::connect_tls(addr, "msrps://127.0.0.1:9/r;tcp", rcfg.clone(), "127.0.0.1");
+            assert_eq!(handshake_kind(&r), Some(want), "{driver:?}");
+            let tid = r.send(
+                &format!("{ra} {}", a.me),
+                &[("Message-ID", "resume02")],
+                Some(b"x"),
+                Flag::Complete,
+            );
+            let resp = r.read_frame();
+            assert_eq!((resp.tid(), resp.kind()), (tid.as_str(), "403"), "{want:?}");
+            assert!(
+                resp.head.contains("does not match the peer certificate"),
+                "{want:?}: {}",
+                resp.head
+            );
+        }
+    }
+}
+
+/// Runs `openssl ARGS` in `dir`; `false` (and says why) when openssl is not installed.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> bool {
+    match std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+    {
+        Ok(o) => {
+            assert!(
+                o.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("openssl not available ({e}): skipping the openssl recipes");
+            false
+        }
+    }
+}
+
+/// R1 (no certificate, trusting `ca`) sends to R2 (serving `cert`/`key`) over msrps:
+/// `true` when the SEND reaches R2's client, `false` when R1 reports 408 (the
+/// handshake failed). With `mutual`, R1 presents `cert`/`key` too.
+fn chain_over_tls(
+    tag: &str,
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    mutual: bool,
+) -> bool {
+    let r1 = Relay::start(1, Driver::Auto, |c| {
+        c.tls.ca = Some(ca.to_path_buf());
+        if mutual {
+            c.tls.cert = Some(cert.to_path_buf());
+            c.tls.key = Some(key.to_path_buf());
+        }
+        c.relay.txn_timeout = Duration::from_millis(500);
+    });
+    let r2 = Relay::start(1, Driver::Auto, |c| {
+        c.listen_tls = vec!["127.0.0.1:0".parse().unwrap()];
+        c.tls.cert = Some(cert.to_path_buf());
+        c.tls.key = Some(key.to_path_buf());
+        c.tls.ca = Some(ca.to_path_buf());
+    });
+    let r2_tls = r2.handle.as_ref().unwrap().tls_addrs()[0];
+    let mut a = r1.connect(&peer_uri("alice", 1111));
+    let mut b = r2.connect(&peer_uri("bob", 2222));
+    let ra = a.auth(&r1.uri());
+    let rb = b.auth(&r2.uri());
+    // R2's session URI, reached on its TLS port.
+    let rb_tls = rb.replace("msrp://", "msrps://").replace(
+        &format!(":{}/", r2.addr.port()),
+        &format!(":{}/", r2_tls.port()),
+    );
+    let mid = format!("recipe{tag}");
+    a.send(
+        &format!("{ra} {rb_tls} {}", b.me),
+        &[("Message-ID", mid.as_str()), ("Byte-Range", "1-2/2")],
+        Some(b"hi"),
+        Flag::Complete,
+    );
+    assert_eq!(a.read_frame().kind(), "200", "{tag}");
+    match b.try_read_frame(Duration::from_secs(3)) {
+        Ok(got) => {
+            assert_eq!(got.body, b"hi", "{tag}");
+            true
+        }
+        Err(_) => {
+            let rep = a.read_frame();
+            assert_eq!(rep.kind(), "REPORT", "{tag}: {}", rep.head);
+            assert!(
+                rep.header("Status").unwrap().starts_with("000 408"),
+                "{tag}"
+            );
+            false
+        }
+    }
+}
+
+/// README's recipes, run with the real openssl: a self-signed leaf with
+/// basicConstraints CA:FALSE works between relays (and as its own trust anchor), and so
+/// does a leaf signed by a small CA, both ways (mutual TLS); the `openssl req -x509`
+/// default (CA:TRUE) is refused by the peer (webpki's CaUsedAsEndEntity), and the relay
+/// serving it is warned at load.
+#[test]
+fn openssl_recipes_from_the_readme_work_between_relays() {
+    let dir = temp_path("openssl-recipes");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |n: &str| dir.join(n);
+    let san = "subjectAltName=DNS:relay.example.com,IP:127.0.0.1";
+    // 1. The self-signed one-liner of README.md (with 127.0.0.1 for the test).
+    if !openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "825",
+            "-subj",
+            "/CN=relay.example.com",
+            "-addext",
+            san,
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth,clientAuth",
+            "-keyout",
+            "self-key.pem",
+            "-out",
+            "self-cert.pem",
+        ],
+    ) {
+        return;
+    }
+    let files = |cert: &str, key: &str| msrpd::server::tls::TlsFiles {
+        cert: Some(p(cert)),
+        key: Some(p(key)),
+        ca: None,
+    };
+    let ctx =
+        msrpd::server::tls::TlsContext::load(&files("self-cert.pem", "self-key.pem")).unwrap();
+    assert!(ctx.warnings().is_empty(), "{:?}", ctx.warnings());
+    assert!(chain_over_tls(
+        "self",
+        &p("self-cert.pem"),
+        &p("self-cert.pem"),
+        &p("self-key.pem"),
+        false
+    ));
+
+    // 2. The `openssl req -x509` default: a CA certificate. Warned, and refused.
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "825",
+            "-subj",
+            "/CN=relay.example.com",
+            "-addext",
+            san,
+            "-keyout",
+            "ca-true-key.pem",
+            "-out",
+            "ca-true-cert.pem",
+        ],
+    );
+    let ctx = msrpd::server::tls::TlsContext::load(&files("ca-true-cert.pem", "ca-true-key.pem"))
+        .unwrap();
+    assert_eq!(ctx.warnings().len(), 1);
+    assert!(
+        ctx.warnings()[0].contains("CaUsedAsEndEntity"),
+        "{:?}",
+        ctx.warnings()
+    );
+    assert!(!chain_over_tls(
+        "catrue",
+        &p("ca-true-cert.pem"),
+        &p("ca-true-cert.pem"),
+        &p("ca-true-key.pem"),
+        false
+    ));
+
+    // 3. A small CA and a leaf it signs (README.md), used both ways.
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=msrpd relays CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=relay.example.com",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "relay.csr",
+        ],
+    );
+    std::fs::write(
+        p("relay.ext"),
+        format!(
+            "{san}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth,clientAuth\n"
+        ),
+    )
+    .unwrap();
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "relay.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "825",
+            "-extfile",
+            "relay.ext",
+            "-out",
+            "cert.pem",
+        ],
+    );
+    let ctx = msrpd::server::tls::TlsContext::load(&files("cert.pem", "key.pem")).unwrap();
+    assert!(ctx.warnings().is_empty(), "{:?}", ctx.warnings());
+    assert!(chain_over_tls(
+        "ca",
+        &p("ca.pem"),
+        &p("cert.pem"),
+        &p("key.pem"),
+        true
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}

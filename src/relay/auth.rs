@@ -12,6 +12,18 @@
 //! challenged again with `stale=true` and retries without asking its user (RFC 2617
 //! §3.2.1, RFC 4976 §6.3).
 //!
+//! Every challenge carries an `opaque` (RFC 2617 §3.2.1; optional in RFC 4976 §7, but
+//! some clients, AG Projects' msrplib among them, refuse a challenge without one). It is
+//! one value per realm and secret, an HMAC tag like the nonce's but under its own label,
+//! so it needs no state, is the same on every worker and stays the same across
+//! `nextnonce` (RFC 2617 §3.2.3): a client keeps returning the opaque of its first
+//! challenge "with URIs in the same protection space", and one bound to each nonce would
+//! fail it. A client that returns an opaque must return that one; a client that omits it
+//! is not refused, as RFC 4976 §9.1 does not require it.
+//!
+//! The digest-uri is the rightmost To-Path URI (RFC 4976 §9.1), and RFC 4976 §7's
+//! `digest-response` has no `uri` parameter: a client may leave it out.
+//!
 //! Replay of a nonce-count (RFC 2617 §3.2.2) is caught per [`Authenticator`]: it keeps
 //! the highest `nc` accepted for each nonce until the nonce expires, in a map capped in
 //! size. A nonce whose record was pushed out by the cap is treated as stale, so the cap
@@ -44,6 +56,10 @@ const TAG_LEN: usize = 16;
 const NONCE_LEN: usize = TIME_LEN + RAND_LEN + TAG_LEN;
 /// Separates nonce tags from any other use of the same secret.
 const NONCE_LABEL: &[u8] = b"msrpd digest nonce v1\0";
+/// Separates the opaque from the nonce tags.
+const OPAQUE_LABEL: &[u8] = b"msrpd digest opaque v1\0";
+/// Bytes of HMAC tag in the opaque (hex doubles it).
+const OPAQUE_LEN: usize = 16;
 
 /// A digest algorithm a relay accepts (RFC 2617 §3.2.1, RFC 7616 §3.3).
 ///
@@ -185,6 +201,9 @@ pub enum AuthFailure {
     /// The response digest does not match (a wrong password, most likely).
     #[error("wrong response digest")]
     BadResponse,
+    /// The client returned an `opaque` other than the one challenges carry.
+    #[error("wrong opaque")]
+    BadOpaque,
     /// The nonce-count is not above the last one accepted for this nonce.
     #[error("replayed nonce count")]
     ReplayedNonceCount,
@@ -215,6 +234,8 @@ pub struct Authenticator {
     users: Option<Arc<Users>>,
     /// HMAC keyed by the secret, with the label and realm already absorbed.
     nonce_mac: Hmac<Sha256>,
+    /// The `opaque` of every challenge (hex), derived from the secret and realm.
+    opaque: String,
     lifetime: Duration,
     base: Instant,
     /// (issue second, random bits) -> highest nonce-count accepted.
@@ -313,15 +334,23 @@ impl Authenticator {
         // HMAC keyed by `secret`, made without a fallible constructor.
         let mut key = [0u8; 64];
         key[..32].copy_from_slice(&secret);
-        let mut nonce_mac = <Hmac<Sha256> as KeyInit>::new(&key.into());
-        nonce_mac.update(NONCE_LABEL);
+        let keyed = <Hmac<Sha256> as KeyInit>::new(&key.into());
         let realm_len = u32::try_from(realm.len()).unwrap_or(u32::MAX);
-        nonce_mac.update(&realm_len.to_be_bytes());
-        nonce_mac.update(realm.as_bytes());
+        let labelled = |label: &[u8]| {
+            let mut mac = keyed.clone();
+            mac.update(label);
+            mac.update(&realm_len.to_be_bytes());
+            mac.update(realm.as_bytes());
+            mac
+        };
+        let nonce_mac = labelled(NONCE_LABEL);
+        let opaque_tag = labelled(OPAQUE_LABEL).finalize().into_bytes();
+        let opaque = hex::encode(opaque_tag.get(..OPAQUE_LEN).unwrap_or(&opaque_tag));
         Authenticator {
             realm,
             users,
             nonce_mac,
+            opaque,
             lifetime: nonce_lifetime,
             base,
             seen: BTreeMap::new(),
@@ -345,6 +374,12 @@ impl Authenticator {
         &self.realm
     }
 
+    /// The `opaque` every challenge carries (the same for all challenges of this realm
+    /// and secret).
+    pub fn opaque(&self) -> &str {
+        &self.opaque
+    }
+
     /// Caps the number of nonces whose nonce-count is remembered (at least one is kept).
     pub fn set_max_tracked_nonces(&mut self, max: usize) {
         self.max_seen = max.max(1);
@@ -358,7 +393,8 @@ impl Authenticator {
 
     /// The WWW-Authenticate header values for a 401 (RFC 4976 §5.1, §9.1): one challenge
     /// per algorithm, SHA-256 first (RFC 7616 §3.7), sharing one fresh nonce, each with
-    /// `qop="auth"` and no domain. `stale` marks a retry after [`AuthResult::Stale`].
+    /// the [`opaque`](Authenticator::opaque), `qop="auth"` and no domain. `stale` marks
+    /// a retry after [`AuthResult::Stale`].
     pub fn challenge(
         &mut self,
         now: Instant,
@@ -373,7 +409,9 @@ impl Authenticator {
             .iter()
             .map(|a| {
                 format!(
-                    "Digest realm=\"{realm}\", nonce=\"{nonce}\", qop=\"auth\", algorithm={a}{stale}"
+                    "Digest realm=\"{realm}\", nonce=\"{nonce}\", opaque=\"{}\", qop=\"auth\", \
+                     algorithm={a}{stale}",
+                    self.opaque
                 )
             })
             .collect()
@@ -383,7 +421,9 @@ impl Authenticator {
     ///
     /// `to_path_last_uri` is the rightmost To-Path URI, which RFC 4976 §9.1 makes the
     /// digest-uri. When the client sent a `uri` parameter, the digest is checked over it
-    /// first and then, as clients differ, over `to_path_last_uri`.
+    /// first and then, as clients differ, over `to_path_last_uri`; without one (RFC 4976
+    /// §7 has none), over `to_path_last_uri` alone. An `opaque`, when sent, must be ours;
+    /// it may be left out.
     pub fn verify(
         &mut self,
         now: Instant,
@@ -425,6 +465,12 @@ impl Authenticator {
         };
         if unescape(creds.realm) != self.realm.as_str() {
             return Err(fail(AuthFailure::WrongRealm));
+        }
+        if creds
+            .opaque
+            .is_some_and(|o| unescape(o) != self.opaque.as_str())
+        {
+            return Err(fail(AuthFailure::BadOpaque));
         }
         let qop = creds.qop.ok_or(fail(AuthFailure::MissingQop))?;
         if !qop.eq_ignore_ascii_case("auth") {
@@ -620,6 +666,8 @@ mod tests {
         uri: Option<&'a str>,
         /// The URI the digest is computed over.
         hash_uri: &'a str,
+        /// The `opaque` returned, if any.
+        opaque: Option<String>,
     }
 
     impl Client<'_> {
@@ -634,6 +682,7 @@ mod tests {
                 cnonce: "0a4f113b",
                 uri: None,
                 hash_uri: TO_PATH_LAST,
+                opaque: None,
             }
         }
 
@@ -664,8 +713,15 @@ mod tests {
             if let Some(a) = self.alg {
                 v.push_str(&format!(", algorithm={a}"));
             }
+            if let Some(o) = &self.opaque {
+                v.push_str(&format!(", opaque=\"{o}\""));
+            }
             v
         }
+    }
+
+    fn is_hex(s: &str, len: usize) -> bool {
+        s.len() == len && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
     }
 
     fn users() -> Arc<Users> {
@@ -735,10 +791,14 @@ mod tests {
         assert_eq!(
             ch[1],
             format!(
-                "Digest realm=\"{REALM}\", nonce=\"{}\", qop=\"auth\", algorithm=MD5",
-                parsed[1].nonce
+                "Digest realm=\"{REALM}\", nonce=\"{}\", opaque=\"{}\", qop=\"auth\", \
+                 algorithm=MD5",
+                parsed[1].nonce,
+                a.opaque()
             )
         );
+        assert!(is_hex(a.opaque(), OPAQUE_LEN * 2), "{}", a.opaque());
+        assert!(parsed.iter().all(|c| c.opaque == Some(a.opaque())));
 
         let stale = a.challenge(base, &mut r, true);
         assert!(stale.iter().all(|c| c.ends_with(", stale=true")));
@@ -748,6 +808,67 @@ mod tests {
             Challenge::parse(stale[0].as_bytes()).unwrap().nonce,
             parsed[0].nonce
         );
+    }
+
+    #[test]
+    fn opaque_is_stateless_checked_when_returned_and_optional() {
+        let base = origin();
+        let now = base + Duration::from_secs(10);
+        let mut a = auth(base);
+        let mut r = rng();
+        let opaque = a.opaque().to_owned();
+        // The same on every challenge, on every worker with the same secret and realm;
+        // another secret or realm gives another one.
+        let first = a.challenge(now, &mut r, false);
+        let second = a.challenge(now, &mut r, true);
+        for c in first.iter().chain(&second) {
+            assert_eq!(
+                Challenge::parse(c.as_bytes()).unwrap().opaque,
+                Some(&*opaque)
+            );
+        }
+        assert_eq!(auth(base).opaque(), opaque);
+        let other_secret = Authenticator::new(REALM.into(), None, [8; 32], LIFETIME, base);
+        assert_ne!(other_secret.opaque(), opaque);
+        let other_realm = Authenticator::new("x".into(), None, SECRET, LIFETIME, base);
+        assert_ne!(other_realm.opaque(), opaque);
+
+        // Returned unchanged: accepted, and again with the nextnonce.
+        let n = nonce(&mut a, now, &mut r);
+        let mut c = Client::new(&n);
+        c.opaque = Some(opaque.clone());
+        let AuthResult::Ok {
+            authentication_info,
+            ..
+        } = verify(&mut a, now, &mut r, &c)
+        else {
+            panic!("opaque echoed");
+        };
+        let info = AuthInfo::parse(authentication_info.as_bytes()).unwrap();
+        c.nonce = info.nextnonce.unwrap().to_owned();
+        assert!(matches!(
+            verify(&mut a, now, &mut r, &c),
+            AuthResult::Ok { .. }
+        ));
+        // Another opaque: refused, though the digest is right.
+        let n = nonce(&mut a, now, &mut r);
+        let mut c = Client::new(&n);
+        c.opaque = Some("5ccc069c403ebaf9f0171e9517f40e41".into());
+        assert_eq!(
+            failed(verify(&mut a, now, &mut r, &c)),
+            AuthFailure::BadOpaque
+        );
+        c.opaque = Some(String::new());
+        assert_eq!(
+            failed(verify(&mut a, now, &mut r, &c)),
+            AuthFailure::BadOpaque
+        );
+        // Left out: accepted (RFC 4976 §9.1 does not require it).
+        c.opaque = None;
+        assert!(matches!(
+            verify(&mut a, now, &mut r, &c),
+            AuthResult::Ok { .. }
+        ));
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! (RFC 7616 §3.7). Lines starting with `#` and blank lines are ignored. The realm is the
 //! text between the first and the last `:` of a line, so it may itself contain `:`.
 //!
-//! [`set_password`] backs `msrpd passwd`, in the manner of Apache's `htdigest`.
+//! [`with_password`] backs `msrpd passwd`, in the manner of Apache's `htdigest`.
+//!
+//! Sans-I/O like the rest of `relay/`: this module parses and edits the text of a users
+//! file; reading and writing the file itself is `crate::server::users_file`'s job.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::auth::{Algorithm, Hex};
@@ -115,20 +117,32 @@ pub enum UsersError {
         line: usize,
         reason: LineError,
     },
+    /// The directory of the file could not be created or written in.
+    #[error("users file {}: cannot {action} directory {}: {source}", path.display(), dir.display())]
+    Dir {
+        path: PathBuf,
+        dir: PathBuf,
+        /// What was tried, e.g. "create" or "create a temporary file in".
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
     /// A user name or realm that cannot be written to the file.
     #[error("cannot store this {0}: it is empty or holds a ':' or a control character")]
     InvalidName(&'static str),
 }
 
 impl UsersError {
-    fn io(path: &Path, source: io::Error) -> UsersError {
+    /// An I/O error on the users file at `path`.
+    pub fn io(path: &Path, source: io::Error) -> UsersError {
         UsersError::Io {
             path: path.to_owned(),
             source,
         }
     }
 
-    fn in_file(self, path: &Path) -> UsersError {
+    /// The same error, naming `path` as the file its line came from.
+    pub fn in_file(self, path: &Path) -> UsersError {
         match self {
             UsersError::Line { line, reason, .. } => UsersError::Line {
                 path: Some(path.to_owned()),
@@ -212,13 +226,6 @@ impl Users {
         Ok(users)
     }
 
-    /// Reads and parses a users file; errors carry the path.
-    pub fn load(path: impl AsRef<Path>) -> Result<Users, UsersError> {
-        let path = path.as_ref();
-        let text = fs::read_to_string(path).map_err(|e| UsersError::io(path, e))?;
-        Users::parse(&text).map_err(|e| e.in_file(path))
-    }
-
     /// The HA1 of `user` in `realm` for `algorithm`, if the file has that line.
     /// User names and realms compare exactly (case-sensitively).
     pub fn lookup(&self, user: &str, realm: &str, algorithm: Algorithm) -> Option<Ha1> {
@@ -238,6 +245,41 @@ impl Users {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The realms the file names, each with its number of users, in name order.
+    pub fn realms(&self) -> BTreeMap<&str, usize> {
+        self.realms
+            .iter()
+            .map(|(r, users)| (r.as_str(), users.len()))
+            .collect()
+    }
+
+    /// The number of users with a password in `realm` (compared exactly, as
+    /// [`Users::lookup`] does).
+    pub fn count_in_realm(&self, realm: &str) -> usize {
+        self.realms.get(realm).map_or(0, HashMap::len)
+    }
+
+    /// What to tell the operator when no user can AUTH because none is in `realm`, the
+    /// realm the relay challenges with (RFC 4976 §5.1): every digest would then fail
+    /// as "unknown user". `None` when some user is in `realm` or the file is empty.
+    pub fn realm_mismatch(&self, realm: &str) -> Option<String> {
+        if self.is_empty() || self.count_in_realm(realm) > 0 {
+            return None;
+        }
+        let listed: Vec<String> = self
+            .realms()
+            .into_iter()
+            .map(|(r, n)| format!("{r:?} ({n})"))
+            .collect();
+        Some(format!(
+            "users file has {} user{}, none in realm {realm:?} (realms in the file: {}); \
+             set --realm to one of them or add users with `msrpd passwd --realm {realm}`",
+            self.len,
+            if self.len == 1 { "" } else { "s" },
+            listed.join(", ")
+        ))
+    }
 }
 
 /// `true` when `s` can stand in a users-file line as a user (`colon_ok` false) or realm.
@@ -245,39 +287,26 @@ fn storable(s: &str, colon_ok: bool) -> bool {
     !s.is_empty() && s.trim() == s && !s.chars().any(|c| c.is_control() || (c == ':' && !colon_ok))
 }
 
-/// Sets `user`'s password in `realm` (the `msrpd passwd` command, like `htdigest`).
+/// The text of a users file with `user`'s password in `realm` set (the `msrpd passwd`
+/// command, like `htdigest`); `old` is the file's text so far (empty for a new file).
 ///
 /// Replaces any lines the user had for that realm with two new ones, an MD5 and a
 /// SHA-256 HA1 (RFC 7616 §3.7 lets a client pick either), and keeps every other line,
-/// comments included, as it was. The file is written to a temporary file beside it,
-/// synced and renamed over the old one, so a reader sees the old or the new file, never
-/// half of one. A new file is created with mode 0600; an existing one keeps its mode.
-/// An existing file that does not parse is left alone and the error names its line.
-pub fn set_password(
-    path: impl AsRef<Path>,
+/// comments included, as it was. An `old` text that does not parse is refused, and the
+/// error names its line. Writing the result is `crate::server::users_file::set_password`.
+pub fn with_password(
+    old: &str,
     realm: &str,
     user: &str,
     password: &str,
-) -> Result<(), UsersError> {
-    let path = path.as_ref();
+) -> Result<String, UsersError> {
     if !storable(user, false) {
         return Err(UsersError::InvalidName("user name"));
     }
     if !storable(realm, true) {
         return Err(UsersError::InvalidName("realm"));
     }
-    let (old, perms) = match fs::read_to_string(path) {
-        Ok(text) => {
-            let perms = fs::metadata(path)
-                .map_err(|e| UsersError::io(path, e))?
-                .permissions();
-            (text, Some(perms))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (String::new(), None),
-        Err(e) => return Err(UsersError::io(path, e)),
-    };
-    Users::parse(&old).map_err(|e| e.in_file(path))?;
-
+    Users::parse(old)?;
     let new_lines = [Algorithm::Md5, Algorithm::Sha256]
         .map(|a| {
             format!(
@@ -303,58 +332,7 @@ pub fn set_password(
     if !placed {
         out.push_str(&new_lines);
     }
-    write_atomically(path, out.as_bytes(), perms)
-}
-
-/// Writes `data` to a new file beside `path`, syncs it and renames it over `path`.
-fn write_atomically(
-    path: &Path,
-    data: &[u8],
-    perms: Option<fs::Permissions>,
-) -> Result<(), UsersError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut name = path
-        .file_name()
-        .ok_or_else(|| {
-            UsersError::io(
-                path,
-                io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
-            )
-        })?
-        .to_owned();
-    name.push(format!(
-        ".tmp-{}-{:016x}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let tmp = dir.join(name);
-
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut file = opts.open(&tmp).map_err(|e| UsersError::io(&tmp, e))?;
-    let written = (|| {
-        file.write_all(data)?;
-        if let Some(p) = perms {
-            file.set_permissions(p)?;
-        }
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(UsersError::io(path, e));
-    }
-    // Make the rename itself durable; failing here loses nothing already written.
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -363,26 +341,6 @@ mod tests {
 
     const MD5_ALICE: &str = "0123456789abcdef0123456789abcdef";
     const SHA_ALICE: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-
-    /// A unique path in the temp dir, removed (with any leftovers) when dropped.
-    struct TempPath(PathBuf);
-
-    impl TempPath {
-        fn new(tag: &str) -> TempPath {
-            let name = format!(
-                "msrpd-users-{tag}-{}-{:016x}",
-                std::process::id(),
-                rand::random::<u64>()
-            );
-            TempPath(std::env::temp_dir().join(name))
-        }
-    }
-
-    impl Drop for TempPath {
-        fn drop(&mut self) {
-            let _ = fs::remove_file(&self.0);
-        }
-    }
 
     #[test]
     fn parses_lines_comments_and_both_algorithms() {
@@ -467,30 +425,9 @@ mod tests {
     }
 
     #[test]
-    fn load_errors_carry_the_path() {
-        let p = TempPath::new("load");
-        let e = Users::load(&p.0).unwrap_err();
-        assert!(matches!(e, UsersError::Io { .. }));
-        assert!(e.to_string().contains(&*p.0.to_string_lossy()), "{e}");
-
-        fs::write(&p.0, "# c\nalice:r:zz\n").unwrap();
-        let e = Users::load(&p.0).unwrap_err();
-        let msg = e.to_string();
-        assert!(msg.contains(&*p.0.to_string_lossy()), "{msg}");
-        assert!(msg.contains("line 2"), "{msg}");
-    }
-
-    #[test]
-    fn set_password_round_trip() {
-        let p = TempPath::new("passwd");
-        set_password(&p.0, "relay.example.com", "alice", "secret").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&p.0).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        let u = Users::load(&p.0).unwrap();
+    fn with_password_round_trip() {
+        let text = with_password("", "relay.example.com", "alice", "secret").unwrap();
+        let u = Users::parse(&text).unwrap();
         assert_eq!(u.len(), 1);
         for a in [Algorithm::Md5, Algorithm::Sha256] {
             let got = u.lookup("alice", "relay.example.com", a).unwrap();
@@ -509,14 +446,11 @@ mod tests {
 
         // Other users, other realms and comments survive; alice's lines are replaced
         // where they stood.
-        let text = fs::read_to_string(&p.0).unwrap();
         let edited = format!(
             "# managed by msrpd passwd\n{text}bob:relay.example.com:{MD5_ALICE}\n\
              alice:other.example.com:{MD5_ALICE}"
         );
-        fs::write(&p.0, edited).unwrap();
-        set_password(&p.0, "relay.example.com", "alice", "n3w").unwrap();
-        let text = fs::read_to_string(&p.0).unwrap();
+        let text = with_password(&edited, "relay.example.com", "alice", "n3w").unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 5, "{text}");
         assert_eq!(lines[0], "# managed by msrpd passwd");
@@ -526,47 +460,73 @@ mod tests {
         assert_eq!(lines[2].len(), "alice:relay.example.com:".len() + 64);
         assert_eq!(lines[3], format!("bob:relay.example.com:{MD5_ALICE}"));
         assert_eq!(lines[4], format!("alice:other.example.com:{MD5_ALICE}"));
-        let u = Users::load(&p.0).unwrap();
+        assert!(text.ends_with('\n'));
+        let u = Users::parse(&text).unwrap();
         assert_eq!(u.len(), 3);
         let got = u
             .lookup("alice", "relay.example.com", Algorithm::Sha256)
             .unwrap();
         let want = Ha1::compute(Algorithm::Sha256, "alice", "relay.example.com", "n3w");
         assert_eq!(got.as_bytes(), want.as_bytes());
-
-        // No temporary file is left behind.
-        let dir = p.0.parent().unwrap();
-        let stem = p.0.file_name().unwrap().to_string_lossy().into_owned();
-        let leftovers = fs::read_dir(dir)
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n != stem && n.starts_with(&stem)
-            })
-            .count();
-        assert_eq!(leftovers, 0);
     }
 
     #[test]
-    fn set_password_refuses_bad_names_and_bad_files() {
-        let p = TempPath::new("bad");
+    fn with_password_refuses_bad_names_and_bad_text() {
         for user in ["", "a:b", "a\nb", " alice"] {
             assert!(matches!(
-                set_password(&p.0, "r", user, "pw"),
+                with_password("", "r", user, "pw"),
                 Err(UsersError::InvalidName("user name"))
             ));
         }
         assert!(matches!(
-            set_password(&p.0, "r\n", "alice", "pw"),
+            with_password("", "r\n", "alice", "pw"),
             Err(UsersError::InvalidName("realm"))
         ));
-        assert!(!p.0.exists());
-
-        fs::write(&p.0, "ok:r:0123456789abcdef0123456789abcdef\nbroken\n").unwrap();
-        let e = set_password(&p.0, "r", "alice", "pw").unwrap_err();
+        let e = with_password(
+            "ok:r:0123456789abcdef0123456789abcdef\nbroken\n",
+            "r",
+            "alice",
+            "pw",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
-        // Left untouched.
-        assert!(fs::read_to_string(&p.0).unwrap().ends_with("broken\n"));
+        let e = e.in_file(Path::new("/etc/msrpd/users"));
+        assert_eq!(
+            e.to_string(),
+            "users file /etc/msrpd/users: line 2: expected user:realm:HA1"
+        );
+    }
+
+    #[test]
+    fn realms_and_the_realm_mismatch_warning() {
+        let text = format!(
+            "alice:a.example:{MD5_ALICE}\nalice:a.example:{SHA_ALICE}\n\
+             bob:a.example:{MD5_ALICE}\ncarol:b:c:{MD5_ALICE}\n"
+        );
+        let u = Users::parse(&text).unwrap();
+        assert_eq!(u.len(), 3);
+        let realms: Vec<(&str, usize)> = u.realms().into_iter().collect();
+        assert_eq!(realms, vec![("a.example", 2), ("b:c", 1)]);
+        assert_eq!(u.count_in_realm("a.example"), 2);
+        assert_eq!(u.count_in_realm("b:c"), 1);
+        assert_eq!(u.count_in_realm("A.example"), 0);
+        assert_eq!(u.realm_mismatch("a.example"), None);
+        assert_eq!(u.realm_mismatch("b:c"), None);
+        assert_eq!(
+            u.realm_mismatch("relay.example.com").as_deref(),
+            Some(
+                "users file has 3 users, none in realm \"relay.example.com\" \
+                 (realms in the file: \"a.example\" (2), \"b:c\" (1)); set --realm to one \
+                 of them or add users with `msrpd passwd --realm relay.example.com`"
+            )
+        );
+        let one = Users::parse(&format!("x:r:{MD5_ALICE}\n")).unwrap();
+        let w = one.realm_mismatch("other").unwrap();
+        assert!(
+            w.starts_with("users file has 1 user, none in realm \"other\""),
+            "{w}"
+        );
+        // An empty file is said otherwise (no user at all), not as a realm mismatch.
+        assert_eq!(Users::parse("# none\n").unwrap().realm_mismatch("r"), None);
     }
 }

@@ -11,6 +11,7 @@ pub mod listener;
 pub mod mesh;
 pub mod runtime;
 pub mod tls;
+pub mod users_file;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -164,6 +165,8 @@ pub struct ServerHandle {
     control: Vec<mesh::MeshSender>,
     threads: Vec<JoinHandle<()>>,
     users_file: Option<PathBuf>,
+    /// The digest realm, to check a reloaded users file against.
+    realm: String,
 }
 
 impl ServerHandle {
@@ -213,7 +216,11 @@ impl ServerHandle {
     /// Re-reads the users file and hands it to every worker (SIGHUP).
     pub fn reload_users(&self) -> Result<(), ServerError> {
         let users = match &self.users_file {
-            Some(p) => Some(Arc::new(Users::load(p)?)),
+            Some(p) => {
+                let u = users_file::load(p)?;
+                users_file::warn_on_realm_mismatch(&u, &self.realm, p);
+                Some(Arc::new(u))
+            }
             None => None,
         };
         for c in &self.control {
@@ -323,7 +330,11 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     raise_fd_limit();
     let workers = cfg.cpus.len();
     let users = match &cfg.users_file {
-        Some(p) => Some(Arc::new(Users::load(p)?)),
+        Some(p) => {
+            let u = users_file::load(p)?;
+            users_file::warn_on_realm_mismatch(&u, &cfg.relay.realm, p);
+            Some(Arc::new(u))
+        }
         None => None,
     };
     match &users {
@@ -462,6 +473,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         control: senders,
         threads,
         users_file: cfg.users_file.clone(),
+        realm: cfg.relay.realm.clone(),
     })
 }
 

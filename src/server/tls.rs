@@ -10,20 +10,29 @@
 //!   certificate, when we have one, is presented for mutual TLS between relays.
 //!
 //! [`TlsContext`] is built once and again on SIGHUP; workers swap the `Arc` and new
-//! handshakes use the new certificate while open connections keep theirs.
+//! handshakes use the new certificate while open connections keep theirs. Each context
+//! has one rustls [`ServerConfig`] for all its accepted connections, and so one ticket
+//! key: a client that comes back resumes its session (RFC 8446 §2.2, RFC 5077) instead
+//! of a full handshake. The client certificate is read from the connection once the
+//! handshake is done ([`accept`]); rustls keeps it in the session, so a resumed relay
+//! is still identified by the certificate it showed the first time.
+//!
+//! [`TlsContext::load`] also looks at our own leaf certificate: a CA certificate
+//! (basicConstraints cA TRUE, as `openssl req -x509` makes by default) is refused by
+//! webpki-based peers as a server or client certificate (`CaUsedAsEndEntity`), and the
+//! operator is told so ([`ca_leaf_warning`]).
 
 use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::CryptoProvider;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig, ServerConnection};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use crate::conn::PeerIdentity;
 
@@ -59,21 +68,46 @@ pub enum TlsError {
 
 /// Everything a worker needs for TLS, shared by all workers.
 pub struct TlsContext {
-    provider: Arc<CryptoProvider>,
-    /// Our certificate and key, when given.
-    certified: Option<Arc<CertifiedKey>>,
-    /// Verifies relay client certificates (optional client auth).
-    client_verifier: Arc<dyn ClientCertVerifier>,
+    /// For accepted connections, when we have a certificate: one for all of them, so
+    /// that their sessions can be resumed.
+    server: Option<Arc<ServerConfig>>,
     /// For outbound `msrps:` connections.
     pub client: Arc<ClientConfig>,
+    /// What is wrong with our certificate but does not stop us (logged at load).
+    warnings: Vec<String>,
 }
 
 impl fmt::Debug for TlsContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsContext")
-            .field("has_cert", &self.certified.is_some())
+            .field("has_cert", &self.server.is_some())
+            .field("warnings", &self.warnings.len())
             .finish()
     }
+}
+
+/// A warning when `leaf` is a CA certificate (basicConstraints cA TRUE, RFC 5280
+/// §4.2.1.9): webpki (rustls) refuses such a certificate as a server or client
+/// certificate with `CaUsedAsEndEntity`, so relays verifying ours would fail every
+/// handshake. `None` for an end-entity certificate, or one that cannot be parsed here
+/// (rustls has accepted it already; it will judge it).
+pub fn ca_leaf_warning(leaf: &CertificateDer<'_>, path: &Path) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let bc = cert.basic_constraints().ok()??;
+    if !bc.value.ca {
+        return None;
+    }
+    Some(format!(
+        "certificate {}: its leaf is a CA certificate (basicConstraints CA:TRUE), which \
+         peers verifying it as a server or client certificate refuse (rustls/webpki: \
+         CaUsedAsEndEntity), so relays and TLS clients will fail the handshake with us. \
+         Use a leaf with basicConstraints CA:FALSE, signed by a CA the peers trust, or \
+         self-signed: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+         -days 825 -subj /CN=HOST -addext subjectAltName=DNS:HOST -addext \
+         basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth,clientAuth \
+         -keyout key.pem -out cert.pem (see README.md, MSRP over TLS)",
+        path.display()
+    ))
 }
 
 fn read_err(path: &Path, e: impl fmt::Display) -> TlsError {
@@ -96,7 +130,8 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 
 impl TlsContext {
     /// Loads the files. Without `cert`/`key` the context can still make outbound TLS
-    /// connections (no client certificate) but cannot serve TLS.
+    /// connections (no client certificate) but cannot serve TLS. Logs a warning when
+    /// our leaf certificate is a CA certificate ([`ca_leaf_warning`]).
     pub fn load(files: &TlsFiles) -> Result<TlsContext, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore {
@@ -108,9 +143,11 @@ impl TlsContext {
             }
         }
         let roots = Arc::new(roots);
+        let mut warnings = Vec::new();
         let certified = match (&files.cert, &files.key) {
             (Some(cert), Some(key)) => {
                 let chain = load_certs(cert)?;
+                warnings.extend(chain.first().and_then(|leaf| ca_leaf_warning(leaf, cert)));
                 let k = PrivateKeyDer::from_pem_file(key).map_err(|e| read_err(key, e))?;
                 let ck =
                     CertifiedKey::from_der(chain, k, &provider).map_err(|e| TlsError::Key {
@@ -123,49 +160,140 @@ impl TlsContext {
             (None, None) => None,
             _ => return Err(TlsError::Incomplete),
         };
-        let client_verifier =
-            WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
-                .allow_unauthenticated()
-                .clear_root_hint_subjects()
-                .build()
-                .map_err(|e| TlsError::Config(e.to_string()))?;
+        let config_err = |e: rustls::Error| TlsError::Config(e.to_string());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_root_certificates(roots);
+            .map_err(config_err)?
+            .with_root_certificates(roots.clone());
         let client = match &certified {
             Some(ck) => builder.with_client_cert_resolver(Arc::new(OurCert(ck.clone()))),
             None => builder.with_no_client_auth(),
         };
+        let server = match &certified {
+            Some(ck) => {
+                // A client certificate is asked for, not required (RFC 4976 §6.1: only
+                // relays have one); one that is presented must verify.
+                let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+                    .allow_unauthenticated()
+                    .clear_root_hint_subjects()
+                    .build()
+                    .map_err(|e| TlsError::Config(e.to_string()))?;
+                let mut cfg = ServerConfig::builder_with_provider(provider.clone())
+                    .with_safe_default_protocol_versions()
+                    .map_err(config_err)?
+                    .with_client_cert_verifier(verifier)
+                    .with_cert_resolver(Arc::new(OurCert(ck.clone())));
+                // Stateless tickets (RFC 5077, RFC 8446 §4.6.1) under a key of this
+                // context: resumption costs the relay no memory per client, works on
+                // every worker, and ends with a reload (a new key).
+                cfg.ticketer = rustls::crypto::ring::Ticketer::new().map_err(config_err)?;
+                Some(Arc::new(cfg))
+            }
+            None => None,
+        };
+        // Said each time the files are loaded: at start and on every reload (SIGHUP).
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
         Ok(TlsContext {
-            provider,
-            certified,
-            client_verifier,
+            server,
             client: Arc::new(client),
+            warnings,
         })
     }
 
     /// `true` when we have a certificate to serve TLS with.
     pub fn can_serve(&self) -> bool {
-        self.certified.is_some()
+        self.server.is_some()
     }
 
-    /// A server configuration for one accepted connection, and the slot where the
-    /// client certificate lands if it verifies. `None` without a certificate.
-    pub fn server_for_conn(&self) -> Option<(Arc<ServerConfig>, VerifiedPeer)> {
-        let ck = self.certified.clone()?;
-        let peer = VerifiedPeer::default();
-        let verifier = Capture {
-            inner: self.client_verifier.clone(),
-            slot: peer.0.clone(),
-        };
-        let cfg = ServerConfig::builder_with_provider(self.provider.clone())
-            .with_safe_default_protocol_versions()
-            .ok()?
-            .with_client_cert_verifier(Arc::new(verifier))
-            .with_cert_resolver(Arc::new(OurCert(ck)));
-        Some((Arc::new(cfg), peer))
+    /// The server configuration for accepted connections (the same one each time, so
+    /// sessions resume). `None` without a certificate.
+    pub fn server_config(&self) -> Option<Arc<ServerConfig>> {
+        self.server.clone()
     }
+
+    /// Problems with our certificate that do not stop us but will stop some peers
+    /// (see [`ca_leaf_warning`]).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+/// Bytes read from the socket at a time during a handshake. rustls takes at most 4 KiB
+/// per `read_tls`, and [`accept`] hands rustls all it read before the stream is built,
+/// so what a client sent after its Finished (the first MSRP bytes) is never lost; 4 KiB
+/// of records also always fits rustls's 16 KiB plaintext buffer.
+const HANDSHAKE_READ: usize = 4096;
+
+/// Runs the server side of a TLS handshake on `io` with `cfg` (from
+/// [`TlsContext::server_config`]) and returns the stream, and the relay identity when
+/// the client presented a certificate that verified (RFC 4976 §6.1; on a resumed
+/// session, the one it presented when the session began). A certificate that does not
+/// verify fails the handshake; no certificate makes an ordinary client.
+///
+/// monoio-rustls 0.4's acceptor gives no access to the rustls connection after the
+/// handshake (its stream has no `get_ref`), so the handshake is driven here and the
+/// stream built from the finished connection with `ServerTlsStream::new`.
+pub async fn accept<IO>(
+    cfg: Arc<ServerConfig>,
+    mut io: IO,
+) -> io::Result<(monoio_rustls::ServerTlsStream<IO>, Option<PeerIdentity>)>
+where
+    IO: AsyncReadRent + AsyncWriteRent,
+{
+    let mut conn = ServerConnection::new(cfg).map_err(io::Error::other)?;
+    let mut out = Vec::new();
+    let mut buf = Vec::with_capacity(HANDSHAKE_READ);
+    loop {
+        // Our flight (or an alert), in full, before anything else.
+        while conn.wants_write() {
+            out.clear();
+            conn.write_tls(&mut out)?;
+            let (r, b) = io.write_all(out).await;
+            out = b;
+            r?;
+        }
+        if !conn.is_handshaking() {
+            break;
+        }
+        buf.clear();
+        let (r, b) = io.read(buf).await;
+        buf = b;
+        if r? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "peer closed the connection during the TLS handshake",
+            ));
+        }
+        let mut rd: &[u8] = &buf;
+        while !rd.is_empty() {
+            conn.read_tls(&mut rd)?;
+            if let Err(e) = conn.process_new_packets() {
+                // Tell the peer why (the alert rustls queued), as far as it listens.
+                while conn.wants_write() {
+                    out.clear();
+                    if conn.write_tls(&mut out).is_err() {
+                        break;
+                    }
+                    let (r, b) = io.write_all(out).await;
+                    out = b;
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+    }
+    let relay = conn
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| {
+            let der = leaf.clone().into_owned();
+            PeerIdentity::new(move |host| cert_covers(&der, host))
+        });
+    Ok((monoio_rustls::ServerTlsStream::new(io, conn), relay))
 }
 
 /// Always our one certificate, on both sides.
@@ -192,19 +320,6 @@ impl rustls::client::ResolvesClientCert for OurCert {
     }
 }
 
-/// The client certificate of one connection, once it has verified.
-#[derive(Debug, Default, Clone)]
-pub struct VerifiedPeer(Arc<Mutex<Option<CertificateDer<'static>>>>);
-
-impl VerifiedPeer {
-    /// The identity the relay checks From-Path hosts against, when the peer presented
-    /// a certificate that verified.
-    pub fn identity(&self) -> Option<PeerIdentity> {
-        let der = self.0.lock().ok()?.take()?;
-        Some(PeerIdentity::new(move |host| cert_covers(&der, host)))
-    }
-}
-
 /// `true` when the certificate's subjectAltName covers `host` (a name or an address,
 /// IPv6 possibly in brackets).
 pub fn cert_covers(der: &CertificateDer<'_>, host: &str) -> bool {
@@ -216,66 +331,55 @@ pub fn cert_covers(der: &CertificateDer<'_>, host: &str) -> bool {
         .is_ok_and(|c| rustls::client::verify_server_name(&c, &name).is_ok())
 }
 
-/// Verifies with the shared verifier and keeps the certificate that passed.
-#[derive(Debug)]
-struct Capture {
-    inner: Arc<dyn ClientCertVerifier>,
-    slot: Arc<Mutex<Option<CertificateDer<'static>>>>,
-}
-
-impl ClientCertVerifier for Capture {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        let ok = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
-        if let Ok(mut s) = self.slot.lock() {
-            *s = Some(end_entity.clone().into_owned());
-        }
-        Ok(ok)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
 /// The name to verify a next hop's certificate against.
 pub fn server_name(host: &str) -> Option<ServerName<'static>> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(host.to_string()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+    fn self_signed(is_ca: IsCa) -> CertificateDer<'static> {
+        let mut p = CertificateParams::new(vec!["relay.example.com".to_string()]).unwrap();
+        p.is_ca = is_ca;
+        let key = KeyPair::generate().unwrap();
+        p.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn a_ca_leaf_is_warned_about_an_end_entity_is_not() {
+        let path = Path::new("/etc/msrpd/cert.pem");
+        let w = ca_leaf_warning(
+            &self_signed(IsCa::Ca(BasicConstraints::Unconstrained)),
+            path,
+        )
+        .expect("CA:TRUE is warned about");
+        assert!(w.starts_with("certificate /etc/msrpd/cert.pem: "), "{w}");
+        for needle in [
+            "CA:TRUE",
+            "CaUsedAsEndEntity",
+            "basicConstraints=critical,CA:FALSE",
+        ] {
+            assert!(w.contains(needle), "{needle}: {w}");
+        }
+        let w = ca_leaf_warning(
+            &self_signed(IsCa::Ca(BasicConstraints::Constrained(0))),
+            path,
+        );
+        assert!(w.is_some());
+        // basicConstraints CA:FALSE, or no basicConstraints at all: an end entity.
+        assert_eq!(
+            ca_leaf_warning(&self_signed(IsCa::ExplicitNoCa), path),
+            None
+        );
+        assert_eq!(ca_leaf_warning(&self_signed(IsCa::NoCa), path), None);
+        // Not a certificate x509-parser can read: no warning (rustls judges it).
+        assert_eq!(
+            ca_leaf_warning(&CertificateDer::from(vec![0x30, 0x00]), path),
+            None
+        );
+    }
 }

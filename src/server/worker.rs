@@ -374,7 +374,7 @@ impl Worker {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let Some((cfg, verified)) = self.tls.borrow().server_for_conn() else {
+        let Some(cfg) = self.tls.borrow().server_config() else {
             self.cfg.limiter.release(peer.ip());
             return;
         };
@@ -382,24 +382,22 @@ impl Worker {
         let w = self.clone();
         monoio::spawn(async move {
             let done = handshake_guard(fd, w.cfg.tls_handshake_timeout);
-            let acceptor = monoio_rustls::TlsAcceptor::from(cfg);
-            let r = acceptor.accept(stream).await;
+            let r = tls::accept(cfg, stream).await;
             // The stream (and its fd) is either ours again or already closed: the guard
             // must not touch the descriptor from here on.
             done.set(true);
             match r {
-                Ok(s) if !w.stopping.get() => {
+                Ok((s, relay)) if !w.stopping.get() => {
                     let kind = ConnKind::Inbound {
                         peer,
                         transport: Transport::Tls,
-                        relay: verified.identity(),
+                        relay,
                     };
                     w.open_inbound(kind, peer, fd, s, true);
                 }
                 Ok(_) => w.cfg.limiter.release(peer.ip()),
                 Err(e) => {
                     w.cfg.limiter.release(peer.ip());
-                    let e = std::io::Error::from(e);
                     tracing::info!(%peer, side = "inbound", error = %e, "TLS handshake failed");
                 }
             }

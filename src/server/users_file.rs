@@ -1,0 +1,301 @@
+//! The users file on disk: reading it for the relay (at start and on SIGHUP) and
+//! writing it for `msrpd passwd`. The format and its parsing (htdigest lines, RFC 2617
+//! §3.2.2.2 HA1s for RFC 4976 §6.3's AUTH) are [`crate::relay::users`]'s, which stays
+//! sans-I/O; this module is the file side.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::relay::users::{self, Users, UsersError};
+
+/// Reads and parses a users file; errors carry the path.
+pub fn load(path: impl AsRef<Path>) -> Result<Users, UsersError> {
+    let path = path.as_ref();
+    let text = fs::read_to_string(path).map_err(|e| UsersError::io(path, e))?;
+    Users::parse(&text).map_err(|e| e.in_file(path))
+}
+
+/// Logs a warning when no user of `users` can AUTH because none has a password in
+/// `realm`, the realm the relay challenges with (RFC 4976 §5.1).
+pub fn warn_on_realm_mismatch(users: &Users, realm: &str, path: &Path) {
+    if let Some(w) = users.realm_mismatch(realm) {
+        tracing::warn!(file = %path.display(), "{w}");
+    }
+}
+
+/// What [`set_password`] did besides writing the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// The directory created for the file (with mode 0700) because it did not exist.
+    pub created_dir: Option<PathBuf>,
+}
+
+/// Sets `user`'s password in `realm` in the users file at `path` (`msrpd passwd`, like
+/// `htdigest`), creating the file, and its directory when that is missing.
+///
+/// The new text (see [`users::with_password`]) is written to a temporary file beside
+/// the old one, synced and renamed over it, so a reader sees the old or the new file,
+/// never half of one. A new file is created with mode 0600; an existing one keeps its
+/// mode. A missing parent directory is created with mode 0700 (the file holds
+/// password equivalents) and returned in [`Written::created_dir`]. An existing file
+/// that does not parse is left alone and the error names its line.
+pub fn set_password(
+    path: impl AsRef<Path>,
+    realm: &str,
+    user: &str,
+    password: &str,
+) -> Result<Written, UsersError> {
+    let path = path.as_ref();
+    let (old, perms) = match fs::read_to_string(path) {
+        Ok(text) => {
+            let perms = fs::metadata(path)
+                .map_err(|e| UsersError::io(path, e))?
+                .permissions();
+            (text, Some(perms))
+        }
+        // A new file; its directory may be missing too (or be a file: ENOTDIR), which
+        // the directory step below reports by name.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            (String::new(), None)
+        }
+        Err(e) => return Err(UsersError::io(path, e)),
+    };
+    let text = users::with_password(&old, realm, user, password).map_err(|e| e.in_file(path))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut written = Written::default();
+    if perms.is_none() && !dir.exists() {
+        let mut b = fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir).map_err(|source| UsersError::Dir {
+            path: path.to_owned(),
+            dir: dir.to_owned(),
+            action: "create",
+            source,
+        })?;
+        written.created_dir = Some(dir.to_owned());
+    }
+    write_atomically(path, dir, text.as_bytes(), perms)?;
+    Ok(written)
+}
+
+/// Writes `data` to a new file in `dir` beside `path`, syncs it and renames it over
+/// `path`.
+fn write_atomically(
+    path: &Path,
+    dir: &Path,
+    data: &[u8],
+    perms: Option<fs::Permissions>,
+) -> Result<(), UsersError> {
+    let mut name = path
+        .file_name()
+        .ok_or_else(|| {
+            UsersError::io(
+                path,
+                io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
+            )
+        })?
+        .to_owned();
+    name.push(format!(
+        ".tmp-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let tmp = dir.join(name);
+
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    // The temporary name means nothing to the operator: the error names the directory.
+    let mut file = opts.open(&tmp).map_err(|source| UsersError::Dir {
+        path: path.to_owned(),
+        dir: dir.to_owned(),
+        action: "create a temporary file in",
+        source,
+    })?;
+    let written = (|| {
+        file.write_all(data)?;
+        if let Some(p) = perms {
+            file.set_permissions(p)?;
+        }
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(UsersError::io(path, e));
+    }
+    // Make the rename itself durable; failing here loses nothing already written.
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::auth::Algorithm;
+    use crate::relay::users::Ha1;
+
+    const MD5_ALICE: &str = "0123456789abcdef0123456789abcdef";
+
+    /// A unique path in the temp dir, removed (with any leftovers) when dropped.
+    struct TempPath(PathBuf);
+
+    impl TempPath {
+        fn new(tag: &str) -> TempPath {
+            let name = format!(
+                "msrpd-users-{tag}-{}-{:016x}",
+                std::process::id(),
+                rand::random::<u64>()
+            );
+            TempPath(std::env::temp_dir().join(name))
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = fs::remove_file(&self.0);
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn load_errors_carry_the_path() {
+        let p = TempPath::new("load");
+        let e = load(&p.0).unwrap_err();
+        assert!(matches!(e, UsersError::Io { .. }));
+        assert!(e.to_string().contains(&*p.0.to_string_lossy()), "{e}");
+
+        fs::write(&p.0, "# c\nalice:r:zz\n").unwrap();
+        let e = load(&p.0).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(&*p.0.to_string_lossy()), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn set_password_round_trip() {
+        let p = TempPath::new("passwd");
+        let w = set_password(&p.0, "relay.example.com", "alice", "secret").unwrap();
+        assert_eq!(w.created_dir, None);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&p.0).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let u = load(&p.0).unwrap();
+        assert_eq!(u.len(), 1);
+        for a in [Algorithm::Md5, Algorithm::Sha256] {
+            let got = u.lookup("alice", "relay.example.com", a).unwrap();
+            let want = Ha1::compute(a, "alice", "relay.example.com", "secret");
+            assert_eq!(got.as_bytes(), want.as_bytes());
+        }
+        // An existing file keeps its mode and its other lines.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&p.0, fs::Permissions::from_mode(0o640)).unwrap();
+        }
+        let text = fs::read_to_string(&p.0).unwrap();
+        fs::write(&p.0, format!("{text}bob:relay.example.com:{MD5_ALICE}\n")).unwrap();
+        set_password(&p.0, "relay.example.com", "alice", "n3w").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&p.0).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o640);
+        }
+        let u = load(&p.0).unwrap();
+        assert_eq!(u.len(), 2);
+        let got = u
+            .lookup("alice", "relay.example.com", Algorithm::Sha256)
+            .unwrap();
+        let want = Ha1::compute(Algorithm::Sha256, "alice", "relay.example.com", "n3w");
+        assert_eq!(got.as_bytes(), want.as_bytes());
+
+        // No temporary file is left behind.
+        let dir = p.0.parent().unwrap();
+        let stem = p.0.file_name().unwrap().to_string_lossy().into_owned();
+        let leftovers = fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n != stem && n.starts_with(&stem)
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn set_password_creates_a_missing_directory_0700() {
+        let root = TempPath::new("mkdir");
+        let dir = root.0.join("etc").join("msrpd");
+        let file = dir.join("users");
+        let w = set_password(&file, "r", "alice", "pw").unwrap();
+        assert_eq!(w.created_dir.as_deref(), Some(dir.as_path()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for d in [&dir, &root.0.join("etc")] {
+                let mode = fs::metadata(d).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+            }
+        }
+        assert_eq!(load(&file).unwrap().len(), 1);
+        // Once it exists, nothing is created.
+        let w = set_password(&file, "r", "bob", "pw").unwrap();
+        assert_eq!(w.created_dir, None);
+    }
+
+    #[test]
+    fn set_password_names_a_directory_it_cannot_create() {
+        // The parent "directory" is a regular file: it cannot be created or written in.
+        let blocker = TempPath::new("blocker");
+        fs::write(&blocker.0, "").unwrap();
+        let file = blocker.0.join("sub").join("users");
+        let e = set_password(&file, "r", "alice", "pw").unwrap_err();
+        let msg = e.to_string();
+        let dir = blocker.0.join("sub");
+        assert!(
+            msg.starts_with(&format!(
+                "users file {}: cannot create directory {}: ",
+                file.display(),
+                dir.display()
+            )),
+            "{msg}"
+        );
+        assert!(!msg.contains(".tmp-"), "{msg}");
+    }
+
+    #[test]
+    fn set_password_leaves_a_bad_file_alone() {
+        let p = TempPath::new("bad");
+        assert!(matches!(
+            set_password(&p.0, "r", "a:b", "pw"),
+            Err(UsersError::InvalidName("user name"))
+        ));
+        assert!(!p.0.exists());
+        fs::write(&p.0, "ok:r:0123456789abcdef0123456789abcdef\nbroken\n").unwrap();
+        let e = set_password(&p.0, "r", "alice", "pw").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains(&*p.0.to_string_lossy()), "{msg}");
+        assert!(fs::read_to_string(&p.0).unwrap().ends_with("broken\n"));
+    }
+}
