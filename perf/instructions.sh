@@ -9,6 +9,7 @@
 # Usage: perf/instructions.sh              (RATE=2000 DURATION=5 SIZE=1024 PAIRS=10)
 #        CG_OUT=/tmp/cg.out perf/instructions.sh   (keeps the callgrind profile for
 #        `callgrind_annotate --auto=yes /tmp/cg.out` line by line)
+#        MSRPD=/tmp/msrpd-old perf/instructions.sh   (another msrpd binary, for A/B)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,10 +24,11 @@ if ! command -v valgrind >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 fi
 cargo build --release --quiet --bin msrpd --bin msrpd-bench
+MSRPD=${MSRPD:-target/release/msrpd}
 WORK=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.out" \
-  target/release/msrpd --listen 127.0.0.1:"$port" --cores 1 --no-pin --log-level warn \
+  "$MSRPD" --listen 127.0.0.1:"$port" --cores 1 --no-pin --log-level warn \
   >"$WORK/relay.log" 2>&1 &
 vg=$!
 trap 'kill -9 $vg 2>/dev/null || true; wait $vg 2>/dev/null || true; rm -rf "$WORK"' EXIT

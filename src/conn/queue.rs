@@ -181,6 +181,11 @@ impl SendQueue {
             .map(|f| (f.origin, f.pending))
     }
 
+    /// Whether [`SendQueue::take_events`] has anything.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Takes what happened since the last call.
     pub fn take_events(&mut self) -> Vec<QueueEvent> {
         std::mem::take(&mut self.events)

@@ -115,8 +115,14 @@ impl ConnHandle {
             return;
         }
         gauges.add(self.id.core, self.id.slot, n);
-        gauges.set_active(self.id.core, self.id.slot, q.active());
-        if q.has_work() {
+        // Only bytes for the frame on the wire change what its reader may read.
+        if let (Part::Middle(o) | Part::End(o), Some((active, _))) = (part, q.active())
+            && o == active
+        {
+            gauges.set_active(self.id.core, self.id.slot, q.active());
+        }
+        // A busy writer takes the bytes on its next round; only an idle one is woken.
+        if self.writer.borrow().is_some() && q.has_work() {
             drop(q);
             self.wake_writer();
         }
@@ -182,7 +188,12 @@ impl ConnHandle {
         let n = q.fill(out, max_bufs, max_bytes);
         self.in_flight.set(self.in_flight.get() + n);
         gauges.set_active(self.id.core, self.id.slot, q.active());
-        (n, q.take_events())
+        let events = if q.has_events() {
+            q.take_events()
+        } else {
+            Vec::new()
+        };
+        (n, events)
     }
 
     /// A write of `n` taken bytes finished (or failed).
