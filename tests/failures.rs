@@ -199,3 +199,54 @@ fn next_hop_refusing_connections() {
         c.connections_open == 0 && c.sessions == 0 && c.transactions == 0
     });
 }
+
+/// A next hop that never answers the connect (its listener's accept queue is full, so
+/// the kernel drops our SYNs): after --connect-timeout the relay gives up, counts it,
+/// and the sender gets its REPORT (408) at once instead of the 30 s transaction timer.
+#[test]
+fn a_next_hop_that_never_accepts_fails_after_the_connect_timeout() {
+    use socket2::{Domain, Socket, Type};
+    // A listener with an accept queue of one, filled by a connection it never accepts.
+    let hole = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    hole.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    hole.listen(0).unwrap();
+    let hole_addr = hole.local_addr().unwrap().as_socket().unwrap();
+    let _filler = std::net::TcpStream::connect(hole_addr).unwrap();
+    let _filler2 = std::net::TcpStream::connect_timeout(&hole_addr, Duration::from_millis(200));
+    for driver in DRIVERS {
+        let relay = Relay::start(1, driver, |cfg| {
+            cfg.connect_timeout = Duration::from_millis(500);
+        });
+        let mut a = relay.connect(&peer_uri("alice", 1111));
+        let ra = a.auth(&relay.uri());
+        let far = format!("msrp://127.0.0.1:{}/far;tcp", hole_addr.port());
+        let tid = a.send(
+            &format!("{ra} {far}"),
+            &[("Message-ID", "nowhere1")],
+            Some(b"is anyone there"),
+            Flag::Complete,
+        );
+        let started = std::time::Instant::now();
+        let ok = a.read_frame();
+        assert_eq!((ok.tid(), ok.kind()), (tid.as_str(), "200"));
+        let rep = a.read_frame();
+        assert_eq!(rep.kind(), "REPORT", "{}", rep.head);
+        assert_eq!(rep.header("Message-ID"), Some("nowhere1"));
+        assert!(rep.header("Status").unwrap().starts_with("000 408"));
+        // The connect hung (it was not refused) until the timeout, and no longer.
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(400) && waited < Duration::from_secs(10),
+            "the connect timeout, not a refusal nor the 30 s transaction timer: {waited:?}"
+        );
+        settle(&relay, "connect failure counted, nothing left", |c| {
+            c.connect_failures == 1 && c.transactions == 0 && c.connections_open == 1
+        });
+    }
+}

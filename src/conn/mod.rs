@@ -236,13 +236,14 @@ pub enum Origin {
 /// [`Part::Whole`]; frames passed on as they arrive come as `Start`, any number of
 /// `Middle`s and an `End`, all with the same origin. The send queue keeps each frame's
 /// bytes in order and decides how frames share the connection ([`queue`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
     /// A whole frame.
     Whole,
     /// The head of a frame streamed from this origin; `Some` when the frame is a SEND
-    /// whose chunk the queue may interrupt and resume (RFC 4975 §7.1.1).
-    Start(Origin, Option<Resumable>),
+    /// whose chunk the queue may interrupt and resume (RFC 4975 §7.1.1); boxed, as
+    /// only big chunks have one and every write carries a `Part`.
+    Start(Origin, Option<Box<Resumable>>),
     /// A body piece of that frame.
     Middle(Origin),
     /// Its end-line.

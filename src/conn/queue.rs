@@ -199,7 +199,8 @@ impl SendQueue {
         let Some(f) = self.flows.front() else {
             return false;
         };
-        !f.stalled() || f.yields(!self.whole.is_empty(), self.others_can_start())
+        !f.stalled()
+            || (f.resume.is_some() && f.yields(!self.whole.is_empty(), self.others_can_start()))
     }
 
     fn others_can_start(&self) -> bool {
@@ -210,6 +211,7 @@ impl SendQueue {
     /// or `End` of a frame whose `Start` never came here.
     pub fn push(&mut self, bytes: Bytes, part: Part) -> bool {
         let n = bytes.len();
+        let end = matches!(part, Part::End(_));
         match part {
             Part::Whole => {
                 if n > 0 {
@@ -218,7 +220,7 @@ impl SendQueue {
             }
             Part::Start(origin, resume) => self.flows.push_back(Flow {
                 origin,
-                resume: resume.map(|r| (bytes.clone(), r)),
+                resume: resume.map(|r| (bytes.clone(), *r)),
                 head: Some(bytes),
                 bufs: VecDeque::new(),
                 end: None,
@@ -237,7 +239,7 @@ impl SendQueue {
                     return false;
                 };
                 f.pending += n;
-                if matches!(part, Part::End(_)) {
+                if end {
                     f.end = Some(bytes);
                 } else if n > 0 {
                     f.bufs.push_back(bytes);
@@ -297,12 +299,15 @@ impl SendQueue {
     /// The next buffer of the frame on the wire: its body, its end-line, or the `+`
     /// end-line of an interruption. `None` while it waits for more.
     fn next_on_wire(&mut self, taken: &mut usize) -> Option<Bytes> {
-        let urgent = !self.whole.is_empty();
-        let other = self.others_can_start();
-        let f = self.flows.front_mut()?;
-        if f.yields(urgent, other) {
-            return Some(self.interrupt());
+        // Only a resumable chunk ever gives way: the others need not be looked at.
+        if self.flows.front()?.resume.is_some() {
+            let urgent = !self.whole.is_empty();
+            let other = self.others_can_start();
+            if self.flows.front().is_some_and(|f| f.yields(urgent, other)) {
+                return Some(self.interrupt());
+            }
         }
+        let f = self.flows.front_mut()?;
         if let Some(b) = f.bufs.pop_front() {
             let n = b.len();
             f.pending -= n;
@@ -420,7 +425,7 @@ mod tests {
     fn a_resumable_chunk_lets_responses_through_and_resumes_byte_exact() {
         let mut q = SendQueue::new();
         let (head, r) = send_head("0123456789abcdef", 100_000);
-        q.push(head, Part::Start(origin(1), Some(r)));
+        q.push(head, Part::Start(origin(1), Some(Box::new(r))));
         for _ in 0..10 {
             q.push(Bytes::from(vec![b'z'; 10_000]), Part::Middle(origin(1)));
         }
@@ -461,7 +466,7 @@ mod tests {
     fn concurrent_chunks_alternate_and_a_small_frame_passes_a_big_one() {
         let mut q = SendQueue::new();
         let (head, r) = send_head("bigbigbigbigbig0", 10 << 20);
-        q.push(head, Part::Start(origin(1), Some(r)));
+        q.push(head, Part::Start(origin(1), Some(Box::new(r))));
         for _ in 0..100 {
             q.push(Bytes::from(vec![b'b'; 8192]), Part::Middle(origin(1)));
         }
@@ -492,7 +497,7 @@ mod tests {
     fn frames_of_one_origin_keep_their_order_across_interruptions() {
         let mut q = SendQueue::new();
         let (head, r) = send_head("firstfirstfirst1", 1 << 20);
-        q.push(head, Part::Start(origin(1), Some(r)));
+        q.push(head, Part::Start(origin(1), Some(Box::new(r))));
         q.push(Bytes::from(vec![b'1'; 70_000]), Part::Middle(origin(1)));
         q.push(
             Bytes::from_static(b"\r\n-------firstfirstfirst1+\r\n"),

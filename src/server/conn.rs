@@ -109,6 +109,10 @@ impl ConnHandle {
         }
         let n = bytes.len();
         let mut q = self.queue.borrow_mut();
+        let piece_of = match part {
+            Part::Middle(o) | Part::End(o) => Some(o),
+            _ => None,
+        };
         if !q.push(bytes, part) {
             // A piece of a frame whose head never came here: nothing to attach to.
             tracing::debug!(slot = self.id.slot, "stray frame piece dropped");
@@ -116,7 +120,7 @@ impl ConnHandle {
         }
         gauges.add(self.id.core, self.id.slot, n);
         // Only bytes for the frame on the wire change what its reader may read.
-        if let (Part::Middle(o) | Part::End(o), Some((active, _))) = (part, q.active())
+        if let (Some(o), Some((active, _))) = (piece_of, q.active())
             && o == active
         {
             gauges.set_active(self.id.core, self.id.slot, q.active());

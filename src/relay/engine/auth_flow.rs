@@ -167,6 +167,10 @@ impl Relay {
                         generation: c.generation,
                         expires: expires_at,
                         uri,
+                        client_authority: match client.1 {
+                            Some(p) => format!("{}:{p}", client.0),
+                            None => client.0.clone(),
+                        },
                         client,
                     },
                 );

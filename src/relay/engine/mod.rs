@@ -63,8 +63,10 @@ struct Session {
     expires: Instant,
     uri: String,
     /// Host and port of the client's own URI (first From-Path URI of its AUTH): where a
-    /// request from elsewhere must be going next (RFC 4976 §6.4).
+    /// request from elsewhere must be going next (RFC 4976 §6.4); and the same as one
+    /// `host[:port]` text, for a byte comparison first.
     client: (String, Option<u16>),
+    client_authority: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -119,7 +119,7 @@ pub struct Handoff {
     /// The head for the next hop, with `tid`; empty when `no_next_hop`.
     pub(super) fwd: Bytes,
     /// Where the send queue may edit `fwd` to interrupt the chunk.
-    pub(super) resume: Option<Resumable>,
+    pub(super) resume: Option<Box<Resumable>>,
     pub(super) tid: u64,
     pub(super) has_body: bool,
 }
@@ -136,7 +136,7 @@ pub(super) struct Outgoing {
     pub(super) dest: ConnId,
     pub(super) tid: u64,
     pub(super) fwd: Bytes,
-    pub(super) resume: Option<Resumable>,
+    pub(super) resume: Option<Box<Resumable>>,
     pub(super) has_body: bool,
 }
 
@@ -254,7 +254,21 @@ impl Relay {
             }
             return Step::Done(self.hand_off(origin, &head, method, p, sk, has_body));
         }
-        let Some(owner) = self.session_owner(now, sk.slot, sk.key) else {
+        // One look-up for the owner and, for a request from elsewhere, whether it goes
+        // on to the owner's client (§6.4).
+        let found = self.live_session(now, sk.slot, sk.key).map(|s| {
+            let owner = ConnId {
+                core: self.cfg.core,
+                slot: s.slot,
+                generation: s.generation,
+            };
+            let from_owner = origin == Origin::Conn(owner);
+            (
+                owner,
+                from_owner || toward_client(s, next_uri_text(head.to_path())),
+            )
+        });
+        let Some((owner, toward)) = found else {
             self.reject(now, origin, &head, &p, 481, "unknown or expired session");
             return Step::Done(Stream::discard());
         };
@@ -269,7 +283,7 @@ impl Relay {
         if origin != Origin::Conn(owner) {
             // From elsewhere: it may only go to the session's owner (§6.4), and only when
             // the next URI is that client's.
-            if !self.leads_to_client(sk.key, next_uri_text(head.to_path())) {
+            if !toward {
                 self.reject(now, origin, &head, &p, 403, NOT_TOWARD_CLIENT);
                 return Step::Done(Stream::discard());
             }
@@ -429,11 +443,16 @@ impl Relay {
     /// Whether a request from elsewhere for session `key` goes on to its client: the
     /// To-Path URI after ours has the host and port of the client's own URI (§6.4).
     pub(super) fn leads_to_client(&self, key: u64, next: Option<&str>) -> bool {
-        let (Some(s), Some((host, p))) = (self.sessions.get(&key), next.and_then(authority)) else {
-            return false;
-        };
-        let port = |p: Option<u16>| p.unwrap_or(MSRP_PORT);
-        port(p) == port(s.client.1) && host.eq_ignore_ascii_case(&s.client.0)
+        self.sessions
+            .get(&key)
+            .is_some_and(|s| toward_client(s, next))
+    }
+
+    /// The session `slot`/`key` of this core, if it exists and has not expired.
+    fn live_session(&self, now: Instant, slot: u32, key: u64) -> Option<&Session> {
+        self.sessions
+            .get(&key)
+            .filter(|s| s.slot == slot && s.expires > now)
     }
 
     /// The session `slot`/`key` of this core, if it exists and has not expired: the
@@ -567,7 +586,7 @@ pub(super) fn forward_bytes(
     head: &Head<'_>,
     tid: u64,
     has_body: bool,
-) -> (Bytes, Option<Resumable>) {
+) -> (Bytes, Option<Box<Resumable>>) {
     let tid = TidText::of(tid);
     let mut b = BytesMut::with_capacity(head.as_bytes().len() + 96);
     let range = match (head.method(), head.byte_range(), head.byte_range_span()) {
@@ -607,15 +626,45 @@ pub(super) fn forward_bytes(
     encode::blank_line(&mut b);
     let t0 = "MSRP ".len();
     let resume = match (u16::try_from(v0), u16::try_from(v1)) {
-        (Ok(a), Ok(z)) => Some(Resumable {
+        (Ok(a), Ok(z)) => Some(Box::new(Resumable {
             tid: (t0 as u16, (t0 + tid.as_str().len()) as u16),
             range: (a, z),
             start: r.start,
             total: r.total,
-        }),
+        })),
         _ => None,
     };
     (b.freeze(), resume)
+}
+
+/// Whether `next`, the To-Path URI after ours, leads to the client of session `s`: its
+/// host and port are the client's (RFC 4976 §6.4).
+fn toward_client(s: &Session, next: Option<&str>) -> bool {
+    let Some(next) = next else {
+        return false;
+    };
+    // Nearly always the client's URI names its authority exactly as its AUTH did:
+    // compare the bytes; anything else (case, user info, a default port written out) is
+    // parsed and compared as RFC 4975 §6.1 says.
+    let b = next.as_bytes();
+    let after = match b.get(4) {
+        Some(b':') => 7,
+        Some(b's' | b'S') => 8,
+        _ => 0,
+    };
+    let a = s.client_authority.as_bytes();
+    if let Some(rest) = b.get(after..)
+        && rest.len() > a.len()
+        && rest[..a.len()] == *a
+        && matches!(rest[a.len()], b'/' | b';')
+    {
+        return true;
+    }
+    let Some((host, p)) = authority(next) else {
+        return false;
+    };
+    let port = |p: Option<u16>| p.unwrap_or(MSRP_PORT);
+    port(p) == port(s.client.1) && host.eq_ignore_ascii_case(&s.client.0)
 }
 
 /// The first To-Path URI of a head we rewrote for the next hop ([`forward_bytes`]): the
@@ -629,8 +678,11 @@ pub(super) fn next_uri(fwd: &[u8]) -> Option<&str> {
 
 /// The second URI of a path, as written (the path was validated whole when parsed).
 fn next_uri_text<'a>(path: &Path<'a>) -> Option<&'a str> {
-    let rest = path.rest()?;
-    Some(rest.split_once(' ').map_or(rest, |(u, _)| u))
+    let text = path.as_str();
+    let b = text.as_bytes();
+    let start = memchr::memchr(b' ', b)? + 1;
+    let end = memchr::memchr(b' ', &b[start..]).map_or(b.len(), |i| start + i);
+    text.get(start..end)
 }
 
 /// Host and port of an MSRP URI (RFC 4975 §9), found without parsing the rest: what
