@@ -22,7 +22,7 @@ use bytes::{Buf, Bytes};
 use monoio::io::AsyncWriteRent;
 
 use super::mesh::Gauges;
-use crate::conn::{ConnId, Part, QueueEvent, SendQueue};
+use crate::conn::{ConnId, Origin, Part, QueueEvent, SendQueue};
 
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
@@ -51,6 +51,9 @@ pub struct ConnHandle {
     pub head_since: Cell<Option<Instant>>,
     /// Since when the reader has been waiting for more of a frame's body.
     pub body_wait_since: Cell<Option<Instant>>,
+    /// Whether the gauges show a frame on the wire: when neither the queue nor they do,
+    /// nothing needs publishing (small frames go on and off the wire in one take).
+    shown_active: Cell<bool>,
 }
 
 impl ConnHandle {
@@ -69,6 +72,7 @@ impl ConnHandle {
             limit_ip: Cell::new(None),
             head_since: Cell::new(None),
             body_wait_since: Cell::new(None),
+            shown_active: Cell::new(false),
         }
     }
 
@@ -123,7 +127,7 @@ impl ConnHandle {
         if let (Some(o), Some((active, _))) = (piece_of, q.active())
             && o == active
         {
-            gauges.set_active(self.id.core, self.id.slot, q.active());
+            self.show_active(gauges, q.active());
         }
         // A busy writer takes the bytes on its next round; only an idle one is woken.
         if self.writer.borrow().is_some() && q.has_work() {
@@ -176,7 +180,7 @@ impl ConnHandle {
         if n > 0 {
             gauges.sub(self.id.core, self.id.slot, n);
         }
-        gauges.set_active(self.id.core, self.id.slot, None);
+        self.show_active(gauges, None);
     }
 
     /// Takes the next bytes to write into `out`; returns the queue's bytes taken (now in
@@ -191,13 +195,21 @@ impl ConnHandle {
         let mut q = self.queue.borrow_mut();
         let n = q.fill(out, max_bufs, max_bytes);
         self.in_flight.set(self.in_flight.get() + n);
-        gauges.set_active(self.id.core, self.id.slot, q.active());
+        self.show_active(gauges, q.active());
         let events = if q.has_events() {
             q.take_events()
         } else {
             Vec::new()
         };
         (n, events)
+    }
+
+    /// Publishes the frame on the wire to the gauges, unless neither side has one.
+    fn show_active(&self, gauges: &Gauges, active: Option<(Origin, usize)>) {
+        if active.is_some() || self.shown_active.get() {
+            self.shown_active.set(active.is_some());
+            gauges.set_active(self.id.core, self.id.slot, active);
+        }
     }
 
     /// A write of `n` taken bytes finished (or failed).

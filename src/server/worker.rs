@@ -621,11 +621,13 @@ impl Worker {
     fn rearm_timer(&self) {
         let next = self.relay.borrow().poll_timeout();
         let armed = self.timer_at.get();
+        // A new connection always brings a deadline (the relay's idle scan), so the
+        // stall check never sleeps through one either.
         let earlier = match (next, armed) {
             (Some(n), Some(a)) => n < a,
             (Some(_), None) => true,
             _ => false,
-        } || (armed.is_none() && !self.conns.borrow().is_empty());
+        };
         if earlier {
             self.timer_at.set(next);
             if let Some(w) = self.timer_waker.borrow_mut().take() {
