@@ -443,3 +443,37 @@ fn a_ca_certificate_as_cert_is_warned_at_start_and_on_sighup() {
         assert!(!err.contains("CaUsedAsEndEntity"), "{tag}: {err}");
     }
 }
+
+/// AUTH log lines name the peer's address and port (for fail2ban-style monitoring):
+/// an AUTH that succeeds and one with an Authorization header that does not parse.
+#[test]
+fn auth_log_lines_name_the_peer() {
+    let p = Proc::start(&LISTEN, &[]);
+    let addr = p.addr.unwrap();
+    let mut c = Client::connect(addr, &peer_uri("alice", 1111));
+    let me = c.stream.try_clone().unwrap().local_addr().unwrap();
+    c.auth(&format!("msrp://{addr};tcp"));
+    let err = p.wait_for("AUTH ok", 1);
+    let line = err.lines().find(|l| l.contains("AUTH ok")).unwrap();
+    assert!(line.contains(&format!("peer={me}")), "{line}");
+    drop(p);
+
+    // With a users file, a broken Authorization header is a failed AUTH, logged with
+    // the peer too.
+    let dir = TempDir::new("authlog");
+    let users = dir.join("users");
+    std::fs::write(&users, "").unwrap();
+    let users = users.to_str().unwrap().to_string();
+    let p = Proc::start(&["--listen", "127.0.0.1:0", "--users", &users], &[]);
+    let addr = p.addr.unwrap();
+    let mut c = Client::connect(addr, &peer_uri("alice", 1111));
+    let me = c.stream.try_clone().unwrap().local_addr().unwrap();
+    let r = c.auth_with(
+        &format!("msrp://{addr};tcp"),
+        &[("Authorization", "Digest this is not, a credential")],
+    );
+    assert_eq!(r.kind(), "400");
+    let err = p.wait_for("AUTH failed", 1);
+    let line = err.lines().find(|l| l.contains("AUTH failed")).unwrap();
+    assert!(line.contains(&format!("peer={me}")), "{line}");
+}
