@@ -38,6 +38,17 @@ pub enum Topology {
     Full,
 }
 
+/// How the bench's peers put frames on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Writes {
+    /// A chunk's head, body and end-line in one write; the 200s for everything one read
+    /// brought in one write (what a careful client does, and what flatters a relay).
+    Batched,
+    /// As many simple clients do: head, body and end-line in three writes, each 200 in a
+    /// write of its own, so the relay sees more, smaller reads and writes.
+    Split,
+}
+
 /// Load harness for MSRP relays.
 #[derive(Debug, Parser)]
 #[command(
@@ -138,6 +149,9 @@ pub struct Args {
     /// Run the raw TCP forwarder (the ceiling) on this address instead of a benchmark.
     #[arg(long, value_name = "ADDR")]
     pub forwarder: Option<SocketAddr>,
+    /// How frames are written: batched (default) or split as simple clients do.
+    #[arg(long, value_enum, default_value = "batched")]
+    pub writes: Writes,
 }
 
 /// What every thread shares.

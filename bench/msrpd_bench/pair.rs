@@ -454,17 +454,31 @@ async fn sender<W: AsyncWriteRentExt>(
                 )
                 .as_bytes(),
             );
+            let head_len = buf.len();
             buf.extend_from_slice(&body[off..end]);
+            let body_end = buf.len();
             buf.extend_from_slice(format!("\r\n-------{tid}").as_bytes());
             buf.push(flag.as_byte());
             buf.extend_from_slice(b"\r\n");
             st.chunks.borrow_mut().push_back(Instant::now());
-            let (r, b) = wr.write_all(buf).await;
-            buf = b;
-            if let Err(e) = r {
-                error(sh, stats, format!("pair {idx}: write: {e}"));
-                st.dead.set(true);
-                return;
+            // Split: the same bytes in three writes (head, body, end-line).
+            let cuts = match a.writes {
+                crate::Writes::Batched => vec![buf.len()],
+                crate::Writes::Split => vec![head_len, body_end, buf.len()],
+            };
+            let mut from = 0;
+            for cut in cuts {
+                let piece = buf[from..cut].to_vec();
+                from = cut;
+                if piece.is_empty() {
+                    continue;
+                }
+                let (r, _) = wr.write_all(piece).await;
+                if let Err(e) = r {
+                    error(sh, stats, format!("pair {idx}: write: {e}"));
+                    st.dead.set(true);
+                    return;
+                }
             }
             off = end;
         }
@@ -582,6 +596,17 @@ async fn receiver<R: AsyncReadRent, W: AsyncWriteRentExt>(
                         out.extend_from_slice(
                             format!("MSRP {tid} 200 OK\r\nTo-Path: {prev}\r\nFrom-Path: {me}\r\n-------{tid}$\r\n").as_bytes(),
                         );
+                        if sh.args.writes == crate::Writes::Split {
+                            // Each 200 in a write of its own.
+                            let (r, b) = wr.write_all(std::mem::take(&mut out)).await;
+                            out = b;
+                            out.clear();
+                            if r.is_err() {
+                                st.dead.set(true);
+                                st.wake();
+                                return;
+                            }
+                        }
                     }
                     match flag {
                         Flag::Complete => {
