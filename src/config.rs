@@ -386,13 +386,13 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
     } else {
         f.listen.unwrap_or_else(|| {
             if listen_tls.is_empty() {
-                vec![SocketAddr::from(([0, 0, 0, 0], 2855))]
+                vec![SocketAddr::from(([0, 0, 0, 0], crate::conn::MSRP_PORT))]
             } else {
                 Vec::new()
             }
         })
     };
-    let mut s = ServerConfig::new(SocketAddr::from(([0, 0, 0, 0], 2855)));
+    let mut s = ServerConfig::new(SocketAddr::from(([0, 0, 0, 0], crate::conn::MSRP_PORT)));
     s.listen = listen;
     s.listen_tls = listen_tls;
     s.tls.cert = a.cert.clone().or(f.cert);
@@ -421,7 +421,7 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
         a.alias.clone()
     };
     s.users_file = a.users.clone().or(f.users);
-    let mut r = RelayConfig::new("localhost", 2855);
+    let mut r = RelayConfig::new("localhost", crate::conn::MSRP_PORT);
     r.realm = a
         .realm
         .clone()

@@ -124,6 +124,32 @@ fn paths_over_max_path_uris_get_400() {
     assert_eq!(a.read_frame().kind(), "403");
 }
 
+/// The 413 names the limit in force, not RFC 4975's 10240.
+#[test]
+fn the_413_names_the_configured_limit() {
+    let relay = Relay::start(1, msrpd::server::Driver::Auto, |cfg| {
+        cfg.max_non_send_body = 100;
+    });
+    let ru = relay.uri();
+    let mut a = relay.connect(&peer_uri("alice", 1111));
+    let mut b = relay.connect(&peer_uri("bob", 2222));
+    let ra = a.auth(&ru);
+    let rb = b.auth(&ru);
+    let mut m = format!(
+        "MSRP c1tidx NICKNAME\r\nTo-Path: {ra} {rb} {}\r\nFrom-Path: {}\r\nContent-Type: text/plain\r\n\r\n",
+        b.me, a.me
+    )
+    .into_bytes();
+    m.extend(std::iter::repeat_n(b'n', 101));
+    m.extend_from_slice(b"\r\n-------c1tidx$\r\n");
+    a.send_raw(&m);
+    let r = a.read_frame();
+    assert_eq!(
+        r.start(),
+        "MSRP c1tidx 413 body of a non-SEND request over 100 bytes"
+    );
+}
+
 #[test]
 fn non_send_body_over_10240_gets_413_then_close() {
     for driver in DRIVERS {
