@@ -47,7 +47,7 @@ for run in $(seq "$RUNS"); do
     if ! wait "$bench"; then
       failed=1
       echo "  rate $rate run $run: FAILED: $(head -c 600 "$WORK/run.err") $(head -c 600 "$WORK/run.json")" >&2
-      cp "$WORK/msrpd.err" "$WORK/run.err" "$(dirname "$OUT")/" 2>/dev/null || true
+      cat "$WORK/run.err" "$WORK/msrpd.err" >>"$OUT.failures.log" 2>/dev/null || true
     fi
     # The socket pair relay -> B is the one with the deepest queues.
     ssj=$(python3 - "$PORT" "$WORK/ss.txt" <<'PY'
@@ -107,12 +107,13 @@ o.write("# Fair sending: small messages behind a %s MiB chunk (`perf/fairness.sh
 o.write("Code %s. One msrpd (`--cores 2 --no-pin`), msrpd-fairness on the same 2-core shared VM. "
         "C sends B 1 KiB every %s ms and B sends A 1 KiB every %s ms while A's single-chunk SEND "
         "streams to B, which reads at the given rate. Medians of %s runs (each value is the median "
-        "over runs of that run's statistic).\n\n" % (code, interval, interval, runs))
+        "over the runs that passed of that run's statistic; failed runs are in the raw lines below).\n\n" % (code, interval, interval, runs))
 o.write("| B reads at | MB/s | pieces | C->B wait p50 / p99 / max ms | big KiB ahead of C p50 | B's 200 wait p50 / p99 / max ms | big KiB ahead of 200 p50 | kernel KiB relay->B p50 | expected ms | B's bytes unread by the relay p50 / max KiB | runs ok |\n")
 o.write("|---|---|---|---|---|---|---|---|---|---|---|\n")
 for rate in rows:
-    ds = [d for _, d, _ in rows[rate] if d]
-    ok = sum(1 for d in ds if d.get("ok"))
+    # Medians over the runs that passed; a failed run is counted in the last column.
+    ds = [d for _, d, _ in rows[rate] if d and d.get("ok")]
+    ok = len(ds)
     g = lambda f: med([f(d) for d in ds])
     o.write("| %s | %.0f | %.0f | %.1f / %.1f / %.1f | %.0f | %.1f / %.1f / %.1f | %.0f | %.0f | %.1f | %.0f / %.0f | %d/%d |\n" % (
         ("%s MB/s" % rate) if rate != "0" else "no cap",
@@ -135,6 +136,20 @@ for rate in rows:
 any_d = next((d for r in rows.values() for _, d, _ in r if d), None)
 if any_d:
     o.write("\ntcp_wmem `%s`, tcp_rmem `%s`. URGENT_SHARE 16 KiB, FAIR_SHARE 64 KiB (src/conn/queue.rs).\n" % (any_d["tcp_wmem"], any_d["tcp_rmem"]))
+o.write("\nEach run (waits in ms; big MiB = big-message bytes B received between a small message's write and its receipt):\n\n")
+o.write("| B reads at | run | pieces | C wait p50 / p99 / max | C big MiB p99 | 200 wait p50 / p99 / max | 200 big MiB p99 | B's bytes unread by the relay max KiB | ok |\n|---|---|---|---|---|---|---|---|---|\n")
+for rate in rows:
+    for i, (_, d, _) in enumerate(rows[rate], 1):
+        if not d:
+            o.write("| %s | %d | no result |||||||\n" % (rate, i))
+            continue
+        c, b = d["c_to_b"], d["b_own_200"]
+        o.write("| %s | %d | %d | %.1f / %.1f / %.1f | %.1f | %.1f / %.1f / %.1f | %.1f | %.0f | %s |\n" % (
+            ("%s MB/s" % rate) if rate != "0" else "no cap", i, d["big_pieces"],
+            c["wait_ms"]["p50"], c["wait_ms"]["p99"], c["wait_ms"]["max"], c["big_bytes_between"]["p99"] / 2**20,
+            b["wait_ms"]["p50"], b["wait_ms"]["p99"], b["wait_ms"]["max"], b["big_bytes_between"]["p99"] / 2**20,
+            d["relay_unread_from_b_bytes"]["max"] / 1024,
+            "yes" if d["ok"] else "**no**: " + "; ".join(d["errors"])[:160]))
 o.write("\nRaw: `rate run ss-json msrpd-fairness-json` per line.\n\n```\n")
 for rate in rows:
     for _, _, line in rows[rate]:
