@@ -156,8 +156,11 @@ fn a_huge_chunk_to_a_slow_receiver_lets_responses_and_other_messages_through() {
     eprintln!(
         "B's 200 after {own_ok_at} bytes, C's message after {carol_at} bytes of the big one; {big_pieces} pieces"
     );
+    // Ahead of them only what the kernel's socket buffers and one write batch held:
+    // a few MiB. B's own 200 used to wait much longer when B's queue, full of the big
+    // message, also held back the reading of B's requests.
     assert!(
-        own_ok_at < BIG / 4 && carol_at < BIG / 4,
+        own_ok_at < 24 << 20 && carol_at < 24 << 20,
         "B's 200 after {own_ok_at} and C's message after {carol_at} bytes of {BIG}"
     );
     assert_eq!(big_got, BIG, "the big message reassembled whole");

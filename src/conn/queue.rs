@@ -154,6 +154,8 @@ impl Flow {
 #[derive(Debug, Default)]
 pub struct SendQueue {
     whole: VecDeque<Bytes>,
+    /// Bytes in `whole`.
+    whole_bytes: usize,
     /// Frames arriving in parts, in the order they are served; while `on_wire`, the
     /// front one is being written (its head is out, its end-line not yet).
     flows: VecDeque<Flow>,
@@ -170,6 +172,12 @@ impl SendQueue {
     /// Bytes pushed and not yet taken by [`SendQueue::fill`].
     pub fn queued(&self) -> usize {
         self.queued
+    }
+
+    /// Bytes of whole frames (made for this peer: responses, REPORTs) not yet taken: what
+    /// a peer that does not read its answers piles up, whatever else it receives.
+    pub fn whole_bytes(&self) -> usize {
+        self.whole_bytes
     }
 
     /// The frame on the wire and its bytes still queued: its reader is bounded by these
@@ -216,6 +224,7 @@ impl SendQueue {
             Part::Whole => {
                 if n > 0 {
                     self.whole.push_back(bytes);
+                    self.whole_bytes += n;
                 }
             }
             Part::Start(origin, resume) => self.flows.push_back(Flow {
@@ -264,6 +273,7 @@ impl SendQueue {
                 }
             } else if let Some(b) = self.whole.pop_front() {
                 taken += b.len();
+                self.whole_bytes -= b.len();
                 b
             } else {
                 let Some(i) = self.flows.iter().position(Flow::can_start) else {
@@ -360,6 +370,7 @@ impl SendQueue {
     /// Drops everything (the connection is gone); returns the bytes dropped.
     pub fn clear(&mut self) -> usize {
         self.whole.clear();
+        self.whole_bytes = 0;
         self.flows.clear();
         self.on_wire = false;
         std::mem::take(&mut self.queued)

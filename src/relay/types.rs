@@ -89,3 +89,15 @@ pub enum RelayMsg {
     /// The origin connection closed in the middle of its frame.
     Abort { origin: Origin },
 }
+
+impl RelayMsg {
+    /// Bytes this message will queue on a connection of the receiving core (counted
+    /// while it is between cores, for backpressure).
+    pub fn payload_len(&self) -> usize {
+        match self {
+            RelayMsg::Handoff(h) => h.payload_len(),
+            RelayMsg::Body { bytes, .. } => bytes.len(),
+            RelayMsg::End { .. } | RelayMsg::Abort { .. } => 0,
+        }
+    }
+}

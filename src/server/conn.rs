@@ -123,6 +123,9 @@ impl ConnHandle {
             return;
         }
         gauges.add(self.id.core, self.id.slot, n);
+        if piece_of.is_none() {
+            gauges.set_whole(self.id.core, self.id.slot, q.whole_bytes());
+        }
         // Only bytes for the frame on the wire change what its reader may read.
         if let (Some(o), Some((active, _))) = (piece_of, q.active())
             && o == active
@@ -180,6 +183,7 @@ impl ConnHandle {
         if n > 0 {
             gauges.sub(self.id.core, self.id.slot, n);
         }
+        gauges.set_whole(self.id.core, self.id.slot, 0);
         self.show_active(gauges, None);
     }
 
@@ -195,6 +199,7 @@ impl ConnHandle {
         let mut q = self.queue.borrow_mut();
         let n = q.fill(out, max_bufs, max_bytes);
         self.in_flight.set(self.in_flight.get() + n);
+        gauges.set_whole(self.id.core, self.id.slot, q.whole_bytes());
         self.show_active(gauges, q.active());
         let events = if q.has_events() {
             q.take_events()

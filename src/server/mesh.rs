@@ -32,6 +32,17 @@ use crate::relay::RelayMsg;
 /// How often a reader re-checks a queue on another core while it waits for it to drain.
 const REMOTE_RECHECK: Duration = Duration::from_micros(500);
 
+impl Envelope {
+    /// Bytes it will queue on a connection of the receiving core.
+    pub fn payload_len(&self) -> usize {
+        match self {
+            Envelope::Write { bytes, .. } => bytes.len(),
+            Envelope::Relay(m) => m.payload_len(),
+            Envelope::Control(_) => 0,
+        }
+    }
+}
+
 /// What travels into a worker: the engine-neutral envelope. Bytes for one of its
 /// connections, a message for one of its engines, or a command from the main thread.
 #[derive(Debug)]
@@ -126,6 +137,13 @@ pub struct Gauges {
     active_pending: Vec<Box<[AtomicUsize]>>,
     /// The origin of the frame on the wire of a connection, packed (0: none).
     active: Vec<Box<[AtomicU64]>>,
+    /// Bytes of whole frames (responses, REPORTs made for the peer) queued on a
+    /// connection: what its own reader is bounded by (see [`Gauges::has_room`]).
+    whole: Vec<Box<[AtomicUsize]>>,
+    /// Bytes sent to each core over its channel and not yet handled there: queued on no
+    /// connection yet, so counted here, and readers feeding that core wait while it is
+    /// over the high-water mark (a core that falls behind must not let them pile up).
+    transit: Vec<AtomicUsize>,
     drained: Vec<Event>,
     /// Readers of each core waiting on its drain event: notifying an event takes its
     /// lock even with nobody listening, and queues change on every write, so it is
@@ -165,6 +183,8 @@ impl Gauges {
         Gauges {
             queued: table(),
             active_pending: table(),
+            whole: table(),
+            transit: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             active: (0..workers)
                 .map(|_| (0..slots).map(|_| AtomicU64::new(0)).collect())
                 .collect(),
@@ -196,9 +216,18 @@ impl Gauges {
     /// Whether a reader feeding `(core, slot)` may read more: the frame on the wire
     /// there while its own queued bytes are under `high` (so a frame that holds the
     /// others can always finish), anyone else while the whole queue is.
+    ///
+    /// Without `me` (a connection's reader checking its own queue) only the whole frames
+    /// made for that peer count: a peer that sends requests and does not read their
+    /// answers is stopped, one that receives a big message from someone else still gets
+    /// its own requests read (and answered) meanwhile.
     fn has_room(&self, core: u16, slot: u32, high: usize, me: Option<Origin>) -> bool {
         let Some(me) = me else {
-            return self.get(core, slot) < high;
+            return self
+                .whole
+                .get(usize::from(core))
+                .and_then(|q| q.get(slot as usize))
+                .is_none_or(|w| w.load(Ordering::Acquire) < high);
         };
         let (i, j) = (usize::from(core), slot as usize);
         let on_wire = self
@@ -214,6 +243,37 @@ impl Gauges {
         } else {
             self.get(core, slot) < high
         }
+    }
+
+    /// Records the bytes of whole frames queued on `(core, slot)` (its own core only).
+    pub fn set_whole(&self, core: u16, slot: u32, n: usize) {
+        if let Some(w) = self
+            .whole
+            .get(usize::from(core))
+            .and_then(|q| q.get(slot as usize))
+        {
+            w.store(n, Ordering::Release);
+        }
+    }
+
+    /// `n` bytes are on their way to `core` over its channel.
+    pub fn add_transit(&self, core: u16, n: usize) {
+        if let Some(t) = self.transit.get(usize::from(core)) {
+            t.fetch_add(n, Ordering::AcqRel);
+        }
+    }
+
+    /// `core` handled `n` bytes that came over its channel.
+    pub fn sub_transit(&self, core: u16, n: usize) {
+        if let Some(t) = self.transit.get(usize::from(core)) {
+            t.fetch_sub(n, Ordering::AcqRel);
+        }
+    }
+
+    fn transit_of(&self, core: u16) -> usize {
+        self.transit
+            .get(usize::from(core))
+            .map_or(0, |t| t.load(Ordering::Acquire))
     }
 
     /// Slots per core.
@@ -276,7 +336,9 @@ impl Gauges {
         me: Option<Origin>,
     ) {
         loop {
-            if self.has_room(core, slot, high, me) {
+            // A queue on another core also waits for what is already on its way there.
+            let transit_ok = core == here || self.transit_of(core) < high;
+            if transit_ok && self.has_room(core, slot, high, me) {
                 return;
             }
             if core != here {

@@ -293,8 +293,6 @@ async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
         let now = Instant::now();
         while let Some(env) = rx.try_recv() {
             match env {
-                Envelope::Write { conn, bytes, part } => w.write_local(conn, bytes, part),
-                Envelope::Relay(m) => w.relay.borrow_mut().handle_mesh(now, m),
                 Envelope::Control(Control::Users(u)) => w.relay.borrow_mut().set_users(u),
                 Envelope::Control(Control::Dump) => w.dump(),
                 Envelope::Control(Control::Tls(t)) => *w.tls.borrow_mut() = t,
@@ -303,6 +301,7 @@ async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
                     w.shutdown(&rx).await;
                     return;
                 }
+                env => w.receive(now, env),
             }
         }
         w.dispatch();
@@ -609,10 +608,26 @@ impl Worker {
         }
     }
 
+    /// Hands `env` to another core, counting the bytes it will queue there until that
+    /// core has handled it (see `Gauges::add_transit`).
     fn send_to(&self, core: u16, env: Envelope) {
         if let Some(tx) = self.mesh.get(usize::from(core)) {
+            let n = env.payload_len();
+            self.gauges.add_transit(core, n);
             // Unbounded: never full; fails only when that worker is gone.
-            let _ = tx.send(env);
+            if tx.send(env).is_err() {
+                self.gauges.sub_transit(core, n);
+            }
+        }
+    }
+
+    /// Handles an envelope from another core (control messages excepted).
+    fn receive(self: &Rc<Self>, now: Instant, env: Envelope) {
+        self.gauges.sub_transit(self.core, env.payload_len());
+        match env {
+            Envelope::Write { conn, bytes, part } => self.write_local(conn, bytes, part),
+            Envelope::Relay(m) => self.relay.borrow_mut().handle_mesh(now, m),
+            Envelope::Control(_) => {}
         }
     }
 
@@ -641,11 +656,7 @@ impl Worker {
     fn drain_mesh(self: &Rc<Self>, rx: &MeshReceiver) {
         let now = Instant::now();
         while let Some(env) = rx.try_recv() {
-            match env {
-                Envelope::Write { conn, bytes, part } => self.write_local(conn, bytes, part),
-                Envelope::Relay(m) => self.relay.borrow_mut().handle_mesh(now, m),
-                Envelope::Control(_) => {}
-            }
+            self.receive(now, env);
         }
         self.dispatch();
     }

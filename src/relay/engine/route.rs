@@ -131,6 +131,13 @@ pub(super) enum Refusal {
     Reject(u16, &'static str),
 }
 
+impl Handoff {
+    /// The bytes it queues on the owner's connection.
+    pub fn payload_len(&self) -> usize {
+        self.fwd.len()
+    }
+}
+
 /// A request rewritten for its next hop, ready to be queued there.
 pub(super) struct Outgoing {
     pub(super) dest: ConnId,
