@@ -26,6 +26,10 @@ use crate::conn::{ConnId, Origin, Part, QueueEvent, SendQueue};
 
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
+/// Bytes taken from the queue for one `writev`: a frame queued while a write is blocked on
+/// a slow peer waits for all of it, so not the whole high-water mark at once
+/// (msrpd-fairness showed ~1 MiB batches ahead of small frames).
+const WRITE_BATCH: usize = 256 * 1024;
 /// Bytes gathered into one write on a TLS connection: one full TLS record.
 const TLS_WRITE: usize = 16 * 1024;
 
@@ -357,7 +361,7 @@ async fn writev_loop<W: AsyncWriteRent>(
     };
     loop {
         wait_for_work(h).await;
-        let (taken, events) = h.take(gauges, &mut v.bufs, MAX_IOVECS, usize::MAX);
+        let (taken, events) = h.take(gauges, &mut v.bufs, MAX_IOVECS, WRITE_BATCH);
         if !events.is_empty() {
             on_events(events);
         }
