@@ -47,6 +47,10 @@ const CIPHER_READ: usize = 16 * 1024 + 512;
 /// Ciphertext read at a time once a read has filled [`CIPHER_READ`]: a busy connection
 /// reads several records per syscall.
 const CIPHER_READ_BUSY: usize = 64 * 1024;
+/// A big ciphertext buffer goes back to [`CIPHER_READ`] after this many reads in a row
+/// that the small one would have held (as the plain read buffer does in `worker.rs`:
+/// swapping sizes at every read under load cost a fresh allocation each time).
+const SHRINK_AFTER: u32 = 64;
 /// The writer keeps its ciphertext buffer between writes up to this capacity; a bigger
 /// one (a burst) is freed after its write, so an idle connection holds little.
 const KEEP_OUT: usize = 32 * 1024;
@@ -71,11 +75,6 @@ impl<IO> TlsStream<IO> {
             peer,
         }
     }
-
-    /// The rustls connection (peer certificates, negotiated version, resumption).
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
 }
 
 impl<IO: Split + AsyncReadRent + AsyncWriteRent> TlsStream<IO> {
@@ -99,8 +98,9 @@ impl<IO: Split + AsyncReadRent + AsyncWriteRent> TlsStream<IO> {
                 io: rd,
                 cipher: Vec::new(),
                 pos: 0,
-                busy: false,
+                small_reads: 0,
                 eof: false,
+                error: None,
             },
             TlsWriter {
                 shared,
@@ -147,10 +147,14 @@ pub struct TlsReader<IO> {
     /// Ciphertext read from the socket; `pos` bytes of it are in rustls already.
     cipher: Vec<u8>,
     pos: usize,
-    /// The last read filled the buffer: read [`CIPHER_READ_BUSY`] next.
-    busy: bool,
+    /// Reads in a row that [`CIPHER_READ`] would have held: after [`SHRINK_AFTER`] of
+    /// them a big buffer goes back to that size (growing at the first full read).
+    small_reads: u32,
     /// The socket reached end-of-file.
     eof: bool,
+    /// rustls failed on our input: every read from here on fails with this, once the
+    /// plaintext of the records before the bad one is handed out.
+    error: Option<rustls::Error>,
 }
 
 impl<IO: AsyncReadRent> TlsReader<IO> {
@@ -186,7 +190,12 @@ impl<IO: AsyncReadRent> TlsReader<IO> {
                     Err(e) => return Err(e),
                 }
             }
-            if self.pos == self.cipher.len() {
+            if self.pos == self.cipher.len() || self.error.is_some() {
+                if filled == 0
+                    && let Some(e) = &self.error
+                {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e.clone()));
+                }
                 return Ok(if filled > 0 {
                     Ready::Data(filled)
                 } else {
@@ -202,8 +211,9 @@ impl<IO: AsyncReadRent> TlsReader<IO> {
             }
             if let Err(e) = conn.process_new_packets() {
                 // rustls may have queued an alert: the writer sends it as it closes.
+                // Records before the bad one did decrypt: their plaintext goes first.
                 self.shared.failed("read", &e);
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                self.error = Some(e);
             }
         }
     }
@@ -226,18 +236,26 @@ impl<IO: AsyncReadRent> TlsReader<IO> {
                 Ready::Nothing if self.eof => return Ok(0),
                 Ready::Nothing => {}
             }
-            let want = if self.busy {
+            let mut v = std::mem::take(&mut self.cipher);
+            v.clear();
+            let want = if v.capacity() > CIPHER_READ && self.small_reads < SHRINK_AFTER {
                 CIPHER_READ_BUSY
             } else {
                 CIPHER_READ
             };
-            let mut v = std::mem::take(&mut self.cipher);
-            v.clear();
             if v.capacity() != want {
                 v = Vec::with_capacity(want);
             }
-            let (r, v) = self.io.read(v).await;
-            self.busy = v.len() == v.capacity();
+            let (r, mut v) = self.io.read(v).await;
+            if v.len() == v.capacity() && v.capacity() < CIPHER_READ_BUSY {
+                // Full: the next read takes more (this one's bytes are kept).
+                v.reserve_exact(CIPHER_READ_BUSY - v.len());
+            }
+            self.small_reads = if v.len() <= CIPHER_READ {
+                self.small_reads.saturating_add(1)
+            } else {
+                0
+            };
             self.cipher = v;
             self.pos = 0;
             if r? == 0 {
