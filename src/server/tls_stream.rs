@@ -44,8 +44,8 @@ use rustls::Connection;
 
 /// Ciphertext read at a time: one full TLS record (16 KiB of plaintext plus overhead).
 const CIPHER_READ: usize = 16 * 1024 + 512;
-/// Ciphertext read at a time once a read has filled [`CIPHER_READ`]: a busy connection
-/// reads several records per syscall.
+/// Ciphertext read at a time once a read has filled the [`CIPHER_READ`] buffer: a busy
+/// connection reads several records per syscall.
 const CIPHER_READ_BUSY: usize = 64 * 1024;
 /// A big ciphertext buffer goes back to [`CIPHER_READ`] after this many reads in a row
 /// that the small one would have held (as the plain read buffer does in `worker.rs`:
@@ -238,13 +238,11 @@ impl<IO: AsyncReadRent> TlsReader<IO> {
             }
             let mut v = std::mem::take(&mut self.cipher);
             v.clear();
-            let want = if v.capacity() > CIPHER_READ && self.small_reads < SHRINK_AFTER {
-                CIPHER_READ_BUSY
-            } else {
-                CIPHER_READ
-            };
-            if v.capacity() != want {
-                v = Vec::with_capacity(want);
+            // A big buffer is kept while reads need it; otherwise (at first, too) the
+            // small one.
+            let big = v.capacity() > CIPHER_READ && self.small_reads < SHRINK_AFTER;
+            if !big && v.capacity() != CIPHER_READ {
+                v = Vec::with_capacity(CIPHER_READ);
             }
             let (r, mut v) = self.io.read(v).await;
             if v.len() == v.capacity() && v.capacity() < CIPHER_READ_BUSY {
