@@ -281,7 +281,7 @@ impl<IO: AsyncReadRent> AsyncReadRent for TlsReader<IO> {
         let (ptr, len) = (buf.write_iovec_ptr(), buf.write_iovec_len());
         // SAFETY: an `IoVecBufMut` points at `write_iovec_len` iovecs, valid while we
         // own `buf`.
-        let iov = unsafe { std::slice::from_raw_parts(ptr, len) };
+        let iov = unsafe { raw_slice(ptr.cast_const(), len) };
         let Some(v) = iov.iter().find(|v| v.iov_len > 0) else {
             return (Ok(0), buf);
         };
@@ -295,6 +295,23 @@ impl<IO: AsyncReadRent> AsyncReadRent for TlsReader<IO> {
             unsafe { buf.set_init(n) };
         }
         (r, buf)
+    }
+}
+
+/// The `len` items at `ptr`, for the pointers monoio's buffer traits hand out; empty
+/// without looking at `ptr` when `len` is 0 (an empty buffer's pointer may be null, which
+/// `from_raw_parts` does not allow).
+///
+/// # Safety
+///
+/// For `len > 0`, `ptr` must be valid for reads of `len` items for `'a`, and nothing may
+/// write them meanwhile.
+unsafe fn raw_slice<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
+    if len == 0 {
+        &[]
+    } else {
+        // SAFETY: passed on from our caller; `len > 0`, so `ptr` is a real one.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
     }
 }
 
@@ -347,7 +364,7 @@ impl<IO: AsyncWriteRent> AsyncWriteRent for TlsWriter<IO> {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         // SAFETY: an `IoBuf`'s `read_ptr` is valid for `bytes_init` bytes while we own it;
         // the slice is gone before the first `.await`.
-        let data = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+        let data = unsafe { raw_slice(buf.read_ptr(), buf.bytes_init()) };
         let r = self.encrypt(&[IoSlice::new(data)]);
         let r = match r {
             Ok(n) => self.flush_tls().await.map(|()| n),
@@ -361,13 +378,12 @@ impl<IO: AsyncWriteRent> AsyncWriteRent for TlsWriter<IO> {
             // SAFETY: an `IoVecBuf` points at `read_iovec_len` iovecs, each valid for
             // reads of its length while we own `buf`; these slices are gone before the
             // first `.await`.
-            let iov =
-                unsafe { std::slice::from_raw_parts(buf.read_iovec_ptr(), buf.read_iovec_len()) };
+            let iov = unsafe { raw_slice(buf.read_iovec_ptr(), buf.read_iovec_len()) };
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             for (s, v) in slices.iter_mut().zip(iov) {
                 // SAFETY: as above, for this iovec.
                 *s = IoSlice::new(unsafe {
-                    std::slice::from_raw_parts(v.iov_base.cast::<u8>().cast_const(), v.iov_len)
+                    raw_slice(v.iov_base.cast::<u8>().cast_const(), v.iov_len)
                 });
             }
             self.encrypt(&slices[..iov.len().min(MAX_SLICES)])
