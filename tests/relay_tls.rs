@@ -1093,3 +1093,90 @@ fn openssl_recipes_from_the_readme_work_between_relays() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A self-signed certificate for 127.0.0.1, a CA certificate (basicConstraints CA:TRUE)
+/// or an end entity; returns the PEM files.
+fn self_signed_files(tag: &str, ca: bool) -> (PathBuf, PathBuf, String) {
+    let mut p = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    p.is_ca = if ca {
+        IsCa::Ca(BasicConstraints::Unconstrained)
+    } else {
+        IsCa::ExplicitNoCa
+    };
+    let key = KeyPair::generate().unwrap();
+    let cert = p.self_signed(&key).unwrap().pem();
+    let c = write(&format!("{tag}-cert.pem"), &cert);
+    let k = write(&format!("{tag}-key.pem"), &key.serialize_pem());
+    (c, k, cert)
+}
+
+/// A next hop refuses our client certificate with an alert right after a TLS 1.3
+/// handshake (R1's certificate is a CA certificate: CaUsedAsEndEntity at R2), while our
+/// writer is sending on the new connection (an AUTH and a 256 KiB SEND, pipelined). The
+/// connection closes, the sender is answered, and the worker lives on: the next client
+/// is served. With monoio-rustls's split stream the read half wrote its alert through
+/// the buffer the writer task was using and the worker panicked (`buffer ref expected`)
+/// about one round in two or three; 20 rounds on each driver here.
+#[test]
+fn peer_alert_while_writing_closes_the_connection_not_the_worker() {
+    let (c1, k1, pem1) = self_signed_files("alert-r1", true);
+    let (c2, k2, pem2) = self_signed_files("alert-r2", false);
+    let both = write("alert-both.pem", &format!("{pem1}{pem2}"));
+    let body = vec![b'x'; 256 * 1024];
+    for driver in [Driver::Auto, Driver::Legacy] {
+        let r1 = Relay::start(1, driver, |c| {
+            c.tls.ca = Some(both.clone());
+            c.tls.cert = Some(c1.clone());
+            c.tls.key = Some(k1.clone());
+            c.relay.txn_timeout = Duration::from_millis(500);
+        });
+        let r2 = Relay::start(1, driver, |c| {
+            c.listen_tls = vec!["127.0.0.1:0".parse().unwrap()];
+            c.tls.cert = Some(c2.clone());
+            c.tls.key = Some(k2.clone());
+            c.tls.ca = Some(both.clone());
+        });
+        let port = r2.handle.as_ref().unwrap().tls_addrs()[0].port();
+        for round in 0..20 {
+            let mut a = r1.connect(&peer_uri(&format!("alice{round}"), 1111));
+            let ra = a.auth(&r1.uri());
+            let hop = format!("{ra} msrps://127.0.0.1:{port}/x;tcp");
+            let tid = a.tid();
+            a.send_raw(
+                format!(
+                    "MSRP {tid} AUTH\r\nTo-Path: {hop}\r\nFrom-Path: {}\r\n-------{tid}$\r\n",
+                    a.me
+                )
+                .as_bytes(),
+            );
+            let mid = format!("alert{round}");
+            let len = body.len();
+            a.send(
+                &hop,
+                &[
+                    ("Message-ID", mid.as_str()),
+                    ("Byte-Range", &format!("1-{len}/{len}")),
+                ],
+                Some(&body),
+                Flag::Complete,
+            );
+            // Whatever else comes back, the AUTH is answered (the hop failed).
+            let deadline = std::time::Instant::now() + Duration::from_secs(8);
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let f = a.try_read_frame(left).unwrap_or_else(|e| {
+                    panic!("{driver:?} round {round}: no answer to the AUTH (worker gone?): {e}")
+                });
+                if f.tid() == tid {
+                    assert!(f.is_response(), "{driver:?} round {round}: {}", f.head);
+                    break;
+                }
+            }
+        }
+        // The worker still serves: a new client is authenticated.
+        let mut b = r1.connect(&peer_uri("bob", 2222));
+        b.auth(&r1.uri());
+        // R2 refused every handshake: no frame reached it.
+        assert_eq!(r2.counters().frames_in, 0, "{driver:?}");
+    }
+}

@@ -30,8 +30,6 @@ const MAX_IOVECS: usize = 64;
 /// a slow peer waits for all of it, so not the whole high-water mark at once
 /// (msrpd-fairness showed ~1 MiB batches ahead of small frames).
 const WRITE_BATCH: usize = 256 * 1024;
-/// Bytes gathered into one write on a TLS connection: one full TLS record.
-const TLS_WRITE: usize = 16 * 1024;
 
 /// A connection as the worker sees it.
 pub struct ConnHandle {
@@ -279,21 +277,16 @@ pub type OnEvents<'a> = &'a dyn Fn(Vec<QueueEvent>);
 /// Writes the queue out until the connection closes. Returns when the writer is done;
 /// the socket's write half is dropped by the caller.
 ///
-/// With `gather` (TLS streams, whose `writev` writes only the first buffer), queued
-/// pieces are copied into one buffer of about a TLS record and written at once, so a
-/// frame's head, body pieces and end-line do not each become a record and a syscall.
+/// Plain and TLS connections alike write with `writev`: msrpd's TLS stream
+/// (`tls_stream.rs`) encrypts all the buffers of one `writev` together, so a frame's
+/// head, body pieces and end-line share TLS records instead of each becoming one.
 pub async fn write_loop<W: AsyncWriteRent>(
     h: &ConnHandle,
     gauges: &Arc<Gauges>,
     w: &mut W,
-    gather: bool,
     on_events: OnEvents<'_>,
 ) {
-    if gather {
-        gather_loop(h, gauges, w, on_events).await;
-    } else {
-        writev_loop(h, gauges, w, on_events).await;
-    }
+    writev_loop(h, gauges, w, on_events).await;
     h.closing.set(true);
     h.discard_queue(gauges);
     let _ = w.shutdown().await;
@@ -311,41 +304,6 @@ async fn wait_for_work(h: &ConnHandle) {
         }
     })
     .await;
-}
-
-async fn gather_loop<W: AsyncWriteRent>(
-    h: &ConnHandle,
-    gauges: &Arc<Gauges>,
-    w: &mut W,
-    on_events: OnEvents<'_>,
-) {
-    use monoio::io::AsyncWriteRentExt;
-    // Grown on first use, like the iovecs.
-    let mut buf: Vec<u8> = Vec::new();
-    let mut parts: Vec<Bytes> = Vec::new();
-    loop {
-        wait_for_work(h).await;
-        buf.clear();
-        let (taken, events) = h.take(gauges, &mut parts, MAX_IOVECS, TLS_WRITE);
-        if !events.is_empty() {
-            on_events(events);
-        }
-        for p in parts.drain(..) {
-            buf.extend_from_slice(&p);
-        }
-        if buf.is_empty() {
-            if h.closing.get() && !h.queue.borrow().has_work() {
-                break; // closing and nothing left
-            }
-            continue;
-        }
-        let (res, back) = w.write_all(buf).await;
-        buf = back;
-        h.written(gauges, taken);
-        if res.is_err() {
-            break;
-        }
-    }
 }
 
 async fn writev_loop<W: AsyncWriteRent>(

@@ -11,6 +11,7 @@ pub mod listener;
 pub mod mesh;
 pub mod runtime;
 pub mod tls;
+pub mod tls_stream;
 pub mod users_file;
 pub mod worker;
 

@@ -17,6 +17,11 @@
 //! handshake is done ([`accept`]); rustls keeps it in the session, so a resumed relay
 //! is still identified by the certificate it showed the first time.
 //!
+//! Both handshakes ([`accept`], [`connect`]) are driven here with rustls directly and
+//! end in a [`TlsStream`] (`tls_stream.rs`), whose reader and writer halves share the
+//! rustls connection safely: monoio-rustls's split stream is not used (its halves share
+//! one buffer, and a read error wrote an alert through the writer's buffer: a panic).
+//!
 //! [`TlsContext::load`] also looks at our own leaf certificate: a CA certificate
 //! (basicConstraints cA TRUE, as `openssl req -x509` makes by default) is refused by
 //! webpki-based peers as a server or client certificate (`CaUsedAsEndEntity`), and the
@@ -30,10 +35,13 @@ use std::sync::Arc;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, RootCertStore, ServerConfig, ServerConnection};
+use rustls::{
+    ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+use super::tls_stream::TlsStream;
 use crate::conn::PeerIdentity;
 
 /// Where the certificate material lives.
@@ -221,28 +229,77 @@ impl TlsContext {
 }
 
 /// Bytes read from the socket at a time during a handshake. rustls takes at most 4 KiB
-/// per `read_tls`, and [`accept`] hands rustls all it read before the stream is built,
-/// so what a client sent after its Finished (the first MSRP bytes) is never lost; 4 KiB
-/// of records also always fits rustls's 16 KiB plaintext buffer.
+/// per `read_tls`, and [`handshake`] hands rustls all it read before the stream is built,
+/// so what the peer sent after its Finished (the first MSRP bytes) is never lost: the
+/// stream's reader hands it out first. 4 KiB of records also always fits rustls's 16 KiB
+/// plaintext buffer.
 const HANDSHAKE_READ: usize = 4096;
+
+/// A TLS handshake that did not complete, saying why.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The socket failed (or was shut down by the handshake timeout).
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// rustls refused the peer or its messages (a certificate that does not verify, an
+    /// alert from the peer, a protocol violation); the alert rustls queued was sent.
+    #[error("{0}")]
+    Tls(#[from] rustls::Error),
+    #[error("peer closed the connection during the TLS handshake")]
+    Eof,
+}
 
 /// Runs the server side of a TLS handshake on `io` with `cfg` (from
 /// [`TlsContext::server_config`]) and returns the stream, and the relay identity when
 /// the client presented a certificate that verified (RFC 4976 §6.1; on a resumed
 /// session, the one it presented when the session began). A certificate that does not
-/// verify fails the handshake; no certificate makes an ordinary client.
-///
-/// monoio-rustls 0.4's acceptor gives no access to the rustls connection after the
-/// handshake (its stream has no `get_ref`), so the handshake is driven here and the
-/// stream built from the finished connection with `ServerTlsStream::new`.
+/// verify fails the handshake; no certificate makes an ordinary client. `peer` names the
+/// client in the stream's logs.
 pub async fn accept<IO>(
     cfg: Arc<ServerConfig>,
     mut io: IO,
-) -> io::Result<(monoio_rustls::ServerTlsStream<IO>, Option<PeerIdentity>)>
+    peer: String,
+) -> Result<(TlsStream<IO>, Option<PeerIdentity>), HandshakeError>
 where
     IO: AsyncReadRent + AsyncWriteRent,
 {
-    let mut conn = ServerConnection::new(cfg).map_err(io::Error::other)?;
+    let mut conn = Connection::from(ServerConnection::new(cfg)?);
+    handshake(&mut conn, &mut io).await?;
+    let relay = conn
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| {
+            let der = leaf.clone().into_owned();
+            PeerIdentity::new(move |host| cert_covers(&der, host))
+        });
+    Ok((TlsStream::new(io, conn, peer), relay))
+}
+
+/// Runs the client side of a TLS handshake towards a next hop named by an `msrps:` URI
+/// (RFC 4976 §6.1): its certificate must verify for `name` (see [`server_name`]), and
+/// ours, when the context has one, is presented for mutual TLS between relays. `peer`
+/// names the next hop in the stream's logs.
+pub async fn connect<IO>(
+    cfg: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    mut io: IO,
+    peer: String,
+) -> Result<TlsStream<IO>, HandshakeError>
+where
+    IO: AsyncReadRent + AsyncWriteRent,
+{
+    let mut conn = Connection::from(ClientConnection::new(cfg, name)?);
+    handshake(&mut conn, &mut io).await?;
+    Ok(TlsStream::new(io, conn, peer))
+}
+
+/// Drives a handshake to its end, for either side: our flights written in full, the
+/// peer's read and fed to rustls, until rustls is no longer handshaking. On failure the
+/// alert rustls queued is sent, as far as the peer listens.
+async fn handshake<IO>(conn: &mut Connection, io: &mut IO) -> Result<(), HandshakeError>
+where
+    IO: AsyncReadRent + AsyncWriteRent,
+{
     let mut out = Vec::new();
     let mut buf = Vec::with_capacity(HANDSHAKE_READ);
     loop {
@@ -255,16 +312,13 @@ where
             r?;
         }
         if !conn.is_handshaking() {
-            break;
+            return Ok(());
         }
         buf.clear();
         let (r, b) = io.read(buf).await;
         buf = b;
         if r? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "peer closed the connection during the TLS handshake",
-            ));
+            return Err(HandshakeError::Eof);
         }
         let mut rd: &[u8] = &buf;
         while !rd.is_empty() {
@@ -282,18 +336,10 @@ where
                         break;
                     }
                 }
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                return Err(HandshakeError::Tls(e));
             }
         }
     }
-    let relay = conn
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|leaf| {
-            let der = leaf.clone().into_owned();
-            PeerIdentity::new(move |host| cert_covers(&der, host))
-        });
-    Ok((monoio_rustls::ServerTlsStream::new(io, conn), relay))
 }
 
 /// Always our one certificate, on both sides.

@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, Split, Splitable};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::{TcpListener, TcpStream};
 
 use super::ConnLimiter;
 use super::conn::{ConnHandle, write_loop};
 use super::mesh::{Envelope, Gauges, MeshReceiver, MeshSender};
 use super::tls::{self, TlsContext};
+use super::tls_stream::{TlsReader, TlsStream, TlsWriter};
 use super::{Control, Driver};
 use crate::codec::{Event, ScanError, ScanLimits, Scanner};
 use crate::conn::{
@@ -333,21 +334,15 @@ impl Worker {
         }
         let _ = stream.set_nodelay(true);
         let fd = stream.as_raw_fd();
-        self.open_inbound(ConnKind::tcp_from(peer), peer, fd, stream, false);
+        self.open_inbound(ConnKind::tcp_from(peer), peer, fd, stream);
     }
 
     /// Gives an accepted connection its id, announces it to the engines and starts its
     /// tasks. Its first bytes decide its protocol: MSRP today (SIP, HTTP upgrades and
     /// the handler for anything else plug in at [`read_loop`]'s first read).
-    fn open_inbound<S>(
-        self: &Rc<Self>,
-        kind: ConnKind,
-        peer: SocketAddr,
-        fd: RawFd,
-        stream: S,
-        tls: bool,
-    ) where
-        S: Split + AsyncReadRent + AsyncWriteRent + 'static,
+    fn open_inbound<S>(self: &Rc<Self>, kind: ConnKind, peer: SocketAddr, fd: RawFd, stream: S)
+    where
+        S: IntoHalves,
     {
         let Some(id) = self.slots.borrow_mut().alloc() else {
             tracing::warn!(%peer, side = "internal", "connection table full, refusing connection");
@@ -361,7 +356,7 @@ impl Worker {
         let h = Rc::new(ConnHandle::new(id, peer.to_string(), false));
         h.limit_ip.set(Some(peer.ip()));
         self.conns.borrow_mut().insert(id.slot, h.clone());
-        self.spawn_io(h, fd, stream, tls);
+        self.spawn_io(h, fd, stream);
         self.rearm_timer();
     }
 
@@ -381,7 +376,7 @@ impl Worker {
         let w = self.clone();
         monoio::spawn(async move {
             let done = handshake_guard(fd, w.cfg.tls_handshake_timeout);
-            let r = tls::accept(cfg, stream).await;
+            let r = tls::accept(cfg, stream, peer.to_string()).await;
             // The stream (and its fd) is either ours again or already closed: the guard
             // must not touch the descriptor from here on.
             done.set(true);
@@ -392,7 +387,7 @@ impl Worker {
                         transport: Transport::Tls,
                         relay,
                     };
-                    w.open_inbound(kind, peer, fd, s, true);
+                    w.open_inbound(kind, peer, fd, s);
                 }
                 Ok(_) => w.cfg.limiter.release(peer.ip()),
                 Err(e) => {
@@ -404,19 +399,16 @@ impl Worker {
     }
 
     /// Splits the stream and starts the reader and writer tasks. `fd` is the socket
-    /// under it, for closing from outside; `tls` makes the writer gather small pieces.
-    fn spawn_io<S>(self: &Rc<Self>, h: Rc<ConnHandle>, fd: RawFd, stream: S, tls: bool)
-    where
-        S: Split + AsyncReadRent + AsyncWriteRent + 'static,
-    {
+    /// under it, for closing from outside.
+    fn spawn_io<S: IntoHalves>(self: &Rc<Self>, h: Rc<ConnHandle>, fd: RawFd, stream: S) {
         h.attach(fd);
-        let (rd, mut wr) = stream.into_split();
+        let (rd, mut wr) = stream.into_halves();
         monoio::spawn(read_loop(self.clone(), h.clone(), rd));
         let w = self.clone();
         monoio::spawn(async move {
             let id = h.id;
             let on_events = |events: Vec<QueueEvent>| w.queue_events(id, events);
-            write_loop(&h, &w.gauges, &mut wr, tls, &on_events).await;
+            write_loop(&h, &w.gauges, &mut wr, &on_events).await;
             drop(wr);
             h.half_done();
         });
@@ -486,7 +478,7 @@ impl Worker {
             if transport == Transport::Tcp {
                 guard.set(true);
                 tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound connection open");
-                w.spawn_io(h, fd, s, false);
+                w.spawn_io(h, fd, s);
                 return;
             }
             // msrps: the certificate must be valid for the URI host.
@@ -496,20 +488,18 @@ impl Worker {
                 w.connect_failed(&h);
                 return;
             };
-            let connector = monoio_rustls::TlsConnector::from(w.tls.borrow().client.clone());
+            let cfg = w.tls.borrow().client.clone();
             let done = handshake_guard(fd, w.cfg.tls_handshake_timeout);
-            let r = connector.connect(name, s).await;
+            let r = tls::connect(cfg, name, s, h.peer.clone()).await;
             done.set(true);
             guard.set(true);
             match r {
                 Ok(t) if !h.is_closing() => {
                     tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound TLS connection open");
-                    w.spawn_io(h, fd, t, true);
+                    w.spawn_io(h, fd, t);
                 }
                 r => {
                     if let Err(e) = r {
-                        // The io::Error form says which check failed.
-                        let e = std::io::Error::from(e);
                         tracing::warn!(peer = %h.peer, side = "outbound", error = %e, "outbound TLS handshake failed");
                     }
                     w.connect_failed(&h);
@@ -764,6 +754,31 @@ impl Worker {
             monoio::time::sleep(Duration::from_millis(10)).await;
         }
         tracing::info!(core = self.core, "worker stopped");
+    }
+}
+
+/// A connected stream, split into independent halves for the connection's reader and
+/// writer tasks: plain TCP (monoio's halves of the socket) or TLS ([`TlsStream`]: the
+/// socket's halves plus one rustls connection they share).
+trait IntoHalves: 'static {
+    type Read: AsyncReadRent + 'static;
+    type Write: AsyncWriteRent + 'static;
+    fn into_halves(self) -> (Self::Read, Self::Write);
+}
+
+impl IntoHalves for TcpStream {
+    type Read = OwnedReadHalf<TcpStream>;
+    type Write = OwnedWriteHalf<TcpStream>;
+    fn into_halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+impl IntoHalves for TlsStream<TcpStream> {
+    type Read = TlsReader<TcpStream>;
+    type Write = TlsWriter<TcpStream>;
+    fn into_halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
     }
 }
 
