@@ -211,8 +211,17 @@ impl SendQueue {
             || (f.resume.is_some() && f.yields(!self.whole.is_empty(), self.others_can_start()))
     }
 
+    /// Whether a frame of another origin could go if the one on the wire gave way. A later
+    /// frame of the same origin could not (it goes after this one in any case), so it
+    /// never makes the queue cut a chunk.
     fn others_can_start(&self) -> bool {
-        self.flows.iter().skip(1).any(Flow::can_start)
+        let Some(front) = self.flows.front() else {
+            return false;
+        };
+        self.flows
+            .iter()
+            .skip(1)
+            .any(|g| g.origin != front.origin && g.can_start())
     }
 
     /// Queues one part of a frame. Returns `false` (and drops the bytes) for a `Middle`
@@ -523,6 +532,26 @@ mod tests {
         let pos = |s: &[u8]| out.windows(s.len()).position(|w| w == s).unwrap();
         assert!(pos(b"firstfirstfirst1+") < pos(b"SECOND"));
         assert!(pos(b"SECOND") < pos(b"-END2"));
+    }
+
+    #[test]
+    fn a_later_chunk_of_the_same_sender_does_not_cut_the_one_on_the_wire() {
+        let mut q = SendQueue::new();
+        let (head, r) = send_head("samesamesame0001", 1 << 20);
+        q.push(head, Part::Start(origin(1), Some(Box::new(r))));
+        q.push(Bytes::from(vec![b'1'; 100_000]), Part::Middle(origin(1)));
+        let mut v = Vec::new();
+        q.fill(&mut v, 2, usize::MAX);
+        // The sender's next chunk is queued before this one has ended.
+        q.push(Bytes::from(vec![b'1'; 100_000]), Part::Middle(origin(1)));
+        q.push(
+            Bytes::from_static(b"\r\n-------samesamesame0001+\r\n"),
+            Part::End(origin(1)),
+        );
+        q.push(Bytes::from_static(b"NEXT"), Part::Start(origin(1), None));
+        q.push(Bytes::from_static(b"-END"), Part::End(origin(1)));
+        drain(&mut q);
+        assert!(q.take_events().is_empty(), "no interruption for the same sender");
     }
 
     #[test]
