@@ -596,16 +596,11 @@ async fn receiver<R: AsyncReadRent, W: AsyncWriteRentExt>(
                         out.extend_from_slice(
                             format!("MSRP {tid} 200 OK\r\nTo-Path: {prev}\r\nFrom-Path: {me}\r\n-------{tid}$\r\n").as_bytes(),
                         );
-                        if sh.args.writes == crate::Writes::Split {
-                            // Each 200 in a write of its own.
-                            let (r, b) = wr.write_all(std::mem::take(&mut out)).await;
-                            out = b;
-                            out.clear();
-                            if r.is_err() {
-                                st.dead.set(true);
-                                st.wake();
-                                return;
-                            }
+                        // Split: each 200 in a write of its own.
+                        if sh.args.writes == crate::Writes::Split
+                            && !flush_responses(&mut wr, &mut out, &st).await
+                        {
+                            return;
                         }
                     }
                     match flag {
@@ -636,17 +631,28 @@ async fn receiver<R: AsyncReadRent, W: AsyncWriteRentExt>(
                 }
             }
         }
-        if !out.is_empty() {
-            let (r, b) = wr.write_all(std::mem::take(&mut out)).await;
-            out = b;
-            out.clear();
-            if r.is_err() {
-                st.dead.set(true);
-                st.wake();
-                return;
-            }
+        if !out.is_empty() && !flush_responses(&mut wr, &mut out, &st).await {
+            return;
         }
     }
+}
+
+/// Writes the responses gathered in `out`; `false` (and the pair marked dead) when the
+/// connection failed.
+async fn flush_responses<W: AsyncWriteRentExt>(
+    wr: &mut W,
+    out: &mut Vec<u8>,
+    st: &PairState,
+) -> bool {
+    let (r, b) = wr.write_all(std::mem::take(out)).await;
+    *out = b;
+    out.clear();
+    if r.is_err() {
+        st.dead.set(true);
+        st.wake();
+        return false;
+    }
+    true
 }
 
 async fn acks<R: AsyncReadRent>(

@@ -551,7 +551,10 @@ mod tests {
         q.push(Bytes::from_static(b"NEXT"), Part::Start(origin(1), None));
         q.push(Bytes::from_static(b"-END"), Part::End(origin(1)));
         drain(&mut q);
-        assert!(q.take_events().is_empty(), "no interruption for the same sender");
+        assert!(
+            q.take_events().is_empty(),
+            "no interruption for the same sender"
+        );
     }
 
     #[test]
