@@ -204,7 +204,9 @@ impl World {
                 // A writer that takes everything at once, one buffer at a time.
                 let mut v = Vec::new();
                 while o.queue.has_work() {
-                    o.queue.fill(&mut v, 1, usize::MAX);
+                    let before = v.len();
+                    o.queue.fill(&mut v, before + 1, usize::MAX);
+                    assert!(v.len() > before, "the queue said it had work and gave none");
                 }
                 for piece in v {
                     o.buf.extend_from_slice(&piece);

@@ -268,9 +268,10 @@ impl SendQueue {
         true
     }
 
-    /// Appends what goes out next to `out`, up to `max_bufs` buffers in all and until at
-    /// least `max_bytes` are there; returns how many of the pushed bytes it took (heads
-    /// and end-lines it made for re-chunked pieces are not counted).
+    /// Appends what goes out next to `out`, until `out` holds `max_bufs` buffers (those
+    /// already in it included) or this call added at least `max_bytes`; returns how many
+    /// of the pushed bytes it took (heads and end-lines it made for re-chunked pieces are
+    /// not counted). Whenever [`SendQueue::has_work`] says so, it adds something.
     pub fn fill(&mut self, out: &mut Vec<Bytes>, max_bufs: usize, max_bytes: usize) -> usize {
         let mut taken = 0;
         let mut size = 0;
