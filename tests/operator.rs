@@ -27,16 +27,8 @@ struct Proc {
 impl Proc {
     /// Starts `msrpd ARGS` with `env` and waits for its listen lines on stdout.
     fn start(args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_msrpd"));
-        cmd.args(["--cores", "1", "--no-pin"])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        let mut cmd = msrpd(env, Stdio::null(), Stdio::piped());
+        cmd.args(["--cores", "1", "--no-pin"]).args(args);
         let mut child = cmd.spawn().expect("msrpd binary starts");
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err = child.stderr.take().unwrap();
@@ -121,18 +113,25 @@ impl Drop for Proc {
     }
 }
 
-/// Runs `msrpd ARGS` (with `env` and `stdin`) to its end, within WAIT; (success, stderr).
-fn run(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> (bool, String) {
+/// The msrpd binary with `env` only (no inherited RUST_LOG) and stderr piped.
+fn msrpd(env: &[(&str, &str)], stdin: Stdio, stdout: Stdio) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_msrpd"));
-    cmd.args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+    cmd.env_remove("RUST_LOG")
+        .stdin(stdin)
+        .stdout(stdout)
         .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("msrpd binary starts");
+    cmd
+}
+
+/// Runs `msrpd ARGS` (with `env` and `stdin`) to its end, within WAIT; (success, stderr).
+fn run(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> (bool, String) {
+    let mut child = msrpd(env, Stdio::piped(), Stdio::null())
+        .args(args)
+        .spawn()
+        .expect("msrpd binary starts");
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     let deadline = Instant::now() + WAIT;
     let status = loop {
