@@ -14,8 +14,11 @@
 //!   first byte not yet sent. RFC 4976 §6.4.1 lets relays re-chunk. Each interruption is
 //!   reported as a [`QueueEvent`], so that the engine expects a response for the new
 //!   chunk too. Pieces are never shorter than [`MIN_PIECE`] unless their sender stalls.
-//! - Frames that may not be interrupted (non-SEND requests, SENDs without a Byte-Range)
-//!   hold everything else until they end, as RFC 4975 §7.1 requires.
+//! - Frames that may not be interrupted (non-SEND requests, small SENDs, SENDs without a
+//!   Byte-Range) hold everything else until they end, as RFC 4975 §7.1 requires. One that
+//!   comes when nothing waits is committed to the wire order at once (the queue's lane):
+//!   whole frames that come after it wait for its end, as they would once it was on the
+//!   wire.
 //!
 //! Memory is bounded by the readers, not here: a reader feeding a connection reads on only
 //! while that connection's queue is under its high-water mark, except the reader of the
@@ -150,9 +153,29 @@ impl Flow {
     }
 }
 
+/// A frame that may not be interrupted, put straight in [`SendQueue`]'s lane because
+/// nothing else was waiting: everything else waits for its end, as RFC 4975 §7.1 requires.
+#[derive(Debug, Clone, Copy)]
+struct Direct {
+    origin: Origin,
+    /// Its bytes still in the lane.
+    pending: usize,
+    /// Its end-line came.
+    ended: bool,
+}
+
 /// One connection's queue of frames to send.
 #[derive(Debug, Default)]
 pub struct SendQueue {
+    /// Bytes that go out next, in this order. A frame that may not be interrupted comes
+    /// here whole or in parts (its head when nothing else waits, then each part as it
+    /// arrives) instead of becoming a [`Flow`]: the common case of a small SEND and its
+    /// response costs a push and a pop per buffer.
+    lane: VecDeque<Bytes>,
+    /// Bytes in `lane` of frames that have ended and are no longer `direct`.
+    lane_done: usize,
+    /// The last frame put in the lane, until its bytes are all taken.
+    direct: Option<Direct>,
     whole: VecDeque<Bytes>,
     /// Bytes in `whole`.
     whole_bytes: usize,
@@ -183,10 +206,18 @@ impl SendQueue {
     /// The frame on the wire and its bytes still queued: its reader is bounded by these
     /// alone (see the module doc).
     pub fn active(&self) -> Option<(Origin, usize)> {
+        if let Some(d) = &self.direct {
+            return Some((d.origin, d.pending));
+        }
         self.flows
             .front()
             .filter(|_| self.on_wire)
             .map(|f| (f.origin, f.pending))
+    }
+
+    /// A frame in the lane waits for more of its bytes: nothing may pass it.
+    fn holding(&self) -> bool {
+        self.direct.is_some_and(|d| !d.ended)
     }
 
     /// Whether [`SendQueue::take_events`] has anything.
@@ -201,6 +232,12 @@ impl SendQueue {
 
     /// `true` when [`SendQueue::fill`] would give something.
     pub fn has_work(&self) -> bool {
+        if !self.lane.is_empty() {
+            return true;
+        }
+        if self.holding() {
+            return false;
+        }
         if !self.on_wire {
             return !self.whole.is_empty() || self.flows.iter().any(Flow::can_start);
         }
@@ -230,6 +267,34 @@ impl SendQueue {
         let n = bytes.len();
         let end = matches!(part, Part::End(_));
         match part {
+            // Nothing waits and this frame may not be interrupted: straight to the lane.
+            Part::Start(origin, None)
+                if self.flows.is_empty() && self.whole.is_empty() && !self.holding() =>
+            {
+                if let Some(d) = self.direct.take() {
+                    self.lane_done += d.pending;
+                }
+                self.lane.push_back(bytes);
+                self.direct = Some(Direct {
+                    origin,
+                    pending: n,
+                    ended: false,
+                });
+            }
+            Part::Middle(o) | Part::End(o)
+                if self.direct.is_some_and(|d| d.origin == o && !d.ended) =>
+            {
+                if n > 0 {
+                    self.lane.push_back(bytes);
+                }
+                if let Some(d) = &mut self.direct {
+                    d.pending += n;
+                    d.ended = end;
+                    if end && d.pending == 0 {
+                        self.direct = None;
+                    }
+                }
+            }
             Part::Whole => {
                 if n > 0 {
                     self.whole.push_back(bytes);
@@ -276,7 +341,13 @@ impl SendQueue {
         let mut taken = 0;
         let mut size = 0;
         while out.len() < max_bufs && size < max_bytes {
-            let b = if self.on_wire {
+            let b = if let Some(b) = self.lane.pop_front() {
+                self.took_from_lane(b.len());
+                taken += b.len();
+                b
+            } else if self.holding() {
+                break;
+            } else if self.on_wire {
                 match self.next_on_wire(&mut taken) {
                     Some(b) => b,
                     None => break,
@@ -314,6 +385,18 @@ impl SendQueue {
         }
         self.queued -= taken;
         taken
+    }
+
+    /// `n` bytes left the lane: those of ended frames first, then the last frame's.
+    fn took_from_lane(&mut self, n: usize) {
+        let done = n.min(self.lane_done);
+        self.lane_done -= done;
+        if let Some(d) = &mut self.direct {
+            d.pending -= n - done;
+            if d.ended && d.pending == 0 {
+                self.direct = None;
+            }
+        }
     }
 
     /// The next buffer of the frame on the wire: its body, its end-line, or the `+`
@@ -379,6 +462,9 @@ impl SendQueue {
 
     /// Drops everything (the connection is gone); returns the bytes dropped.
     pub fn clear(&mut self) -> usize {
+        self.lane.clear();
+        self.lane_done = 0;
+        self.direct = None;
         self.whole.clear();
         self.whole_bytes = 0;
         self.flows.clear();
@@ -556,6 +642,65 @@ mod tests {
             q.take_events().is_empty(),
             "no interruption for the same sender"
         );
+    }
+
+    /// A frame that may not be interrupted goes straight to the lane when nothing waits:
+    /// it is the frame on the wire from its head on (its reader is bounded by its own
+    /// bytes) until its last byte is taken, and what comes after it waits for its end.
+    #[test]
+    fn a_frame_in_the_lane_is_on_the_wire_until_its_last_byte_is_taken() {
+        let mut q = SendQueue::new();
+        q.push(Bytes::from_static(b"H1"), Part::Start(origin(1), None));
+        assert_eq!(q.active(), Some((origin(1), 2)));
+        q.push(Bytes::from_static(b"body"), Part::Middle(origin(1)));
+        assert_eq!(q.active(), Some((origin(1), 6)));
+        // Another sender's frame and a response wait for this one's end.
+        q.push(Bytes::from_static(b"H2"), Part::Start(origin(2), None));
+        q.push(Bytes::from_static(b"E2"), Part::End(origin(2)));
+        q.push(Bytes::from_static(b"W"), Part::Whole);
+        let mut v = Vec::new();
+        assert_eq!(q.fill(&mut v, 64, usize::MAX), 6);
+        assert_eq!(q.active(), Some((origin(1), 0)));
+        assert!(!q.has_work(), "nothing passes a frame that has not ended");
+        q.push(Bytes::from_static(b"E1"), Part::End(origin(1)));
+        assert_eq!(q.active(), Some((origin(1), 2)));
+        let mut out = Vec::new();
+        v.clear();
+        q.fill(&mut v, 1, usize::MAX);
+        assert_eq!(&v[0][..], b"E1");
+        assert_eq!(q.active(), None, "ended and taken: off the wire");
+        out.extend(drain(&mut q));
+        assert_eq!(out, b"WH2E2");
+        assert_eq!(q.queued(), 0);
+        assert_eq!(q.whole_bytes(), 0);
+    }
+
+    /// Frames that follow one another through the lane keep their order and their own
+    /// counts: the first one's bytes still queued are not the second one's.
+    #[test]
+    fn frames_following_each_other_through_the_lane_keep_order_and_counts() {
+        let mut q = SendQueue::new();
+        q.push(Bytes::from_static(b"A-"), Part::Start(origin(1), None));
+        q.push(Bytes::from_static(b"a$"), Part::End(origin(1)));
+        q.push(Bytes::from_static(b"B--"), Part::Start(origin(2), None));
+        assert_eq!(q.active(), Some((origin(2), 3)));
+        let mut v = Vec::new();
+        q.fill(&mut v, 2, usize::MAX);
+        assert_eq!(q.active(), Some((origin(2), 3)), "A's bytes went first");
+        q.fill(&mut v, 3, usize::MAX);
+        assert_eq!(q.active(), Some((origin(2), 0)));
+        // A resumable chunk that comes while B is open waits for B's end.
+        let (head, r) = send_head("resumeresume0001", 100_000);
+        q.push(head, Part::Start(origin(3), Some(Box::new(r))));
+        assert!(!q.has_work());
+        q.push(Bytes::from_static(b"b$"), Part::End(origin(2)));
+        let out: Vec<u8> = v
+            .iter()
+            .flat_map(|b| b.to_vec())
+            .chain(drain(&mut q))
+            .collect();
+        assert!(out.starts_with(b"A-a$B--b$MSRP resumeresume0001 SEND"));
+        assert_eq!(q.active(), Some((origin(3), 0)), "the chunk is on the wire");
     }
 
     #[test]

@@ -115,9 +115,9 @@ impl ConnHandle {
         }
         let n = bytes.len();
         let mut q = self.queue.borrow_mut();
-        let piece_of = match part {
-            Part::Middle(o) | Part::End(o) => Some(o),
-            _ => None,
+        let origin = match part {
+            Part::Start(o, _) | Part::Middle(o) | Part::End(o) => Some(o),
+            Part::Whole => None,
         };
         if !q.push(bytes, part) {
             // A piece of a frame whose head never came here: nothing to attach to.
@@ -125,14 +125,16 @@ impl ConnHandle {
             return;
         }
         gauges.add(self.id.core, self.id.slot, n);
-        if piece_of.is_none() {
-            gauges.set_whole(self.id.core, self.id.slot, q.whole_bytes());
-        }
-        // Only bytes for the frame on the wire change what its reader may read.
-        if let (Some(o), Some((active, _))) = (piece_of, q.active())
-            && o == active
-        {
-            self.show_active(gauges, q.active());
+        match origin {
+            None => gauges.set_whole(self.id.core, self.id.slot, q.whole_bytes()),
+            // Only bytes for the frame on the wire change what its reader may read.
+            Some(o) => {
+                if let Some((active, _)) = q.active()
+                    && o == active
+                {
+                    self.show_active(gauges, q.active());
+                }
+            }
         }
         // A busy writer takes the bytes on its next round; only an idle one is woken.
         if self.writer.borrow().is_some() && q.has_work() {
@@ -197,17 +199,16 @@ impl ConnHandle {
         out: &mut Vec<Bytes>,
         max_bufs: usize,
         max_bytes: usize,
-    ) -> (usize, Vec<QueueEvent>) {
+    ) -> (usize, Option<Vec<QueueEvent>>) {
         let mut q = self.queue.borrow_mut();
+        let whole = q.whole_bytes();
         let n = q.fill(out, max_bufs, max_bytes);
         self.in_flight.set(self.in_flight.get() + n);
-        gauges.set_whole(self.id.core, self.id.slot, q.whole_bytes());
+        if q.whole_bytes() != whole {
+            gauges.set_whole(self.id.core, self.id.slot, q.whole_bytes());
+        }
         self.show_active(gauges, q.active());
-        let events = if q.has_events() {
-            q.take_events()
-        } else {
-            Vec::new()
-        };
+        let events = q.has_events().then(|| q.take_events());
         (n, events)
     }
 
@@ -320,7 +321,7 @@ async fn writev_loop<W: AsyncWriteRent>(
     loop {
         wait_for_work(h).await;
         let (taken, events) = h.take(gauges, &mut v.bufs, MAX_IOVECS, WRITE_BATCH);
-        if !events.is_empty() {
+        if let Some(events) = events {
             on_events(events);
         }
         if v.bufs.is_empty() {
