@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -570,6 +571,26 @@ impl Relay {
             .is_some_and(|c| c.txns.contains_key(&tid))
     }
 
+    /// A response for `tid` came on `slot`: the transaction it ends, in one lookup. A
+    /// 200 for one piece of a chunk the send queue cut leaves it waiting for the others.
+    fn answer_txn(&mut self, slot: u32, tid: u64, ok: bool) -> Answer {
+        let Some(c) = self.conns.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return Answer::Unknown;
+        };
+        match c.txns.entry(tid) {
+            Entry::Occupied(mut e) if ok && e.get().pieces > 1 => {
+                e.get_mut().pieces -= 1;
+                Answer::MoreOwed
+            }
+            Entry::Occupied(e) => {
+                self.txn_count -= 1;
+                drop_by(&self.counters.transactions, 1);
+                Answer::Done(e.remove())
+            }
+            Entry::Vacant(_) => Answer::Unknown,
+        }
+    }
+
     fn remove_txn(&mut self, slot: u32, tid: u64) -> Option<Txn> {
         let t = self
             .conns
@@ -788,16 +809,29 @@ impl Relay {
     }
 }
 
+/// What a response did to the transaction it names ([`Relay::answer_txn`]).
+enum Answer {
+    Done(Txn),
+    MoreOwed,
+    Unknown,
+}
+
 /// Our transaction id as it goes on the wire: 16 lower-case hex digits.
 struct TidText([u8; 16]);
 
 impl TidText {
+    /// `v` in hex, all 16 digits at once (one per byte of a `u128`): this runs for
+    /// every frame passed on.
     fn of(v: u64) -> TidText {
-        let mut b = [0u8; 16];
-        for (i, d) in b.iter_mut().enumerate() {
-            *d = b"0123456789abcdef"[(v >> (60 - 4 * i)) as usize & 15];
-        }
-        TidText(b)
+        // Nibble k of `v` into byte k of `x`.
+        let mut x = u128::from(v);
+        x = (x | x << 32) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+        x = (x | x << 16) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+        x = (x | x << 8) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+        x = (x | x << 4) & bytes_of(0x0f);
+        // 0..=9 to '0'..='9', 10..=15 to 'a'..='f' (no byte carries into the next).
+        let letters = ((x + bytes_of(0x06)) >> 4) & bytes_of(0x01);
+        TidText((x + bytes_of(b'0') + letters * 0x27).to_be_bytes())
     }
     fn as_str(&self) -> &str {
         // Hex digits only: always UTF-8.
@@ -815,11 +849,28 @@ fn tid_key(tid: &str) -> u64 {
         }
         Some(_) => return 0,
     };
-    if ours.len() == 16 {
-        crate::codec::hex_u64(ours.as_bytes()).unwrap_or(0)
-    } else {
-        0
+    let Ok(b) = <[u8; 16]>::try_from(ours.as_bytes()) else {
+        return 0;
+    };
+    // All 16 digits at once, the inverse of `TidText::of`.
+    let x = u128::from_be_bytes(b);
+    let high = bytes_of(0x80);
+    // Per byte (all below 0x80): its high bit set when it lies in lo..=hi.
+    let within = |lo: u8, hi: u8| (x + bytes_of(0x80 - lo)) & !(x + bytes_of(0x7f - hi)) & high;
+    if x & high != 0 || within(b'0', b'9') | within(b'a', b'f') != high {
+        return 0;
     }
+    let mut n = (x & bytes_of(0x0f)) + ((x >> 6) & bytes_of(0x01)) * 9;
+    n = (n | n >> 4) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+    n = (n | n >> 8) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+    n = (n | n >> 16) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+    n = n | n >> 32;
+    n as u64
+}
+
+/// `b` in each of the 16 bytes of a `u128`.
+const fn bytes_of(b: u8) -> u128 {
+    u128::from_ne_bytes([b; 16])
 }
 
 #[cfg(test)]
@@ -848,8 +899,33 @@ mod tests {
             "0123456789abcdef0",
             "0123456789abcdeg",
             "x123456789abcdef",
+            "0123456789ABCDEF",
+            "0123456789abcde/",
+            "0123456789abcde:",
+            "`123456789abcdef",
+            "0123456789abcdeG",
+            "01234567\u{7f}9abcdef",
+            "0123456\u{e9}9abcdef",
         ] {
             assert_eq!(tid_key(other), 0, "{other}");
+        }
+        // Any 16 ASCII bytes: a key exactly when all are lower-case hex digits, and then
+        // the number they spell.
+        for _ in 0..100_000 {
+            let b: Vec<u8> = (0..16)
+                .map(|_| match rng.random_range(0..4) {
+                    0 => rng.random_range(0..128u8),
+                    1 => b"/09:`afgAF"[rng.random_range(0..10)],
+                    _ => b"0123456789abcdef"[rng.random_range(0..16)],
+                })
+                .collect();
+            let text = std::str::from_utf8(&b).unwrap();
+            let want = if b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+                u64::from_str_radix(text, 16).unwrap()
+            } else {
+                0
+            };
+            assert_eq!(tid_key(text), want, "{text:?}");
         }
     }
 }

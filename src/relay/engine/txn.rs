@@ -40,17 +40,13 @@ impl Relay {
         }
         let key = tid_key(head.tid());
         let code = head.status_code().unwrap_or(200);
-        // A 200 for one piece of a chunk the send queue cut: more are owed.
-        if code == 200
-            && let Some(t) = self.txn_mut(c.slot, key)
-            && t.pieces > 1
-        {
-            t.pieces -= 1;
-            return;
-        }
-        let Some(txn) = self.remove_txn(c.slot, key) else {
-            tracing::debug!(tid = head.tid(), "response matches no transaction, dropped");
-            return;
+        let txn = match self.answer_txn(c.slot, key, code == 200) {
+            Answer::Done(t) => t,
+            Answer::MoreOwed => return,
+            Answer::Unknown => {
+                tracing::debug!(tid = head.tid(), "response matches no transaction, dropped");
+                return;
+            }
         };
         match &txn.kind {
             TxnKind::Send { .. } => {
