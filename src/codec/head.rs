@@ -9,7 +9,7 @@ use super::header::{
     AuthInfo, ByteRange, Challenge, ContentType, Credentials, FailureReport, HeaderKind, Path,
     PathCache, Status, SuccessReport, ValueError, parse_message_id_str, parse_seconds,
 };
-use super::scanner::{ScanError, StartInfo, StartKind, parse_start};
+use super::scanner::{KnownMethod, ScanError, StartInfo, StartKind, parse_start};
 
 /// The most header lines one frame may carry.
 pub const MAX_HEADERS: usize = 32;
@@ -317,9 +317,13 @@ impl<'a> Head<'a> {
     /// The method of a request, `None` for a response.
     pub fn method(&self) -> Option<Method<'a>> {
         match self.start.kind {
-            StartKind::Request { start, len } => {
-                Some(Method::from_text(self.slice(start, start + len)))
-            }
+            StartKind::Request { start, len, known } => Some(match known {
+                KnownMethod::Send => Method::Send,
+                KnownMethod::Report => Method::Report,
+                KnownMethod::Auth => Method::Auth,
+                KnownMethod::Nickname => Method::Nickname,
+                KnownMethod::Other => Method::Other(self.slice(start, start + len)),
+            }),
             StartKind::Response { .. } => None,
         }
     }

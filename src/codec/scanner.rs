@@ -106,10 +106,37 @@ pub enum Event {
 /// What the start line says, kept as offsets into the head bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StartKind {
-    /// Method at `head[start..start+len]`.
-    Request { start: u16, len: u16 },
+    /// Method at `head[start..start+len]`, recognised once by the parser.
+    Request {
+        start: u16,
+        len: u16,
+        known: KnownMethod,
+    },
     /// Status code; comment at `head[start..start+len]` (empty when absent).
     Response { code: u16, start: u16, len: u16 },
+}
+
+/// The methods the relay treats apart, told from the others when the start line is
+/// parsed, so that asking a head for its method compares no text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KnownMethod {
+    Send,
+    Report,
+    Auth,
+    Nickname,
+    Other,
+}
+
+impl KnownMethod {
+    fn of(m: &[u8]) -> KnownMethod {
+        match m {
+            b"SEND" => KnownMethod::Send,
+            b"REPORT" => KnownMethod::Report,
+            b"AUTH" => KnownMethod::Auth,
+            b"NICKNAME" => KnownMethod::Nickname,
+            _ => KnownMethod::Other,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +172,7 @@ impl RawHead {
     /// The method for a request, `None` for a response.
     pub fn method(&self) -> Option<&[u8]> {
         match self.start.kind {
-            StartKind::Request { start, len } => {
+            StartKind::Request { start, len, .. } => {
                 Some(&self.bytes[usize::from(start)..usize::from(start + len)])
             }
             StartKind::Response { .. } => None,
@@ -160,6 +187,16 @@ impl RawHead {
     }
     pub fn is_request(&self) -> bool {
         matches!(self.start.kind, StartKind::Request { .. })
+    }
+    /// `true` for a SEND request.
+    pub fn is_send(&self) -> bool {
+        matches!(
+            self.start.kind,
+            StartKind::Request {
+                known: KnownMethod::Send,
+                ..
+            }
+        )
     }
     /// `true` when a blank line followed the headers (the request has a body, perhaps empty).
     pub fn has_body(&self) -> bool {
@@ -327,14 +364,11 @@ impl Scanner {
                 // Blank line: a body follows (RFC 4975 §7.1).
                 let limit = match si.kind {
                     StartKind::Response { .. } => return Err(ScanError::ResponseWithBody),
-                    StartKind::Request { start, len } => {
-                        let m = &b[usize::from(start)..usize::from(start + len)];
-                        if m == b"SEND" {
-                            None
-                        } else {
-                            self.limits.max_non_send_body
-                        }
-                    }
+                    StartKind::Request {
+                        known: KnownMethod::Send,
+                        ..
+                    } => None,
+                    StartKind::Request { .. } => self.limits.max_non_send_body,
                 };
                 let mut needle = [0u8; NEEDLE_MAX];
                 needle[..9].copy_from_slice(b"\r\n-------");
@@ -503,6 +537,7 @@ pub(crate) fn parse_start(line: &[u8]) -> Result<StartInfo, ScanError> {
         StartKind::Request {
             start: at as u16,
             len: tail.len() as u16,
+            known: KnownMethod::of(tail),
         }
     } else {
         return Err(ScanError::BadStartLine);

@@ -14,7 +14,6 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use hashbrown::HashMap;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::{TcpListener, TcpStream};
 
@@ -124,6 +123,46 @@ pub fn run(
     }
 }
 
+/// This core's open connections by slot: slots are small and reused ([`Slots`]), so a
+/// vector indexed by slot finds one without hashing, on every frame written.
+#[derive(Default)]
+struct ConnTable {
+    by_slot: Vec<Option<Rc<ConnHandle>>>,
+    len: usize,
+}
+
+impl ConnTable {
+    fn insert(&mut self, slot: u32, h: Rc<ConnHandle>) {
+        let i = slot as usize;
+        if i >= self.by_slot.len() {
+            self.by_slot.resize(i + 1, None);
+        }
+        if self.by_slot[i].replace(h).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, slot: u32) {
+        if let Some(e) = self.by_slot.get_mut(slot as usize)
+            && e.take().is_some()
+        {
+            self.len -= 1;
+        }
+    }
+
+    fn get(&self, slot: u32) -> Option<&Rc<ConnHandle>> {
+        self.by_slot.get(slot as usize)?.as_ref()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Rc<ConnHandle>> {
+        self.by_slot.iter().flatten()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// This core's state, shared by its tasks.
 pub struct Worker {
     core: u16,
@@ -132,7 +171,7 @@ pub struct Worker {
     /// Connection ids of this core, shared with the engines (they name the outbound
     /// connections they ask for).
     slots: Rc<RefCell<Slots>>,
-    conns: RefCell<HashMap<u32, Rc<ConnHandle>>>,
+    conns: RefCell<ConnTable>,
     mesh: Vec<MeshSender>,
     gauges: Arc<Gauges>,
     counters: Arc<Counters>,
@@ -179,7 +218,7 @@ async fn worker_main(
         cfg,
         relay: RefCell::new(relay),
         slots,
-        conns: RefCell::new(HashMap::new()),
+        conns: RefCell::new(ConnTable::default()),
         mesh: senders,
         gauges,
         counters,
@@ -527,7 +566,7 @@ impl Worker {
         }
         self.relay.borrow_mut().handle_closed(Instant::now(), h.id);
         if self.conn(h.id.slot, h.id.generation).is_some() {
-            self.conns.borrow_mut().remove(&h.id.slot);
+            self.conns.borrow_mut().remove(h.id.slot);
         }
         self.slots.borrow_mut().release(h.id);
         h.reader_done();
@@ -538,7 +577,7 @@ impl Worker {
     /// the map: no reference count is touched on the per-frame path).
     fn conn(&self, slot: u32, generation: u32) -> Option<Ref<'_, ConnHandle>> {
         Ref::filter_map(self.conns.borrow(), |m| {
-            m.get(&slot)
+            m.get(slot)
                 .filter(|h| h.id.generation == generation)
                 .map(|h| &**h)
         })
@@ -867,7 +906,7 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
                     let mut relay = w.relay.borrow_mut();
                     match ev {
                         Event::Head(raw) => {
-                            if raw.method() != Some(b"SEND") {
+                            if !raw.is_send() {
                                 last_head = Some(raw.bytes().clone());
                             }
                             relay.handle_head(now, id, raw)
