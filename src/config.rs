@@ -45,7 +45,7 @@ pub enum Command {
     },
     /// Parse and check every setting (flags and --config FILE, users file, TLS files,
     /// admin token), print what would be used, exit non-zero on any error.
-    CheckConfig(RelayArgs),
+    CheckConfig(Box<RelayArgs>),
 }
 
 /// Relay settings given on the command line.

@@ -180,7 +180,7 @@ impl Scrape {
 impl Collector for Scrape {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         for f in &self.fams {
-            let mut me = enc.encode_descriptor(&f.name, &f.help, None, f.kind.clone())?;
+            let mut me = enc.encode_descriptor(&f.name, &f.help, None, f.kind)?;
             for (labels, v) in &f.samples {
                 let counter = matches!(f.kind, MetricType::Counter);
                 if labels.is_empty() {
@@ -243,11 +243,11 @@ pub fn render(s: &State, stats: Vec<(usize, Option<WorkerStats>)>) -> Result<Str
             .iter()
             .find(|(n, ..)| *n == name)
             .map_or((MetricType::Counter, "A relay counter."), |(_, k, h)| {
-                (k.clone(), *h)
+                (*k, *h)
             });
         // The encoder adds `_total` to counters.
         let name = name.strip_suffix("_total").unwrap_or(name);
-        sc.add(&format!("msrpd_{name}"), help, kind.clone(), v as f64);
+        sc.add(&format!("msrpd_{name}"), help, kind, v as f64);
         let samples = per
             .iter()
             .enumerate()
