@@ -175,15 +175,25 @@ fn relay(args: &config::RelayArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // One line on stdout that scripts can read: where the relay listens.
-    for a in server.local_addrs() {
-        println!("msrpd listening on {a} as {}", server.advertise());
-    }
-    for a in server.tls_addrs() {
-        println!("msrpd listening on {a} (TLS) as {}", server.advertise());
-    }
-    if let Some(a) = server.admin_addr() {
-        println!("msrpd admin API on http://{a}");
+    // Lines on stdout that scripts can read: where the relay listens. A reader that has
+    // gone (a closed pipe) must not stop the relay: write errors are ignored.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        for a in server.local_addrs() {
+            let _ = writeln!(out, "msrpd listening on {a} as {}", server.advertise());
+        }
+        for a in server.tls_addrs() {
+            let _ = writeln!(
+                out,
+                "msrpd listening on {a} (TLS) as {}",
+                server.advertise()
+            );
+        }
+        if let Some(a) = server.admin_addr() {
+            let _ = writeln!(out, "msrpd admin API on http://{a}");
+        }
+        let _ = out.flush();
     }
     // systemd (Type=notify): the listeners are bound and the workers run.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
