@@ -538,3 +538,21 @@ fn check_config_takes_the_example_and_refuses_mistakes() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// An `/v1/events` subscriber that stays connected does not hold up the relay's stop.
+#[test]
+fn a_connected_subscriber_does_not_hold_up_shutdown() {
+    let relay = Relay::start(1, Driver::Auto, |c| {
+        with_admin(c);
+    });
+    let sse = Sse::open(admin_addr(&relay), "/v1/events", &[]);
+    assert_eq!(sse.status, 200);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(relay);
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(WAIT)
+        .expect("the relay stopped with a subscriber connected");
+    drop(sse);
+}

@@ -31,6 +31,9 @@ use crate::server::Ops;
 /// The admin listener's address when none is configured.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8665";
 
+/// How long requests in progress may take to finish when the API stops.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Largest request body the API reads; more gets 413.
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -172,11 +175,23 @@ pub fn start(
                 let state = Arc::new(api::State::new(ops, cfg.token, cfg.webhook, queues));
                 tracing::info!(%addr, "admin API listening");
                 let app = api::router(state);
+                // On stop: requests in progress get a moment to finish; streams that never
+                // do (an `/v1/events` subscriber) are cut when the runtime is dropped.
+                let (grace_tx, mut grace_rx) = tokio::sync::watch::channel(false);
                 let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-                    let _ = stop_rx.await;
+                    let _ = grace_rx.changed().await;
                 });
-                if let Err(e) = served.await {
-                    tracing::error!(error = %e, "admin API stopped");
+                let mut served = std::pin::pin!(served.into_future());
+                tokio::select! {
+                    r = &mut served => {
+                        if let Err(e) = r {
+                            tracing::error!(error = %e, "admin API stopped");
+                        }
+                    }
+                    _ = stop_rx => {
+                        let _ = grace_tx.send(true);
+                        let _ = tokio::time::timeout(STOP_GRACE, served).await;
+                    }
                 }
             });
         })
