@@ -11,9 +11,18 @@ use serde::Deserialize;
 use crate::relay::RelayConfig;
 use crate::server::{Driver, ServerConfig};
 
+/// What `--help` says after the options: the signals.
+const SIGNALS: &str = "\
+Signals:
+  SIGHUP    re-read the users file and the TLS certificate, key and CA files
+            (as POST /v1/reload on the admin API)
+  SIGINT, SIGTERM
+            stop accepting, let frames in flight finish (up to 5 s), close
+  SIGUSR1   log each worker's tables and every connection with bytes queued";
+
 /// msrpd: an MSRP relay (RFC 4975, RFC 4976), thread-per-core on io_uring.
 #[derive(Debug, Parser)]
-#[command(name = "msrpd", version, about, long_about = None)]
+#[command(name = "msrpd", version, about, long_about = None, after_help = SIGNALS)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -34,122 +43,146 @@ pub enum Command {
         /// The user name.
         user: String,
     },
+    /// Parse and check every setting (flags and --config FILE, users file, TLS files,
+    /// admin token), print what would be used, exit non-zero on any error.
+    CheckConfig(Box<RelayArgs>),
 }
 
 /// Relay settings given on the command line.
 #[derive(Debug, Default, Args)]
 pub struct RelayArgs {
     /// TOML file with any of the settings below (flags win).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Listeners")]
     pub config: Option<PathBuf>,
     /// Address to listen on for MSRP over TCP; repeat for several [default: 0.0.0.0:2855].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help_heading = "Listeners")]
     pub listen: Vec<SocketAddr>,
     /// Address to listen on for MSRP over TLS (msrps:); repeatable; needs --cert and --key.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help_heading = "Listeners")]
     pub listen_tls: Vec<SocketAddr>,
     /// Our certificate chain (PEM) for TLS listeners and as client certificate towards relays.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
     pub cert: Option<PathBuf>,
     /// The private key of --cert (PEM).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
     pub key: Option<PathBuf>,
     /// Extra trust anchors (PEM) for msrps next hops and relay client certificates.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
     pub ca: Option<PathBuf>,
     /// Host (and port) the relay puts in its own URIs, e.g. relay.example.com:2855.
-    #[arg(long, value_name = "HOST[:PORT]")]
+    #[arg(long, value_name = "HOST[:PORT]", help_heading = "Listeners")]
     pub advertise: Option<String>,
     /// Another host name that means this relay in a To-Path URI; repeatable.
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", help_heading = "Listeners")]
     pub alias: Vec<String>,
     /// Number of worker threads, one per core, on CPUs 0..N [default: all CPUs].
-    #[arg(long, value_name = "N", conflicts_with = "cpus")]
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "cpus",
+        help_heading = "Workers"
+    )]
     pub cores: Option<usize>,
     /// CPUs to run workers on, e.g. 0,2-3 (one worker per CPU).
-    #[arg(long, value_name = "LIST")]
+    #[arg(long, value_name = "LIST", help_heading = "Workers")]
     pub cpus: Option<String>,
     /// Do not pin worker threads to their CPUs.
-    #[arg(long)]
+    #[arg(long, help_heading = "Workers")]
     pub no_pin: bool,
     /// Users file for HTTP Digest AUTH (htdigest format); without it only loopback clients may AUTH.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "AUTH")]
     pub users: Option<PathBuf>,
     /// Digest realm [default: the advertised host].
-    #[arg(long)]
+    #[arg(long, help_heading = "AUTH")]
     pub realm: Option<String>,
     /// Log level: error, warn, info, debug, trace or off, or tracing directives such as
     /// msrpd=debug,info; anything else is refused. Without it (and without log_level in
     /// --config) the RUST_LOG environment variable decides, checked the same way
     /// [default: $RUST_LOG, else info].
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL", help_heading = "Logging")]
     pub log_level: Option<String>,
     /// Expires granted when an AUTH asks for none, in seconds [default: 600].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "AUTH")]
     pub expires_default: Option<u32>,
     /// Smallest Expires accepted; below it AUTH gets 423 [default: 60].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "AUTH")]
     pub expires_min: Option<u32>,
     /// Largest Expires accepted; above it AUTH gets 423 [default: 3600].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "AUTH")]
     pub expires_max: Option<u32>,
     /// Seconds to wait for the next hop's response before a 408 REPORT [default: 30].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "Timeouts")]
     pub txn_timeout: Option<f64>,
     /// Seconds a new connection has to make a successful request [default: 30].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "Timeouts")]
     pub probation: Option<f64>,
     /// Seconds without traffic before a connection is closed [default: 3600].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "Timeouts")]
     pub idle_timeout: Option<f64>,
     /// Lifetime of digest nonces in seconds [default: 30].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "AUTH")]
     pub nonce_lifetime: Option<f64>,
     /// Refuse methods other than SEND, REPORT, AUTH and NICKNAME with 501.
-    #[arg(long)]
+    #[arg(long, help_heading = "Limits")]
     pub block_unknown_methods: bool,
     /// Write-queue high-water mark per connection in bytes [default: 1048576].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
     pub high_water: Option<usize>,
     /// Largest header block accepted in bytes [default: 16384].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
     pub max_head: Option<usize>,
     /// I/O driver: auto, io-uring or epoll [default: auto].
-    #[arg(long, value_name = "DRIVER")]
+    #[arg(long, value_name = "DRIVER", help_heading = "Workers")]
     pub driver: Option<String>,
     /// Largest body of a non-SEND request in bytes, at most 10240 [default: 10240].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
     pub max_non_send_body: Option<u64>,
     /// Most URIs in a To-Path or From-Path, 2 to 32 [default: 32].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
     pub max_path_uris: Option<usize>,
     /// Accepted connections open at once over all workers [default: 100000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
     pub max_connections: Option<usize>,
     /// Accepted connections open at once from one source address [default: 1000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
     pub max_connections_per_ip: Option<usize>,
     /// Failed AUTH requests tolerated on one connection before it is closed [default: 3].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "AUTH")]
     pub max_auth_failures: Option<u32>,
     /// Hard cap of one connection's write queue in bytes; a peer whose queue passes it
     /// is disconnected [default: 16777216].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
     pub max_queue: Option<usize>,
     /// Seconds a header block may take to arrive in full [default: 10].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "Timeouts")]
     pub head_timeout: Option<f64>,
     /// Seconds a frame's body may go without a byte while the relay waits for it; then the
     /// frame is aborted (`#`) and its connection closed [default: 30].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "Timeouts")]
     pub body_timeout: Option<f64>,
     /// Seconds a TLS handshake may take, inbound or outbound [default: 10].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "TLS")]
     pub tls_handshake_timeout: Option<f64>,
     /// Seconds to resolve and connect to a next hop, TLS handshake included; then the
     /// messages waiting for it are reported failed (408) to their senders [default: 10].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help_heading = "Timeouts")]
     pub connect_timeout: Option<f64>,
+    /// Log line format: text (for people) or json (one object a line, for log
+    /// shippers) [default: text].
+    #[arg(long, value_name = "FORMAT", help_heading = "Logging")]
+    pub log_format: Option<String>,
+    /// Address of the admin HTTP API (health, metrics, sessions, events), or off
+    /// [default: 127.0.0.1:8665]. Any non-loopback address needs --admin-token-file.
+    #[arg(long, value_name = "ADDR|off", help_heading = "Admin")]
+    pub admin: Option<String>,
+    /// File holding the bearer token every admin request must carry
+    /// (Authorization: Bearer TOKEN); required on a non-loopback --admin address.
+    #[arg(long, value_name = "FILE", help_heading = "Admin")]
+    pub admin_token_file: Option<PathBuf>,
+    /// POST each event (JSON) to this http:// URL, with retries; dropped and counted
+    /// when it is down.
+    #[arg(long, value_name = "URL", help_heading = "Admin")]
+    pub events_webhook: Option<String>,
 }
 
 /// The same settings as read from a TOML file (keys in snake_case).
@@ -190,6 +223,10 @@ pub struct FileConfig {
     pub body_timeout: Option<f64>,
     pub tls_handshake_timeout: Option<f64>,
     pub connect_timeout: Option<f64>,
+    pub log_format: Option<String>,
+    pub admin: Option<String>,
+    pub admin_token_file: Option<PathBuf>,
+    pub events_webhook: Option<String>,
 }
 
 /// A setting that cannot be used, with what to fix.
@@ -211,6 +248,20 @@ pub enum ConfigError {
     Advertise(String),
     #[error("bad --driver {0:?}: use auto, io-uring or epoll")]
     Driver(String),
+    #[error("bad --log-format {0:?}: use text or json")]
+    LogFormat(String),
+    #[error("bad --admin {0:?}: use ADDR:PORT (e.g. {default}) or off", default = crate::admin::DEFAULT_ADDR)]
+    Admin(String),
+    #[error("admin token file {path}: {reason}")]
+    TokenFile { path: PathBuf, reason: String },
+    #[error(
+        "--admin {0} is not a loopback address: give --admin-token-file FILE (a bearer token every request must carry), or use 127.0.0.1"
+    )]
+    AdminToken(SocketAddr),
+    #[error("bad --events-webhook {0:?}: use an http:// URL such as http://127.0.0.1:9000/events")]
+    Webhook(String),
+    #[error("--events-webhook needs the admin thread: remove --admin off")]
+    WebhookWithoutAdmin,
     #[error("{0} must be a positive number of seconds")]
     Seconds(&'static str),
     #[error("expires bounds must satisfy min <= default <= max (got {0} <= {1} <= {2})")]
@@ -366,15 +417,99 @@ fn seconds(v: Option<f64>, default: f64, name: &'static str) -> Result<Duration,
     Ok(Duration::from_secs_f64(v))
 }
 
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
 /// The resolved settings: the server configuration and the log filter.
 pub struct Resolved {
     pub server: ServerConfig,
     /// A checked `EnvFilter` directive string (see [`log_filter`]).
     pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+/// The admin settings: `--admin` (or the default address; `off`: none), the token
+/// file (read now) and the webhook URL, each checked.
+fn resolve_admin(
+    a: &RelayArgs,
+    f: &FileConfig,
+) -> Result<Option<crate::admin::AdminConfig>, ConfigError> {
+    let value = a.admin.clone().or(f.admin.clone());
+    let webhook = a.events_webhook.clone().or(f.events_webhook.clone());
+    let (addr, explicit) = match value.as_deref().map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("off") => {
+            if webhook.is_some() {
+                return Err(ConfigError::WebhookWithoutAdmin);
+            }
+            return Ok(None);
+        }
+        Some(v) => (
+            v.parse::<SocketAddr>()
+                .map_err(|_| ConfigError::Admin(v.to_string()))?,
+            true,
+        ),
+        None => (
+            crate::admin::DEFAULT_ADDR
+                .parse::<SocketAddr>()
+                .map_err(|_| ConfigError::Admin(crate::admin::DEFAULT_ADDR.into()))?,
+            false,
+        ),
+    };
+    let token = match a.admin_token_file.as_ref().or(f.admin_token_file.as_ref()) {
+        Some(p) => {
+            let bad = |reason: String| ConfigError::TokenFile {
+                path: p.clone(),
+                reason,
+            };
+            let t = std::fs::read_to_string(p).map_err(|e| bad(e.to_string()))?;
+            let t = t.trim();
+            if t.is_empty() {
+                return Err(bad("empty".into()));
+            }
+            if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(bad(
+                    "the token must be one word (no spaces or control characters)".into(),
+                ));
+            }
+            Some(t.to_string())
+        }
+        None => None,
+    };
+    if !addr.ip().is_loopback() && token.is_none() {
+        return Err(ConfigError::AdminToken(addr));
+    }
+    let webhook = match webhook {
+        Some(w) => {
+            let u: hyper::Uri = w.parse().map_err(|_| ConfigError::Webhook(w.clone()))?;
+            if u.scheme_str() != Some("http") || u.authority().is_none() {
+                return Err(ConfigError::Webhook(w));
+            }
+            Some(u)
+        }
+        None => None,
+    };
+    Ok(Some(crate::admin::AdminConfig {
+        addr,
+        explicit,
+        token,
+        webhook,
+    }))
 }
 
 /// Merges flags over the file over defaults.
 pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
+    let admin = resolve_admin(a, &f)?;
+    let log_format = match a.log_format.clone().or(f.log_format.clone()).as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(v) => return Err(ConfigError::LogFormat(v.to_string())),
+    };
     let listen_tls = if !a.listen_tls.is_empty() {
         a.listen_tls.clone()
     } else {
@@ -520,9 +655,11 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
         f.log_level.as_deref(),
         rust_log.as_deref(),
     )?;
+    s.admin = admin;
     Ok(Resolved {
         server: s,
         log_level,
+        log_format,
     })
 }
 

@@ -9,6 +9,8 @@
 //! - Engines, sans-I/O state machines: [`relay`] today (RFC 4976); a user agent and a
 //!   gateway next, each its own module.
 //! - [`server`]: threads, monoio runtimes, sockets, TLS, the cross-core mesh.
+//! - [`admin`]: the control thread beside the workers (tokio and axum there only): the
+//!   management API, the event stream, webhooks and Prometheus metrics.
 //! - [`config`]: command line and configuration file.
 //!
 //! # Who owns what
@@ -47,6 +49,7 @@
 //! Codecs, `conn` and engines never name monoio, rustls, sockets, files or
 //! `Instant::now()`; `.ci/run` greps for it.
 
+pub mod admin;
 pub mod codec;
 pub mod config;
 pub mod conn;

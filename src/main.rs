@@ -43,6 +43,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Passwd { users, realm, user }) => passwd(&users, realm, &user),
+        Some(Command::CheckConfig(args)) => check_config(&args),
         None => relay(&cli.relay),
     }
 }
@@ -84,18 +85,54 @@ fn passwd(path: &std::path::Path, realm: Option<String>, user: &str) -> ExitCode
     }
 }
 
-fn relay(args: &config::RelayArgs) -> ExitCode {
+/// Flags over the file over defaults, or the error to print.
+fn resolve(args: &config::RelayArgs) -> Result<config::Resolved, String> {
     let file = match &args.config {
-        Some(p) => match config::read_file(p) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("msrpd: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
+        Some(p) => config::read_file(p).map_err(|e| e.to_string())?,
         None => config::FileConfig::default(),
     };
-    let resolved = match config::resolve(args, file) {
+    config::resolve(args, file).map_err(|e| e.to_string())
+}
+
+/// `msrpd check-config [--config FILE] [flags]`: everything the relay would check at
+/// start, short of binding sockets; prints the settings in force.
+fn check_config(args: &config::RelayArgs) -> ExitCode {
+    let r = match resolve(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("msrpd check-config: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match msrpd::server::check(&r.server) {
+        Ok(lines) => {
+            if let Some(p) = &args.config {
+                println!("# settings from {} (flags win), checked", p.display());
+            } else {
+                println!("# settings from flags and defaults, checked");
+            }
+            println!("log_level = {:?}", r.log_level);
+            println!(
+                "log_format = {:?}",
+                match r.log_format {
+                    config::LogFormat::Text => "text",
+                    config::LogFormat::Json => "json",
+                }
+            );
+            for l in lines {
+                println!("{l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("msrpd check-config: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn relay(args: &config::RelayArgs) -> ExitCode {
+    let resolved = match resolve(args) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("msrpd: {e}");
@@ -111,11 +148,18 @@ fn relay(args: &config::RelayArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    match resolved.log_format {
+        config::LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+        config::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
     {
         Ok(s) => s,
@@ -131,26 +175,38 @@ fn relay(args: &config::RelayArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // One line on stdout that scripts can read: where the relay listens.
-    for a in server.local_addrs() {
-        println!("msrpd listening on {a} as {}", server.advertise());
+    // Lines on stdout that scripts can read: where the relay listens. A reader that has
+    // gone (a closed pipe) must not stop the relay: write errors are ignored.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        for a in server.local_addrs() {
+            let _ = writeln!(out, "msrpd listening on {a} as {}", server.advertise());
+        }
+        for a in server.tls_addrs() {
+            let _ = writeln!(
+                out,
+                "msrpd listening on {a} (TLS) as {}",
+                server.advertise()
+            );
+        }
+        if let Some(a) = server.admin_addr() {
+            let _ = writeln!(out, "msrpd admin API on http://{a}");
+        }
+        let _ = out.flush();
     }
-    for a in server.tls_addrs() {
-        println!("msrpd listening on {a} (TLS) as {}", server.advertise());
-    }
+    // systemd (Type=notify): the listeners are bound and the workers run.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     for sig in signals.forever() {
         match sig {
             SIGUSR1 => server.dump(),
             SIGHUP => {
-                if let Err(e) = server.reload_users() {
-                    tracing::error!(error = %e, "users file not reloaded; keeping the old one");
-                }
-                if let Err(e) = server.reload_tls() {
-                    tracing::error!(error = %e, "TLS files not reloaded; keeping the old ones");
-                }
+                // Errors are logged; the old files stay in use.
+                let _ = server.ops().reload();
             }
             _ => {
                 tracing::info!(signal = sig, "shutting down");
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
                 server.shutdown();
                 break;
             }

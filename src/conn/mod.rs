@@ -299,13 +299,15 @@ pub enum CloseReason {
     PeerClosed,
     /// The server is stopping.
     Shutdown,
+    /// An operator ended the connection's session (admin API).
+    Admin,
 }
 
 impl CloseReason {
     /// Whose doing the close is, for a connection that is outbound or not.
     pub fn side(self, outbound: bool) -> Side {
         match self {
-            CloseReason::Shutdown => Side::Internal,
+            CloseReason::Shutdown | CloseReason::Admin => Side::Internal,
             _ if outbound => Side::Outbound,
             _ => Side::Inbound,
         }
@@ -326,6 +328,26 @@ impl CloseReason {
             CloseReason::ConnectFailed => "next hop unreachable",
             CloseReason::PeerClosed => "closed by peer",
             CloseReason::Shutdown => "server shutting down",
+            CloseReason::Admin => "session ended by an operator",
+        }
+    }
+
+    /// A short token for events and metrics labels (`snake_case`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::NotAddressedToUs => "not_addressed_to_us",
+            CloseReason::AuthFailures => "auth_failures",
+            CloseReason::Probation => "probation",
+            CloseReason::Idle => "idle",
+            CloseReason::Malformed => "malformed",
+            CloseReason::BodyTooLarge => "body_too_large",
+            CloseReason::QueueOverflow => "queue_overflow",
+            CloseReason::HeadTimeout => "head_timeout",
+            CloseReason::BodyTimeout => "body_timeout",
+            CloseReason::ConnectFailed => "connect_failed",
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Admin => "admin",
         }
     }
 }
@@ -385,6 +407,37 @@ pub struct Counters {
     pub chunks_interrupted: AtomicU64,
     /// Outbound connections that could not be made (resolution, connect, TLS).
     pub connect_failures: AtomicU64,
+    /// AUTH requests answered with a challenge (401, the first leg of digest AUTH).
+    pub auth_challenges: AtomicU64,
+    /// REPORTs sent, by status: one counter per code of [`REPORT_STATUSES`], then one
+    /// for any other code.
+    pub reports_by_status: [AtomicU64; REPORT_STATUSES.len() + 1],
+}
+
+/// The REPORT status codes counted one by one in [`Counters::reports_by_status`]
+/// (the ones this relay sends, RFC 4975 §7.1.2 and RFC 4976 §6.4.1); others share
+/// the last counter.
+pub const REPORT_STATUSES: [u16; 10] = [400, 403, 404, 408, 413, 415, 423, 481, 501, 506];
+
+impl Counters {
+    /// Counts a REPORT sent with `code` (and in [`Counters::reports_sent`]).
+    pub fn count_report(&self, code: u16) {
+        bump(&self.reports_sent, 1);
+        let i = REPORT_STATUSES
+            .iter()
+            .position(|&c| c == code)
+            .unwrap_or(REPORT_STATUSES.len());
+        bump(&self.reports_by_status[i], 1);
+    }
+
+    /// REPORTs sent by status code; `None` is every code not in [`REPORT_STATUSES`].
+    pub fn reports_by_status(&self) -> Vec<(Option<u16>, u64)> {
+        self.reports_by_status
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (REPORT_STATUSES.get(i).copied(), c.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 /// A point-in-time copy of [`Counters`], summed over cores with `+`.
@@ -410,6 +463,7 @@ pub struct CounterSnapshot {
     pub body_timeouts: u64,
     pub chunks_interrupted: u64,
     pub connect_failures: u64,
+    pub auth_challenges: u64,
 }
 
 macro_rules! counter_fields {
@@ -434,7 +488,8 @@ macro_rules! counter_fields {
             head_timeouts,
             body_timeouts,
             chunks_interrupted,
-            connect_failures
+            connect_failures,
+            auth_challenges
         )
     };
 }
@@ -457,6 +512,18 @@ impl Counters {
             };
         }
         counter_fields!(snap)
+    }
+}
+
+impl CounterSnapshot {
+    /// Every counter by its field name, in declaration order.
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        macro_rules! named {
+            ($($f:ident),*) => {
+                vec![$((stringify!($f), self.$f)),*]
+            };
+        }
+        counter_fields!(named)
     }
 }
 

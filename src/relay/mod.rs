@@ -20,7 +20,8 @@ pub mod users;
 
 pub use crate::conn::PeerIdentity;
 pub use engine::Relay;
-pub use types::{RelayConfig, RelayMsg};
+pub use engine::{ConnInfo, SessionInfo};
+pub use types::{AuthRefusal, RelayConfig, RelayEvent, RelayMsg, SessionEndReason};
 
 /// What the relay asks the server to do.
 pub type RelayAction = crate::conn::Action<RelayMsg>;

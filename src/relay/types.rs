@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use core::net::SocketAddr;
+
+use super::auth::AuthFailure;
 use crate::codec::Flag;
-use crate::conn::Origin;
+use crate::conn::{CloseReason, Origin};
 
 /// Relay policy and limits. One copy per worker core.
 #[derive(Debug, Clone)]
@@ -98,6 +101,95 @@ impl RelayMsg {
             RelayMsg::Handoff(h) => h.payload_len(),
             RelayMsg::Body { bytes, .. } => bytes.len(),
             RelayMsg::End { .. } | RelayMsg::Abort { .. } => 0,
+        }
+    }
+}
+
+/// Something the control plane may want to hear of (`relay.auth`, `relay.session.end`),
+/// drained with [`crate::relay::Relay::poll_event`]. Plain data without a time: the
+/// server stamps and formats it, off the data path where it can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayEvent {
+    /// An AUTH was decided: granted (`code` 200), or refused with `code` (400, 403;
+    /// a 401 that only challenges is not an outcome and gives no event).
+    Auth {
+        core: u16,
+        peer: Option<SocketAddr>,
+        /// The user the AUTH named or proved, when it named one.
+        user: Option<String>,
+        code: u16,
+        /// Why it was refused (`None` when granted).
+        reason: Option<AuthRefusal>,
+        /// The session id handed out in Use-Path, when granted.
+        session: Option<String>,
+    },
+    /// A session ended.
+    SessionEnd {
+        core: u16,
+        session: String,
+        user: String,
+        peer: Option<SocketAddr>,
+        reason: SessionEndReason,
+    },
+}
+
+/// Why an AUTH was refused, for [`RelayEvent::Auth`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRefusal {
+    /// Protected mode (no users file) and the client is not on loopback.
+    ProtectedMode,
+    /// The Authorization header does not parse.
+    BadAuthorization,
+    /// The credentials did not verify.
+    Credentials(AuthFailure),
+}
+
+impl AuthRefusal {
+    /// A short `snake_case` token.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthRefusal::ProtectedMode => "protected_mode",
+            AuthRefusal::BadAuthorization => "bad_authorization",
+            AuthRefusal::Credentials(f) => match f {
+                AuthFailure::UnsupportedAlgorithm => "unsupported_algorithm",
+                AuthFailure::WrongRealm => "wrong_realm",
+                AuthFailure::MissingQop => "missing_qop",
+                AuthFailure::UnsupportedQop => "unsupported_qop",
+                AuthFailure::MissingCnonce => "missing_cnonce",
+                AuthFailure::MissingNonceCount => "missing_nonce_count",
+                AuthFailure::BadNonce => "bad_nonce",
+                AuthFailure::NoUsers => "no_users",
+                AuthFailure::UnknownUser => "unknown_user",
+                AuthFailure::BadResponse => "bad_response",
+                AuthFailure::BadOpaque => "bad_opaque",
+                AuthFailure::ReplayedNonceCount => "replayed_nonce_count",
+            },
+        }
+    }
+}
+
+/// Why a session ended, for [`RelayEvent::SessionEnd`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEndReason {
+    /// Its Expires ran out without a new AUTH (RFC 4976 §6.3).
+    Expired,
+    /// An operator ended it (the control plane's `end_session`).
+    Admin,
+    /// Its connection closed, for this reason of the relay's.
+    Closed(CloseReason),
+    /// Its connection closed for a reason the relay did not decide (the peer closed it,
+    /// or the server did: a timeout, a full queue, shutdown).
+    ConnectionClosed,
+}
+
+impl SessionEndReason {
+    /// A short `snake_case` token.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionEndReason::Expired => "expired",
+            SessionEndReason::Admin => "admin",
+            SessionEndReason::Closed(r) => r.name(),
+            SessionEndReason::ConnectionClosed => "connection_closed",
         }
     }
 }

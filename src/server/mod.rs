@@ -5,8 +5,13 @@
 //! runs a monoio runtime on it (io_uring, or epoll where io_uring is unavailable). Each
 //! worker owns a [`crate::relay::Relay`], its connection map and its counters; workers
 //! talk only through the mesh channels (see [`mesh`]).
+//!
+//! Beside the workers, [`crate::admin`] runs the control thread (when configured): it
+//! reaches the workers through [`Ops`], whose commands travel as [`Control`] messages
+//! with a [`Reply`] channel, and it hears their events through [`crate::admin::event`].
 
 pub mod conn;
+pub mod hop;
 pub mod listener;
 pub mod mesh;
 pub mod runtime;
@@ -83,6 +88,8 @@ pub struct ServerConfig {
     pub driver: Driver,
     /// How long a graceful shutdown waits for frames in flight.
     pub shutdown_grace: Duration,
+    /// The control thread (HTTP API, events, metrics); `None`: none.
+    pub admin: Option<crate::admin::AdminConfig>,
 }
 
 impl ServerConfig {
@@ -113,6 +120,7 @@ impl ServerConfig {
             max_conns_per_core: 1 << 18,
             driver: Driver::Auto,
             shutdown_grace: Duration::from_secs(5),
+            admin: None,
         }
     }
 }
@@ -141,9 +149,11 @@ pub enum ServerError {
     Thread(std::io::Error),
     #[error("worker {0} failed to start: {1}")]
     Worker(usize, String),
+    #[error("admin API: {0}")]
+    Admin(#[from] crate::admin::AdminError),
 }
 
-/// Commands the main thread sends to workers.
+/// Commands the main thread and the control thread send to workers.
 #[derive(Debug)]
 pub enum Control {
     /// Stop accepting, finish frames in flight (up to the grace period), close.
@@ -154,77 +164,169 @@ pub enum Control {
     Dump,
     /// Reloaded certificate and key (SIGHUP): new handshakes use them.
     Tls(Arc<tls::TlsContext>),
+    /// A question from the control thread, answered on its reply channel.
+    Query(Query),
 }
 
-/// A running server.
-pub struct ServerHandle {
-    local_addrs: Vec<SocketAddr>,
-    tls_addrs: Vec<SocketAddr>,
-    tls_files: tls::TlsFiles,
-    advertise: String,
-    counters: Vec<Arc<Counters>>,
+/// What the control thread asks a worker. Each carries the channel for the answer; the
+/// worker answers at once from its own tables, never waiting. A new engine's queries
+/// are a variant here and an arm in the worker's `answer`.
+#[derive(Debug)]
+pub enum Query {
+    /// The relay sessions of the worker.
+    Sessions(Reply<Vec<crate::relay::SessionInfo>>),
+    /// The worker's connections.
+    Connections(Reply<Vec<WorkerConn>>),
+    /// End the relay session with this id, if the worker has it.
+    EndSession(String, Reply<bool>),
+    /// Gauges and the hop-latency histogram, for a scrape.
+    Stats(Reply<WorkerStats>),
+}
+
+/// The answer channel of a [`Query`]: any thread may send (once, never blocking) and
+/// any runtime may wait on the other end.
+#[derive(Debug)]
+pub struct Reply<T>(async_channel::Sender<T>);
+
+impl<T> Reply<T> {
+    /// A reply channel and the end to wait on.
+    pub fn channel() -> (Reply<T>, async_channel::Receiver<T>) {
+        let (tx, rx) = async_channel::bounded(1);
+        (Reply(tx), rx)
+    }
+
+    /// Answers; dropped silently when the asker stopped waiting.
+    pub fn send(self, v: T) {
+        let _ = self.0.try_send(v);
+    }
+}
+
+/// One connection of a worker: what the relay knows of it, and its send queue.
+#[derive(Debug, Clone)]
+pub struct WorkerConn {
+    pub relay: crate::relay::ConnInfo,
+    /// Bytes queued for it (or being written).
+    pub queued: usize,
+}
+
+/// A worker's gauges at a scrape.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerStats {
+    /// Bytes queued on the worker's connections.
+    pub queued_bytes: u64,
+    /// Frames being passed through.
+    pub streams: u64,
+    /// Connections in its map.
+    pub connections: u64,
+    /// Frame in to frame written, sampled (see [`hop`]).
+    pub hop: hop::HopSnapshot,
+}
+
+/// What the control thread may do with a running server: ask the workers, reload, read
+/// counters. Cheap to clone; every method works from any thread.
+#[derive(Clone)]
+pub struct Ops {
+    inner: Arc<OpsInner>,
+}
+
+struct OpsInner {
     control: Vec<mesh::MeshSender>,
-    threads: Vec<JoinHandle<()>>,
+    counters: Vec<Arc<Counters>>,
+    tls_files: tls::TlsFiles,
+    serves_tls: bool,
     users_file: Option<PathBuf>,
     /// The digest realm, to check a reloaded users file against.
     realm: String,
+    local_addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
+    /// Workers whose thread is still running.
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    stopping: std::sync::atomic::AtomicBool,
+    events: Arc<crate::admin::event::EventStats>,
 }
 
-impl ServerHandle {
-    /// The bound addresses (ports resolved when 0 was asked for).
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.local_addrs
+/// Counts a worker thread as running while it lives.
+struct Running(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Ops {
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.inner.control.len()
     }
 
-    /// The bound TLS addresses.
-    pub fn tls_addrs(&self) -> &[SocketAddr] {
-        &self.tls_addrs
+    /// The bound plain and TLS addresses.
+    pub fn listen_addrs(&self) -> (&[SocketAddr], &[SocketAddr]) {
+        (&self.inner.local_addrs, &self.inner.tls_addrs)
+    }
+
+    /// Workers whose thread is running.
+    pub fn workers_running(&self) -> usize {
+        self.inner.running.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `true` once a shutdown was asked for.
+    pub fn stopping(&self) -> bool {
+        self.inner
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The counters of each worker.
+    pub fn counters(&self) -> &[Arc<Counters>] {
+        &self.inner.counters
+    }
+
+    /// The event queues' statistics (drops per worker).
+    pub fn event_stats(&self) -> &Arc<crate::admin::event::EventStats> {
+        &self.inner.events
+    }
+
+    /// Sends `make(reply)` to worker `core`; the answer comes on the returned receiver
+    /// (closed without one when the worker is gone).
+    pub fn ask<T>(
+        &self,
+        core: usize,
+        make: impl FnOnce(Reply<T>) -> Query,
+    ) -> async_channel::Receiver<T> {
+        let (tx, rx) = Reply::channel();
+        if let Some(c) = self.inner.control.get(core) {
+            let _ = c.send(mesh::Envelope::Control(Control::Query(make(tx))));
+        }
+        rx
     }
 
     /// Re-reads the certificate, key and CA files and hands them to every worker
     /// (SIGHUP). Open connections keep their session; new handshakes use the new files.
     /// On error the old ones stay in use.
     pub fn reload_tls(&self) -> Result<(), ServerError> {
-        let ctx = Arc::new(tls::TlsContext::load(&self.tls_files)?);
-        if !self.tls_addrs.is_empty() && !ctx.can_serve() {
+        let ctx = Arc::new(tls::TlsContext::load(&self.inner.tls_files)?);
+        if self.inner.serves_tls && !ctx.can_serve() {
             return Err(ServerError::TlsWithoutCert);
         }
-        for c in &self.control {
+        for c in &self.inner.control {
             let _ = c.send(mesh::Envelope::Control(Control::Tls(ctx.clone())));
         }
         tracing::info!("TLS certificate and key reloaded");
         Ok(())
     }
 
-    /// `host:port` used in the relay's own URIs.
-    pub fn advertise(&self) -> &str {
-        &self.advertise
-    }
-
-    /// Counters summed over all workers.
-    pub fn counters(&self) -> CounterSnapshot {
-        self.counters
-            .iter()
-            .map(|c| c.snapshot())
-            .fold(CounterSnapshot::default(), |a, b| a + b)
-    }
-
-    /// Counters of each worker.
-    pub fn counters_per_core(&self) -> Vec<CounterSnapshot> {
-        self.counters.iter().map(|c| c.snapshot()).collect()
-    }
-
     /// Re-reads the users file and hands it to every worker (SIGHUP).
     pub fn reload_users(&self) -> Result<(), ServerError> {
-        let users = match &self.users_file {
+        let users = match &self.inner.users_file {
             Some(p) => {
                 let u = users_file::load(p)?;
-                users_file::warn_on_realm_mismatch(&u, &self.realm, p);
+                users_file::warn_on_realm_mismatch(&u, &self.inner.realm, p);
                 Some(Arc::new(u))
             }
             None => None,
         };
-        for c in &self.control {
+        for c in &self.inner.control {
             let _ = c.send(mesh::Envelope::Control(Control::Users(users.clone())));
         }
         tracing::info!(
@@ -234,24 +336,111 @@ impl ServerHandle {
         Ok(())
     }
 
+    /// What SIGHUP does: the users file, then the TLS files; each error is logged and
+    /// leaves the old ones in use. Returns the errors.
+    pub fn reload(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if let Err(e) = self.reload_users() {
+            tracing::error!(error = %e, "users file not reloaded; keeping the old one");
+            errors.push(format!("users file not reloaded: {e}"));
+        }
+        if let Err(e) = self.reload_tls() {
+            tracing::error!(error = %e, "TLS files not reloaded; keeping the old ones");
+            errors.push(format!("TLS files not reloaded: {e}"));
+        }
+        errors
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    ops: Ops,
+    advertise: String,
+    threads: Vec<JoinHandle<()>>,
+    admin: Option<crate::admin::AdminHandle>,
+}
+
+impl ServerHandle {
+    /// The bound addresses (ports resolved when 0 was asked for).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.ops.inner.local_addrs
+    }
+
+    /// The bound TLS addresses.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.ops.inner.tls_addrs
+    }
+
+    /// Where the admin API listens, when it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr())
+    }
+
+    /// What the control thread uses: queries, reloads, counters.
+    pub fn ops(&self) -> &Ops {
+        &self.ops
+    }
+
+    /// Re-reads the certificate, key and CA files (see [`Ops::reload_tls`]).
+    pub fn reload_tls(&self) -> Result<(), ServerError> {
+        self.ops.reload_tls()
+    }
+
+    /// `host:port` used in the relay's own URIs.
+    pub fn advertise(&self) -> &str {
+        &self.advertise
+    }
+
+    /// Counters summed over all workers.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.ops
+            .inner
+            .counters
+            .iter()
+            .map(|c| c.snapshot())
+            .fold(CounterSnapshot::default(), |a, b| a + b)
+    }
+
+    /// Counters of each worker.
+    pub fn counters_per_core(&self) -> Vec<CounterSnapshot> {
+        self.ops
+            .inner
+            .counters
+            .iter()
+            .map(|c| c.snapshot())
+            .collect()
+    }
+
+    /// Re-reads the users file (see [`Ops::reload_users`]).
+    pub fn reload_users(&self) -> Result<(), ServerError> {
+        self.ops.reload_users()
+    }
+
     /// Asks every worker to log its tables and queues.
     pub fn dump(&self) {
-        for c in &self.control {
+        for c in &self.ops.inner.control {
             let _ = c.send(mesh::Envelope::Control(Control::Dump));
         }
     }
 
     /// Asks every worker to shut down gracefully.
     pub fn shutdown(&self) {
-        for c in &self.control {
+        self.ops
+            .inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in &self.ops.inner.control {
             let _ = c.send(mesh::Envelope::Control(Control::Shutdown));
         }
     }
 
-    /// Waits for every worker to finish.
+    /// Waits for every worker to finish, then stops the control thread.
     pub fn join(self) {
         for t in self.threads {
             let _ = t.join();
+        }
+        if let Some(a) = self.admin {
+            a.stop();
         }
     }
 }
@@ -321,6 +510,105 @@ fn raise_fd_limit() {
         }
     }
     tracing::info!(max_connections = lim.rlim_cur, "open-files limit");
+}
+
+/// Checks what [`start`] would load (users file, TLS files) without binding anything,
+/// and describes the settings in force, one `key = value` line each.
+pub fn check(cfg: &ServerConfig) -> Result<Vec<String>, ServerError> {
+    if cfg.cpus.is_empty() {
+        return Err(ServerError::NoCores);
+    }
+    if cfg.listen.is_empty() && cfg.listen_tls.is_empty() {
+        return Err(ServerError::NoListeners);
+    }
+    let users = match &cfg.users_file {
+        Some(p) => {
+            let u = users_file::load(p)?;
+            users_file::warn_on_realm_mismatch(&u, &cfg.relay.realm, p);
+            Some(u.len())
+        }
+        None => None,
+    };
+    let tls_ctx = tls::TlsContext::load(&cfg.tls)?;
+    if !cfg.listen_tls.is_empty() && !tls_ctx.can_serve() {
+        return Err(ServerError::TlsWithoutCert);
+    }
+    let list = |v: &[SocketAddr]| {
+        v.iter()
+            .map(|a| format!("{:?}", a.to_string()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref().map_or("(none)".to_string(), |p| {
+            format!("{:?}", p.display().to_string())
+        })
+    };
+    let r = &cfg.relay;
+    let mut out = vec![
+        format!("listen = [{}]", list(&cfg.listen)),
+        format!("listen_tls = [{}]", list(&cfg.listen_tls)),
+        format!("cert = {}", path(&cfg.tls.cert)),
+        format!("key = {}", path(&cfg.tls.key)),
+        format!("ca = {}", path(&cfg.tls.ca)),
+        format!(
+            "advertise = {:?}",
+            match (&cfg.advertise_host, cfg.advertise_port) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.clone(),
+                _ => "(from the listen address)".into(),
+            }
+        ),
+        format!("alias = {:?}", cfg.aliases),
+        format!("cpus = {:?}", cfg.cpus),
+        format!("no_pin = {}", !cfg.pin),
+        format!("driver = {:?}", format!("{:?}", cfg.driver).to_lowercase()),
+        match users {
+            Some(n) => format!("users = {} # {n} entries", path(&cfg.users_file)),
+            None => "users = (none) # protected mode: loopback clients only".into(),
+        },
+        format!("realm = {:?}", r.realm),
+        format!("expires_default = {}", r.expires_default),
+        format!("expires_min = {}", r.expires_min),
+        format!("expires_max = {}", r.expires_max),
+        format!("nonce_lifetime = {}", r.nonce_lifetime.as_secs_f64()),
+        format!("max_auth_failures = {}", r.max_auth_failures),
+        format!("txn_timeout = {}", r.txn_timeout.as_secs_f64()),
+        format!("probation = {}", r.probation.as_secs_f64()),
+        format!("idle_timeout = {}", r.idle_timeout.as_secs_f64()),
+        format!("head_timeout = {}", cfg.head_timeout.as_secs_f64()),
+        format!("body_timeout = {}", cfg.body_timeout.as_secs_f64()),
+        format!(
+            "tls_handshake_timeout = {}",
+            cfg.tls_handshake_timeout.as_secs_f64()
+        ),
+        format!("connect_timeout = {}", cfg.connect_timeout.as_secs_f64()),
+        format!("block_unknown_methods = {}", r.block_unknown_methods),
+        format!("high_water = {}", cfg.high_water),
+        format!("max_head = {}", cfg.max_head),
+        format!("max_non_send_body = {}", cfg.max_non_send_body),
+        format!("max_path_uris = {}", r.max_path_uris),
+        format!("max_connections = {}", cfg.max_connections),
+        format!("max_connections_per_ip = {}", cfg.max_connections_per_ip),
+        format!("max_queue = {}", cfg.max_queue),
+    ];
+    match &cfg.admin {
+        Some(a) => {
+            out.push(format!("admin = {:?}", a.addr.to_string()));
+            out.push(format!(
+                "admin_token = {}",
+                if a.token.is_some() { "(set)" } else { "(none)" }
+            ));
+            out.push(format!(
+                "events_webhook = {}",
+                a.webhook
+                    .as_ref()
+                    .map_or("(none)".to_string(), |u| format!("{:?}", u.to_string()))
+            ));
+        }
+        None => out.push("admin = \"off\"".into()),
+    }
+    Ok(out)
 }
 
 /// Binds the listeners and starts the workers.
@@ -398,6 +686,9 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     let counters: Vec<Arc<Counters>> = (0..workers)
         .map(|_| Arc::new(Counters::default()))
         .collect();
+    let (event_sinks, event_queues, event_stats) =
+        crate::admin::event::queues(workers, cfg.admin.is_some());
+    let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut listeners_per_worker: Vec<Vec<(std::net::TcpListener, bool)>> =
         (0..workers).map(|_| Vec::new()).collect();
     for (b, secure) in bound
@@ -411,6 +702,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     }
     let mut threads = Vec::with_capacity(workers);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let mut event_sinks = event_sinks.into_iter();
     for (i, (listeners, rx)) in listeners_per_worker.into_iter().zip(receivers).enumerate() {
         let mut relay_cfg = cfg.relay.clone();
         relay_cfg.core = i as u16;
@@ -438,14 +730,20 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             max_conns: cfg.max_conns_per_core,
             limiter: limiter.clone(),
             shutdown_grace: cfg.shutdown_grace,
+            events: event_sinks.next().flatten(),
         };
         let senders = senders.clone();
         let gauges = gauges.clone();
         let counters = counters[i].clone();
         let ready = ready_tx.clone();
+        running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let alive = Running(running.clone());
         let t = std::thread::Builder::new()
             .name(format!("msrpd-worker-{i}"))
-            .spawn(move || worker::run(wcfg, listeners, rx, senders, gauges, counters, ready))
+            .spawn(move || {
+                let _alive = alive;
+                worker::run(wcfg, listeners, rx, senders, gauges, counters, ready)
+            })
             .map_err(ServerError::Thread)?;
         threads.push(t);
     }
@@ -465,17 +763,38 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         driver = ?driver,
         "msrpd relay started"
     );
-    Ok(ServerHandle {
-        local_addrs,
-        tls_addrs,
-        tls_files: cfg.tls.clone(),
+    let ops = Ops {
+        inner: Arc::new(OpsInner {
+            control: senders,
+            counters,
+            tls_files: cfg.tls.clone(),
+            serves_tls: !tls_addrs.is_empty(),
+            users_file: cfg.users_file.clone(),
+            realm: cfg.relay.realm.clone(),
+            local_addrs,
+            tls_addrs,
+            running,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            events: event_stats,
+        }),
+    };
+    let mut handle = ServerHandle {
+        ops: ops.clone(),
         advertise,
-        counters,
-        control: senders,
         threads,
-        users_file: cfg.users_file.clone(),
-        realm: cfg.relay.realm.clone(),
-    })
+        admin: None,
+    };
+    if let Some(a) = cfg.admin {
+        match crate::admin::start(a, ops, event_queues) {
+            Ok(h) => handle.admin = h,
+            Err(e) => {
+                handle.shutdown();
+                handle.join();
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(handle)
 }
 
 /// Picks the driver, saying once when io_uring is not available.

@@ -19,10 +19,12 @@ use monoio::net::{TcpListener, TcpStream};
 
 use super::ConnLimiter;
 use super::conn::{ConnHandle, write_loop};
+use super::hop::HopHistogram;
 use super::mesh::{Envelope, Gauges, MeshReceiver, MeshSender};
 use super::tls::{self, TlsContext};
 use super::tls_stream::{TlsReader, TlsStream, TlsWriter};
-use super::{Control, Driver};
+use super::{Control, Driver, Query, WorkerConn, WorkerStats};
+use crate::admin::event::{Event as OpsEvent, EventBody, EventSink};
 use crate::codec::{Event, ScanError, ScanLimits, Scanner};
 use crate::conn::{
     Action, CloseReason, ConnId, ConnKind, Counters, Origin, Part, QueueEvent, Slots, Transport,
@@ -73,6 +75,8 @@ pub struct WorkerConfig {
     pub max_conns: usize,
     pub limiter: Arc<ConnLimiter>,
     pub shutdown_grace: Duration,
+    /// Where this worker's events go (`None`: no control thread).
+    pub events: Option<EventSink>,
 }
 
 /// A listening socket and whether its connections speak TLS.
@@ -96,6 +100,9 @@ pub fn run(
         );
     }
     let (driver, index) = (cfg.driver, cfg.index);
+    // Every log line of this thread names its core (text and JSON alike).
+    let span = tracing::info_span!("worker", core = index);
+    let _entered = span.enter();
     let fut = worker_main(cfg, listeners, rx, senders, gauges, counters, ready.clone());
     match driver {
         Driver::Legacy => match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
@@ -184,6 +191,8 @@ pub struct Worker {
     /// can wake it.
     timer_at: Cell<Option<Instant>>,
     timer_waker: RefCell<Option<Waker>>,
+    /// Read to frames queued, sampled (see [`super::hop`]).
+    hop: HopHistogram,
 }
 
 async fn worker_main(
@@ -199,7 +208,7 @@ async fn worker_main(
     rand::fill(&mut seed);
     let core = cfg.index as u16;
     let slots = Rc::new(RefCell::new(Slots::new(core, cfg.max_conns)));
-    let relay = Relay::new(
+    let mut relay = Relay::new(
         cfg.relay.clone(),
         cfg.users.clone(),
         cfg.secret,
@@ -208,6 +217,7 @@ async fn worker_main(
         slots.clone(),
         Instant::now(),
     );
+    relay.set_events(cfg.events.is_some());
     let limits = ScanLimits {
         max_head: cfg.max_head,
         max_non_send_body: Some(cfg.relay.max_non_send_body),
@@ -227,6 +237,7 @@ async fn worker_main(
         stopping: Cell::new(false),
         timer_at: Cell::new(None),
         timer_waker: RefCell::new(None),
+        hop: HopHistogram::default(),
     });
     for (l, secure) in listeners {
         match TcpListener::from_std(l) {
@@ -336,6 +347,7 @@ async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
                 Envelope::Control(Control::Users(u)) => w.relay.borrow_mut().set_users(u),
                 Envelope::Control(Control::Dump) => w.dump(),
                 Envelope::Control(Control::Tls(t)) => *w.tls.borrow_mut() = t,
+                Envelope::Control(Control::Query(q)) => w.answer(now, q),
                 Envelope::Control(Control::Shutdown) => {
                     w.dispatch();
                     w.shutdown(&rx).await;
@@ -610,7 +622,60 @@ impl Worker {
             };
             self.carry_out(a);
         }
+        if let Some(sink) = &self.cfg.events {
+            loop {
+                let Some(e) = self.relay.borrow_mut().poll_event() else {
+                    break;
+                };
+                if sink.wanted() {
+                    sink.push(OpsEvent {
+                        at: std::time::SystemTime::now(),
+                        body: EventBody::Relay(e),
+                    });
+                }
+            }
+        }
         self.rearm_timer();
+    }
+
+    /// Answers a question of the control thread from this core's tables (at once:
+    /// nothing here waits).
+    fn answer(self: &Rc<Self>, now: Instant, q: Query) {
+        match q {
+            Query::Sessions(reply) => reply.send(self.relay.borrow().sessions(now)),
+            Query::Connections(reply) => {
+                let conns = self.conns.borrow();
+                let list = self
+                    .relay
+                    .borrow()
+                    .connections(now)
+                    .into_iter()
+                    .map(|c| WorkerConn {
+                        queued: conns
+                            .get(&c.id.slot)
+                            .filter(|h| h.id.generation == c.id.generation)
+                            .map_or(0, |h| h.queued()),
+                        relay: c,
+                    })
+                    .collect();
+                reply.send(list);
+            }
+            Query::EndSession(id, reply) => {
+                let found = self.relay.borrow_mut().end_session(&id);
+                reply.send(found);
+                self.dispatch();
+            }
+            Query::Stats(reply) => {
+                let (_, _, streams, _) = self.relay.borrow().table_sizes();
+                let conns = self.conns.borrow();
+                reply.send(WorkerStats {
+                    queued_bytes: conns.values().map(|h| h.queued() as u64).sum(),
+                    streams: streams as u64,
+                    connections: conns.len() as u64,
+                    hop: self.hop.snapshot(),
+                });
+            }
+        }
     }
 
     fn carry_out(self: &Rc<Self>, a: RelayAction) {
@@ -928,6 +993,10 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
                     break 'outer "malformed input";
                 }
             }
+        }
+        if w.hop.sample() {
+            w.dispatch();
+            w.hop.record(now.elapsed());
         }
         // A header block in progress: the head timeout runs from its first byte.
         if !buf.is_empty() && !sc.in_body() {

@@ -484,3 +484,4 @@ pub fn auth_on_worker(
         .find(|(_, use_path)| want(core_of(use_path)))
         .expect("no connection landed on the wanted worker in 64 tries")
 }
+pub mod http;

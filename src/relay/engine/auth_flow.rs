@@ -2,6 +2,7 @@
 //! bounds and the session URIs handed out in Use-Path.
 
 use super::*;
+use crate::relay::types::AuthRefusal;
 
 impl Relay {
     /// An AUTH addressed to this relay from connection `origin`: who it is, then the
@@ -38,6 +39,7 @@ impl Relay {
                     "AUTH refused: protected mode admits loopback clients only"
                 );
                 self.auth_respond(head, c, 403, "relay is in protected mode", &[]);
+                self.auth_refused(c, None, 403, AuthRefusal::ProtectedMode);
                 self.count_auth_failure(c);
                 return None;
             }
@@ -54,6 +56,7 @@ impl Relay {
                     bump(&self.counters.auth_failed, 1);
                     tracing::info!(peer, slot = c.slot, "AUTH failed: bad Authorization");
                     self.auth_respond(head, c, 400, "bad Authorization", &[]);
+                    self.auth_refused(c, None, 400, AuthRefusal::BadAuthorization);
                     self.count_auth_failure(c);
                     return None;
                 }
@@ -81,11 +84,17 @@ impl Relay {
                     let last = self.conn(c.slot, c.generation).is_some_and(|x| {
                         x.auth_failures.saturating_add(1) >= self.cfg.max_auth_failures
                     });
-                    if last {
+                    let code = if last {
                         self.auth_respond(head, c, 403, "too many failed AUTH requests", &[]);
+                        403
                     } else {
                         let ch = self.auth.challenge(now, &mut self.rng, false);
                         self.auth_challenge(head, c, &ch);
+                        401
+                    };
+                    if self.events_wanted() {
+                        let user = Some(creds.username.to_string());
+                        self.auth_refused(c, user, code, AuthRefusal::Credentials(why));
                     }
                     self.count_auth_failure(c);
                     return None;
@@ -163,6 +172,7 @@ impl Relay {
                 self.sessions.insert(
                     k,
                     Session {
+                        user: user.to_string(),
                         slot: c.slot,
                         generation: c.generation,
                         expires: expires_at,
@@ -193,6 +203,23 @@ impl Relay {
         }
         bump(&self.counters.auth_ok, 1);
         tracing::info!(peer, slot = c.slot, user = %user, uri = %uri, expires, "AUTH ok");
+        if self.events_wanted() {
+            let session = SessionKey {
+                core: self.cfg.core,
+                slot: c.slot,
+                key,
+            }
+            .encode();
+            let peer = self.conn(c.slot, c.generation).and_then(|x| x.kind.peer());
+            self.emit(RelayEvent::Auth {
+                core: self.cfg.core,
+                peer,
+                user: Some(user.to_string()),
+                code: 200,
+                reason: None,
+                session: Some(session),
+            });
+        }
         let exp = expires.to_string();
         let mut hdrs: Vec<(&str, &[u8])> =
             vec![("Use-Path", uri.as_bytes()), ("Expires", exp.as_bytes())];
@@ -204,7 +231,24 @@ impl Relay {
         self.write(c, b.freeze());
     }
 
+    /// The event of a refused AUTH.
+    fn auth_refused(&mut self, c: ConnId, user: Option<String>, code: u16, why: AuthRefusal) {
+        if !self.events_wanted() {
+            return;
+        }
+        let peer = self.conn(c.slot, c.generation).and_then(|x| x.kind.peer());
+        self.emit(RelayEvent::Auth {
+            core: self.cfg.core,
+            peer,
+            user,
+            code,
+            reason: Some(why),
+            session: None,
+        });
+    }
+
     pub(super) fn auth_challenge(&mut self, head: &Head<'_>, c: ConnId, challenges: &[String]) {
+        bump(&self.counters.auth_challenges, 1);
         let hdrs: Vec<(&str, &[u8])> = challenges
             .iter()
             .map(|v| ("WWW-Authenticate", v.as_bytes()))

@@ -32,7 +32,7 @@ use crate::codec::{
 use super::RelayAction;
 use super::auth::{AuthResult, Authenticator};
 use super::session::SessionKey;
-use super::types::{RelayConfig, RelayMsg};
+use super::types::{RelayConfig, RelayEvent, RelayMsg, SessionEndReason};
 use super::users::Users;
 use crate::conn::{
     Action, CloseReason, ConnId, ConnKind, Counters, MSRP_PORT, Origin, Part, Resumable, Slots,
@@ -55,6 +55,12 @@ struct Conn {
     /// Requests we passed on over this connection, awaiting their responses, by our
     /// transaction id: a connection's close fails its own and looks at no other.
     txns: HashMap<u64, Txn>,
+    /// Frame bytes read from it and passed on to it (heads and bodies), for the
+    /// control plane's session and connection lists.
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Why the relay asked for its close, once it has (for the session-end event).
+    closing: Option<CloseReason>,
 }
 
 #[derive(Debug)]
@@ -63,6 +69,8 @@ struct Session {
     generation: u32,
     expires: Instant,
     uri: String,
+    /// Who authenticated it (`loopback` in protected mode).
+    user: String,
     /// Host and port of the client's own URI (first From-Path URI of its AUTH): where a
     /// request from elsewhere must be going next (RFC 4976 §6.4); and the same as one
     /// `host[:port]` text, for a byte comparison first.
@@ -81,8 +89,11 @@ enum Dest {
 }
 
 mod auth_flow;
+mod ops;
 mod route;
 mod txn;
+
+pub use ops::{ConnInfo, SessionInfo};
 
 pub use route::Handoff;
 use route::*;
@@ -174,6 +185,10 @@ pub struct Relay {
     /// The earliest deadline, see [`Relay::poll_timeout`].
     wake_at: Option<Instant>,
     actions: VecDeque<RelayAction>,
+    /// Events for the control plane ([`Relay::poll_event`]); only kept once
+    /// [`Relay::set_events`] turned them on.
+    events: VecDeque<RelayEvent>,
+    events_on: bool,
     base_uri: String,
     /// The 413 comment, naming the configured limit.
     too_large: String,
@@ -224,6 +239,8 @@ impl Relay {
             last_idle_scan: now,
             wake_at: None,
             actions: VecDeque::new(),
+            events: VecDeque::new(),
+            events_on: false,
             base_uri,
             too_large: format!("body of a non-SEND request over {max_body} bytes"),
         }
@@ -298,6 +315,9 @@ impl Relay {
             auth_failures: 0,
             session: None,
             txns: HashMap::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+            closing: None,
         };
         let i = id.slot as usize;
         if self.conns.len() <= i {
@@ -357,9 +377,14 @@ impl Relay {
             return;
         };
         if let Some(key) = conn.session
-            && self.sessions.remove(&key).is_some()
+            && let Some(session) = self.sessions.remove(&key)
         {
             drop_by(&self.counters.sessions, 1);
+            let reason = match conn.closing {
+                Some(r) => SessionEndReason::Closed(r),
+                None => SessionEndReason::ConnectionClosed,
+            };
+            self.session_ended(key, &session, conn.kind.peer(), reason);
         }
         if let ConnKind::Outbound {
             host,
@@ -394,10 +419,11 @@ impl Relay {
 
     /// The head of a frame received on connection `from` of this core.
     pub fn handle_head(&mut self, now: Instant, from: ConnId, raw: RawHead) {
+        let (head, start, has_body) = raw.into_parts();
         if let Some(c) = self.conn_mut(from.slot, from.generation) {
             c.last_active = now;
+            c.bytes_in += head.len() as u64;
         }
-        let (head, start, has_body) = raw.into_parts();
         bump(&self.counters.frames_in, 1);
         bump(&self.counters.bytes_in, head.len() as u64);
         if tracing::enabled!(tracing::Level::TRACE) {
@@ -409,17 +435,24 @@ impl Relay {
 
     /// A body piece of the current frame from `origin`.
     pub fn handle_body(&mut self, origin: Origin, bytes: Bytes) {
+        let n = bytes.len() as u64;
         if let Origin::Conn(c) = origin
             && c.core == self.cfg.core
         {
-            bump(&self.counters.bytes_in, bytes.len() as u64);
+            bump(&self.counters.bytes_in, n);
+            if let Some(conn) = self.conn_mut(c.slot, c.generation) {
+                conn.bytes_in += n;
+            }
         }
         let Some(s) = self.streams.get(&origin) else {
             return;
         };
         match s.dest {
             Dest::Conn(c) => {
-                bump(&self.counters.bytes_out, bytes.len() as u64);
+                bump(&self.counters.bytes_out, n);
+                if let Some(conn) = self.conn_mut(c.slot, c.generation) {
+                    conn.bytes_out += n;
+                }
                 self.write_part(c, bytes, Part::Middle(origin));
             }
             Dest::Core(k) => self.mesh(k, RelayMsg::Body { origin, bytes }),
@@ -687,8 +720,11 @@ impl Relay {
                     {
                         let (slot, generation) = (s.slot, s.generation);
                         tracing::info!(uri = %s.uri, "session expired");
-                        self.sessions.remove(&key);
-                        drop_by(&self.counters.sessions, 1);
+                        if let Some(session) = self.sessions.remove(&key) {
+                            drop_by(&self.counters.sessions, 1);
+                            let peer = self.conn(slot, generation).and_then(|c| c.kind.peer());
+                            self.session_ended(key, &session, peer, SessionEndReason::Expired);
+                        }
                         if let Some(c) = self.conn_mut(slot, generation)
                             && c.session == Some(key)
                         {
@@ -800,6 +836,9 @@ impl Relay {
     }
 
     fn close(&mut self, slot: u32, generation: u32, reason: CloseReason) {
+        if let Some(c) = self.conn_mut(slot, generation) {
+            c.closing.get_or_insert(reason);
+        }
         let conn = ConnId {
             core: self.cfg.core,
             slot,

@@ -517,6 +517,11 @@ impl Relay {
             has_body,
         } = out;
         bump(&self.counters.bytes_out, fwd.len() as u64);
+        if dest.core == self.cfg.core
+            && let Some(conn) = self.conn_mut(dest.slot, dest.generation)
+        {
+            conn.bytes_out += fwd.len() as u64;
+        }
         self.write_part(dest, fwd, Part::Start(origin, resume));
         let cross = matches!(origin, Origin::Conn(c) if c.core != self.cfg.core);
         if cross {

@@ -145,7 +145,7 @@ impl Relay {
             code,
             Some(encode::reason(code)),
         );
-        bump(&self.counters.reports_sent, 1);
+        self.counters.count_report(code);
         let first_ours = to_path
             .split(' ')
             .next()

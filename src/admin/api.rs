@@ -1,0 +1,427 @@
+//! The admin HTTP API (axum, on the control thread). Every answer is JSON except
+//! `/metrics` (Prometheus text) and `/v1/events` (server-sent events); errors are
+//! `{"error": "..."}` with their status. With a token configured every request,
+//! unknown paths included, needs `Authorization: Bearer TOKEN` or gets 401.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query as QueryArgs, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::broadcast;
+
+use super::event::Event;
+use super::webhook::Webhook;
+use crate::server::{Ops, Query};
+
+/// How long a query waits for a worker's answer.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Events an SSE subscriber may fall behind by before it misses some (counted).
+const BUS_CAPACITY: usize = 1024;
+
+/// An event as sent: its type and its JSON text, made once for every consumer.
+#[derive(Debug)]
+pub struct Rendered {
+    pub kind: &'static str,
+    pub json: String,
+}
+
+/// What the handlers share.
+pub struct State {
+    pub ops: Ops,
+    token: Option<[u8; 32]>,
+    bus: broadcast::Sender<Arc<Rendered>>,
+    subscribers: AtomicUsize,
+    /// Events an SSE subscriber missed because it fell behind.
+    pub sse_dropped: AtomicU64,
+    pub webhook: Option<Arc<Webhook>>,
+    pub started: SystemTime,
+}
+
+impl State {
+    /// The state, with one task per worker queue moving its events to the subscribers
+    /// and the webhook. Call on the control thread's runtime.
+    pub fn new(
+        ops: Ops,
+        token: Option<String>,
+        webhook: Option<hyper::Uri>,
+        queues: Vec<async_channel::Receiver<Event>>,
+    ) -> State {
+        let (bus, _) = broadcast::channel(BUS_CAPACITY);
+        let webhook = webhook.map(|u| Arc::new(Webhook::start(u)));
+        let s = State {
+            ops,
+            token: token.map(|t| Sha256::digest(t.as_bytes()).into()),
+            bus,
+            subscribers: AtomicUsize::new(0),
+            sse_dropped: AtomicU64::new(0),
+            webhook,
+            started: SystemTime::now(),
+        };
+        s.update_wanted();
+        for rx in queues {
+            let bus = s.bus.clone();
+            let hook = s.webhook.clone();
+            tokio::spawn(async move {
+                while let Ok(e) = rx.recv().await {
+                    let r = Arc::new(Rendered {
+                        kind: e.kind(),
+                        json: e.to_json().to_string(),
+                    });
+                    if let Some(h) = &hook {
+                        h.offer(r.clone());
+                    }
+                    // No subscriber: nothing to do.
+                    let _ = bus.send(r);
+                }
+            });
+        }
+        s
+    }
+
+    /// Tells the workers whether anyone takes events.
+    fn update_wanted(&self) {
+        let on = self.webhook.is_some() || self.subscribers.load(Ordering::SeqCst) > 0;
+        self.ops.event_stats().wanted.store(on, Ordering::Relaxed);
+    }
+
+    /// Sends `make` to every worker and collects the answers (a worker that does not
+    /// answer in time is left out, and said so).
+    pub async fn ask_all<T: Send + 'static>(
+        &self,
+        make: impl Fn(crate::server::Reply<T>) -> Query,
+    ) -> Vec<(usize, Option<T>)> {
+        let rxs: Vec<_> = (0..self.ops.workers())
+            .map(|i| (i, self.ops.ask(i, &make)))
+            .collect();
+        let mut out = Vec::with_capacity(rxs.len());
+        for (i, rx) in rxs {
+            let v = tokio::time::timeout(ASK_TIMEOUT, rx.recv()).await;
+            let v = match v {
+                Ok(Ok(v)) => Some(v),
+                _ => {
+                    tracing::warn!(worker = i, "worker did not answer the admin query");
+                    None
+                }
+            };
+            out.push((i, v));
+        }
+        out
+    }
+}
+
+/// The router with every endpoint, the token check around all of them (the fallbacks
+/// too) and the body limit.
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/relay/connections", get(connections))
+        .route("/v1/relay/sessions", get(sessions))
+        .route("/v1/relay/sessions/{id}", delete(end_session))
+        .route("/v1/events", get(events))
+        .route("/v1/reload", post(reload))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(super::MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state)
+}
+
+type St = axum::extract::State<Arc<State>>;
+
+/// `{"error": msg}` with `status`.
+pub fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": msg.into() }))).into_response()
+}
+
+async fn require_token(axum::extract::State(s): St, req: Request, next: Next) -> Response {
+    if let Some(want) = &s.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| <[u8; 32]>::from(Sha256::digest(t.trim().as_bytes())));
+        // Hashes compared in constant time: neither the token nor its length leaks.
+        let ok = given.is_some_and(|g| bool::from(g.ct_eq(want)));
+        if !ok {
+            let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+}
+
+async fn healthz() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn readyz(axum::extract::State(s): St) -> Response {
+    let (plain, tls) = s.ops.listen_addrs();
+    let running = s.ops.workers_running();
+    let workers = s.ops.workers();
+    if s.ops.stopping() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    if running < workers {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{running} of {workers} workers running"),
+        );
+    }
+    axum::Json(json!({
+        "status": "ready",
+        "workers": workers,
+        "listen": plain.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "listen_tls": tls.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+async fn metrics(axum::extract::State(s): St) -> Response {
+    let stats = s.ask_all(Query::Stats).await;
+    match super::metrics::render(&s, stats) {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+async fn sessions(axum::extract::State(s): St) -> Response {
+    let now = SystemTime::now();
+    let mut list = Vec::new();
+    let mut missing = Vec::new();
+    for (core, answer) in s.ask_all(Query::Sessions).await {
+        let Some(v) = answer else {
+            missing.push(core);
+            continue;
+        };
+        for x in v {
+            list.push(json!({
+                "id": x.id,
+                "uri": x.uri,
+                "user": x.user,
+                "peer": x.peer.map(|p| p.to_string()),
+                "core": x.core,
+                "slot": x.slot,
+                "expires_in": x.expires_in.as_secs(),
+                "expires_at": super::event::rfc3339((unix(now + x.expires_in)) as u64, 0),
+                "bytes_in": x.bytes_in,
+                "bytes_out": x.bytes_out,
+            }));
+        }
+    }
+    axum::Json(json!({ "sessions": list, "workers_missing": missing })).into_response()
+}
+
+async fn connections(axum::extract::State(s): St) -> Response {
+    let mut list = Vec::new();
+    let mut missing = Vec::new();
+    for (core, answer) in s.ask_all(Query::Connections).await {
+        let Some(v) = answer else {
+            missing.push(core);
+            continue;
+        };
+        for c in v {
+            let r = c.relay;
+            list.push(json!({
+                "core": r.id.core,
+                "slot": r.id.slot,
+                "peer": r.peer.map(|p| p.to_string()),
+                "next_hop": r.next_hop,
+                "direction": if r.next_hop.is_some() { "outbound" } else { "inbound" },
+                "transport": r.transport.name(),
+                "succeeded": r.succeeded,
+                "session": r.session,
+                "transactions": r.transactions,
+                "idle_s": r.idle.as_secs_f64(),
+                "bytes_in": r.bytes_in,
+                "bytes_out": r.bytes_out,
+                "queued_bytes": c.queued,
+            }));
+        }
+    }
+    axum::Json(json!({ "connections": list, "workers_missing": missing })).into_response()
+}
+
+async fn end_session(axum::extract::State(s): St, Path(id): Path<String>) -> Response {
+    // The session id names its core: only that worker is asked.
+    let Some(key) = crate::relay::session::SessionKey::decode(&id) else {
+        return error(StatusCode::NOT_FOUND, format!("no session {id:?}"));
+    };
+    let core = usize::from(key.core);
+    if core >= s.ops.workers() {
+        return error(StatusCode::NOT_FOUND, format!("no session {id:?}"));
+    }
+    let rx = s.ops.ask(core, |r| Query::EndSession(id.clone(), r));
+    match tokio::time::timeout(ASK_TIMEOUT, rx.recv()).await {
+        Ok(Ok(true)) => axum::Json(json!({ "ended": id, "core": core })).into_response(),
+        Ok(Ok(false)) => error(StatusCode::NOT_FOUND, format!("no session {id:?}")),
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("worker {core} did not answer"),
+        ),
+    }
+}
+
+/// `POST /v1/reload` body, all optional: what to reload (default both).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReloadArgs {
+    users: Option<bool>,
+    tls: Option<bool>,
+}
+
+async fn reload(axum::extract::State(s): St, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return error(r.status(), r.body_text()),
+    };
+    let args: ReloadArgs = if body.iter().all(u8::is_ascii_whitespace) {
+        ReloadArgs::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(a) => a,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("bad JSON body: {e}; expected {{\"users\": bool, \"tls\": bool}}"),
+                );
+            }
+        }
+    };
+    let ops = s.ops.clone();
+    // Reading files blocks: off the runtime's thread.
+    let r = tokio::task::spawn_blocking(move || {
+        let mut errors = Vec::new();
+        let mut done = Vec::new();
+        if args.users.unwrap_or(true) {
+            match ops.reload_users() {
+                Ok(()) => done.push("users"),
+                Err(e) => errors.push(format!("users file not reloaded: {e}")),
+            }
+        }
+        if args.tls.unwrap_or(true) {
+            match ops.reload_tls() {
+                Ok(()) => done.push("tls"),
+                Err(e) => errors.push(format!("TLS files not reloaded: {e}")),
+            }
+        }
+        (done, errors)
+    })
+    .await;
+    match r {
+        Ok((done, errors)) if errors.is_empty() => {
+            axum::Json(json!({ "reloaded": done })).into_response()
+        }
+        Ok((done, errors)) => {
+            for e in &errors {
+                tracing::error!(error = %e, "reload through the admin API");
+            }
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({ "error": errors.join("; "), "reloaded": done })),
+            )
+                .into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsArgs {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// Counts an SSE subscriber while its stream lives.
+struct Subscriber(Arc<State>);
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.0.subscribers.fetch_sub(1, Ordering::SeqCst);
+        self.0.update_wanted();
+    }
+}
+
+async fn events(
+    axum::extract::State(s): St,
+    args: Result<QueryArgs<EventsArgs>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let prefix = match args {
+        Ok(QueryArgs(a)) => a.kind.unwrap_or_default(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let rx = s.bus.subscribe();
+    s.subscribers.fetch_add(1, Ordering::SeqCst);
+    s.update_wanted();
+    let guard = Subscriber(s.clone());
+    Sse::new(event_stream(rx, guard, prefix))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+fn event_stream(
+    rx: broadcast::Receiver<Arc<Rendered>>,
+    guard: Subscriber,
+    prefix: String,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    // A comment first: the headers go out now, so the subscriber knows it is on.
+    let hello =
+        futures_util::stream::once(async { Ok(SseEvent::default().comment("msrpd events")) });
+    let rest =
+        futures_util::stream::unfold((rx, guard, prefix), |(mut rx, guard, prefix)| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(r) if r.kind.starts_with(prefix.as_str()) => {
+                        let ev = SseEvent::default().event(r.kind).data(r.json.as_str());
+                        return Some((Ok(ev), (rx, guard, prefix)));
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        guard.0.sse_dropped.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+    futures_util::StreamExt::chain(hello, rest)
+}

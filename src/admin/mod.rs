@@ -1,0 +1,215 @@
+//! The control plane: one thread beside the workers (`msrpd-admin`), never on them,
+//! running a current-thread tokio runtime with an axum HTTP API. tokio lives here and
+//! only here; the workers stay on monoio.
+//!
+//! - [`api`]: the endpoints (`/healthz`, `/readyz`, `/metrics`, `/v1/relay/...`,
+//!   `/v1/events`, `/v1/reload`), the bearer-token check and JSON errors.
+//! - [`event`]: the events workers push into bounded queues (dropped and counted when
+//!   full), and their JSON.
+//! - [`metrics`]: the Prometheus text exposition, read at scrape time from the workers'
+//!   counters, their answers to a `Stats` query and `/proc/self`.
+//! - [`webhook`]: `--events-webhook`, an HTTP POST per event with retries, bounded.
+//!
+//! Workers are reached through [`crate::server::Ops`]: commands travel over the mesh
+//! as [`crate::server::Control::Query`] with a reply channel. A slow or absent consumer
+//! never slows a worker: the worker only ever `try_send`s.
+//!
+//! Adding an engine's endpoints: a handler in [`api`] that asks the workers with a new
+//! [`crate::server::Query`] variant, and one `.route(..)` line.
+
+pub mod api;
+pub mod event;
+pub mod metrics;
+pub mod webhook;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::server::Ops;
+
+/// The admin listener's address when none is configured.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8665";
+
+/// How long requests in progress may take to finish when the API stops.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Largest request body the API reads; more gets 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// How the control thread is set up.
+#[derive(Clone)]
+pub struct AdminConfig {
+    pub addr: SocketAddr,
+    /// The address was asked for (flag or file): failing to bind it stops the start.
+    /// The default address in use by someone else only gives a warning.
+    pub explicit: bool,
+    /// The bearer token every request must carry (`--admin-token-file`).
+    pub token: Option<String>,
+    /// Where each event is POSTed (`--events-webhook`, `http://` only).
+    pub webhook: Option<hyper::Uri>,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("addr", &self.addr)
+            .field("explicit", &self.explicit)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("webhook", &self.webhook)
+            .finish()
+    }
+}
+
+impl AdminConfig {
+    /// An API on `addr` without token or webhook.
+    pub fn new(addr: SocketAddr) -> AdminConfig {
+        AdminConfig {
+            addr,
+            explicit: true,
+            token: None,
+            webhook: None,
+        }
+    }
+}
+
+/// Why the control thread did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the admin thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot build the admin runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(
+        "admin address {0} is not a loopback address: give --admin-token-file FILE (a bearer token every request must carry)"
+    )]
+    TokenRequired(SocketAddr),
+}
+
+/// The running control thread.
+pub struct AdminHandle {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AdminHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the API and waits for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for AdminHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Binds the admin listener and starts the control thread. `queues` are the workers'
+/// event queues. `Ok(None)`: the default address was taken by another process (warned,
+/// the relay runs without the API).
+pub fn start(
+    cfg: AdminConfig,
+    ops: Ops,
+    queues: Vec<async_channel::Receiver<event::Event>>,
+) -> Result<Option<AdminHandle>, AdminError> {
+    if !cfg.addr.ip().is_loopback() && cfg.token.is_none() {
+        return Err(AdminError::TokenRequired(cfg.addr));
+    }
+    let std_listener = match bind(cfg.addr) {
+        Ok(l) => l,
+        Err(source) if !cfg.explicit && source.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::warn!(addr = %cfg.addr, "admin API not started: its default address is in use (give --admin ADDR, or --admin off)");
+            return Ok(None);
+        }
+        Err(source) => {
+            return Err(AdminError::Bind {
+                addr: cfg.addr,
+                source,
+            });
+        }
+    };
+    let addr = std_listener
+        .local_addr()
+        .map_err(|source| AdminError::Bind {
+            addr: cfg.addr,
+            source,
+        })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(AdminError::Runtime)?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("msrpd-admin".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "admin listener");
+                        return;
+                    }
+                };
+                let state = Arc::new(api::State::new(ops, cfg.token, cfg.webhook, queues));
+                tracing::info!(%addr, "admin API listening");
+                let app = api::router(state);
+                // On stop: requests in progress get a moment to finish; streams that never
+                // do (an `/v1/events` subscriber) are cut when the runtime is dropped.
+                let (grace_tx, mut grace_rx) = tokio::sync::watch::channel(false);
+                let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = grace_rx.changed().await;
+                });
+                let mut served = std::pin::pin!(served.into_future());
+                tokio::select! {
+                    r = &mut served => {
+                        if let Err(e) = r {
+                            tracing::error!(error = %e, "admin API stopped");
+                        }
+                    }
+                    _ = stop_rx => {
+                        let _ = grace_tx.send(true);
+                        let _ = tokio::time::timeout(STOP_GRACE, served).await;
+                    }
+                }
+            });
+        })
+        .map_err(AdminError::Thread)?;
+    Ok(Some(AdminHandle {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }))
+}
+
+/// A non-blocking listener on `addr` that no other process shares (no SO_REUSEPORT).
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let domain = socket2::Domain::for_address(addr);
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(128)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}

@@ -1,0 +1,558 @@
+//! The admin API on real sockets: every endpoint, the token rule, SSE delivery of AUTH
+//! and session-end events while MSRP clients AUTH and one is ended through the API (its
+//! connection closed, its in-flight message reported), the webhook (delivered, then
+//! down while the relay keeps relaying), `promtool check metrics` on a real scrape, and
+//! bad input (404, 405, 400, 413, unknown session) with the relay relaying throughout.
+//! Everything on 127.0.0.1; every wait is bounded.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::http::{self, HookServer, Sse};
+use common::*;
+use msrpd::admin::AdminConfig;
+use msrpd::codec::Flag;
+use msrpd::server::{Driver, ServerConfig};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn with_admin(cfg: &mut ServerConfig) -> &mut AdminConfig {
+    cfg.admin = Some(AdminConfig::new("127.0.0.1:0".parse().unwrap()));
+    cfg.admin.as_mut().unwrap()
+}
+
+fn admin_addr(r: &Relay) -> SocketAddr {
+    r.handle
+        .as_ref()
+        .unwrap()
+        .admin_addr()
+        .expect("admin API runs")
+}
+
+/// Two AUTHed clients and their Use-Path URIs.
+fn pair(relay: &Relay) -> (Client, String, Client, String) {
+    let mut a = relay.connect(&peer_uri("alice", 1111));
+    let mut b = relay.connect(&peer_uri("bob", 2222));
+    let ra = a.auth(&relay.uri());
+    let rb = b.auth(&relay.uri());
+    (a, ra, b, rb)
+}
+
+/// A -> B one message, answered by B; asserts it arrives whole.
+fn message(a: &mut Client, ra: &str, b: &mut Client, rb: &str, n: usize) {
+    let body = format!("message {n}");
+    let to_b = format!("{ra} {rb} {}", b.me);
+    let mid = format!("m{n:08}");
+    let range = format!("1-{}/{}", body.len(), body.len());
+    a.send(
+        &to_b,
+        &[("Message-ID", mid.as_str()), ("Byte-Range", range.as_str())],
+        Some(body.as_bytes()),
+        Flag::Complete,
+    );
+    assert_eq!(a.read_frame().kind(), "200");
+    let got = b.read_frame();
+    assert_eq!(got.body, body.as_bytes());
+    b.respond(&got, 200);
+}
+
+#[test]
+fn every_endpoint_and_bad_input_while_relaying() {
+    let relay = Relay::start(2, Driver::Auto, |c| {
+        with_admin(c);
+    });
+    let api = admin_addr(&relay);
+    let (mut a, ra, mut b, rb) = pair(&relay);
+    message(&mut a, &ra, &mut b, &rb, 1);
+
+    let r = http::get(api, "/healthz");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json()["status"], "ok");
+
+    let r = http::get(api, "/readyz");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["workers"], 2);
+    assert_eq!(r.json()["listen"][0], relay.addr.to_string());
+
+    let r = http::get(api, "/metrics");
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    let m = r.text();
+    assert!(m.contains("msrpd_auth_total{outcome=\"ok\"} 2"), "{m}");
+    assert!(m.contains("msrpd_sessions 2"), "{m}");
+
+    let r = http::get(api, "/v1/relay/sessions");
+    assert_eq!(r.status, 200);
+    let s = r.json();
+    let list = s["sessions"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{s}");
+    let uris: Vec<&str> = list.iter().map(|x| x["uri"].as_str().unwrap()).collect();
+    assert!(
+        uris.contains(&ra.as_str()) && uris.contains(&rb.as_str()),
+        "{s}"
+    );
+    for x in list {
+        assert_eq!(x["user"], "loopback");
+        assert!(x["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+        assert!(x["expires_in"].as_u64().unwrap() > 500, "{x}");
+        assert!(x["bytes_in"].as_u64().unwrap() > 0, "{x}");
+        assert!(x["core"].as_u64().unwrap() < 2);
+        assert_eq!(x["id"].as_str().unwrap().len(), 28);
+    }
+
+    let r = http::get(api, "/v1/relay/connections");
+    assert_eq!(r.status, 200);
+    let c = r.json();
+    let conns = c["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2, "{c}");
+    assert!(
+        conns
+            .iter()
+            .all(|x| x["direction"] == "inbound" && x["transport"] == "tcp")
+    );
+    assert!(conns.iter().all(|x| x["session"].is_string()), "{c}");
+
+    let r = http::request(api, "POST", "/v1/reload", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["reloaded"], serde_json::json!(["users", "tls"]));
+    let r = http::request(api, "POST", "/v1/reload", &[], br#"{"tls": false}"#);
+    assert_eq!(r.json()["reloaded"], serde_json::json!(["users"]));
+
+    // Bad input: each with its status and a JSON error.
+    let bad: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        ("GET", "/nope", vec![], 404),
+        ("GET", "/v1/relay/sessions/x/y", vec![], 404),
+        ("POST", "/healthz", vec![], 405),
+        ("GET", "/v1/reload", vec![], 405),
+        ("PUT", "/v1/relay/sessions", vec![], 405),
+        ("POST", "/v1/reload", b"{not json".to_vec(), 400),
+        ("POST", "/v1/reload", br#"{"users": "yes"}"#.to_vec(), 400),
+        ("POST", "/v1/reload", br#"{"unknown": true}"#.to_vec(), 400),
+        ("POST", "/v1/reload", vec![b'x'; 1 << 20], 413),
+        (
+            "DELETE",
+            "/v1/relay/sessions/0000000000000000000000000000",
+            vec![],
+            404,
+        ),
+        ("DELETE", "/v1/relay/sessions/not-a-session", vec![], 404),
+        (
+            "DELETE",
+            "/v1/relay/sessions/ffff00000000aaaaaaaaaaaaaaaa",
+            vec![],
+            404,
+        ),
+    ];
+    for (i, (method, path, body, want)) in bad.into_iter().enumerate() {
+        let r = http::request(api, method, path, &[], &body);
+        assert_eq!(r.status, want, "{method} {path}: {}", r.text());
+        assert!(
+            r.json()["error"].is_string(),
+            "{method} {path}: {}",
+            r.text()
+        );
+        message(&mut a, &ra, &mut b, &rb, 10 + i);
+    }
+    // An unknown session of a real core: found by nobody.
+    let fake = format!(
+        "{}{}",
+        &rb.rsplit('/').next().unwrap()[..12],
+        "0123456789abcdef"
+    );
+    let r = http::request(
+        api,
+        "DELETE",
+        &format!("/v1/relay/sessions/{fake}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    // Both sessions still there, and relaying.
+    let s = http::get(api, "/v1/relay/sessions").json();
+    assert_eq!(s["sessions"].as_array().unwrap().len(), 2);
+    message(&mut a, &ra, &mut b, &rb, 99);
+}
+
+#[test]
+fn a_token_is_needed_when_configured_and_non_loopback_needs_one() {
+    let relay = Relay::start(1, Driver::Auto, |c| {
+        with_admin(c).token = Some("s3cret-token".into());
+    });
+    let api = admin_addr(&relay);
+    for path in ["/healthz", "/metrics", "/v1/relay/sessions", "/nope"] {
+        let r = http::get(api, path);
+        assert_eq!(r.status, 401, "{path} without a token: {}", r.text());
+        assert!(r.json()["error"].is_string());
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        for wrong in [
+            "Bearer nope",
+            "Bearer s3cret-toke",
+            "Bearer s3cret-token2",
+            "Basic s3cret-token",
+            "s3cret-token",
+        ] {
+            let r = http::request(api, "GET", path, &[("Authorization", wrong)], b"");
+            assert_eq!(r.status, 401, "{path} with {wrong:?}");
+        }
+    }
+    let ok = [("Authorization", "Bearer s3cret-token")];
+    assert_eq!(http::request(api, "GET", "/healthz", &ok, b"").status, 200);
+    assert_eq!(http::request(api, "GET", "/metrics", &ok, b"").status, 200);
+    assert_eq!(http::request(api, "GET", "/nope", &ok, b"").status, 404);
+    let sse = Sse::open(api, "/v1/events", &[]);
+    assert_eq!(sse.status, 401);
+    let sse = Sse::open(api, "/v1/events", &ok);
+    assert_eq!(sse.status, 200);
+
+    // Not on loopback without a token: refused at start.
+    let mut cfg = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+    cfg.cpus = vec![0];
+    cfg.pin = false;
+    cfg.admin = Some(AdminConfig::new("0.0.0.0:0".parse().unwrap()));
+    let e = msrpd::server::start(cfg).err().expect("refused");
+    assert!(e.to_string().contains("--admin-token-file"), "{e}");
+}
+
+/// A SEND from A to B that B never answers, then B's session ended through the API:
+/// B's connection is closed and A gets its REPORT (408: no answer will come); the SSE
+/// stream carries both AUTHs and the session end; a second stream filtered by type
+/// gets the session end alone.
+#[test]
+fn sse_events_and_ending_a_session() {
+    let relay = Relay::start(2, Driver::Auto, |c| {
+        with_admin(c);
+    });
+    let api = admin_addr(&relay);
+    let mut all = Sse::open(api, "/v1/events", &[]);
+    let mut ends = Sse::open(api, "/v1/events?type=relay.session", &[]);
+    assert_eq!((all.status, ends.status), (200, 200));
+    let (mut a, ra, mut b, rb) = pair(&relay);
+    let mut auths = Vec::new();
+    for _ in 0..2 {
+        let (e, _) = all.wait_for("relay.auth", WAIT);
+        auths.push(e);
+    }
+    for e in &auths {
+        assert_eq!(e.event, "relay.auth");
+        assert_eq!(e.data["result"], "ok");
+        assert_eq!(e.data["user"], "loopback");
+        assert!(e.data["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+        assert!(e.data["timestamp"].as_f64().unwrap() > 1e9);
+        assert!(e.data["time"].as_str().unwrap().ends_with('Z'));
+    }
+    let b_sid = rb
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches(";tcp")
+        .to_string();
+    assert!(auths.iter().any(|e| e.data["session"] == b_sid.as_str()));
+    message(&mut a, &ra, &mut b, &rb, 1);
+
+    // In flight: B reads the SEND and does not answer.
+    let to_b = format!("{ra} {rb} {}", b.me);
+    a.send(
+        &to_b,
+        &[
+            ("Message-ID", "inflight1"),
+            ("Byte-Range", "1-4/4"),
+            ("Failure-Report", "yes"),
+        ],
+        Some(b"ping"),
+        Flag::Complete,
+    );
+    assert_eq!(a.read_frame().kind(), "200", "the relay took the chunk");
+    assert_eq!(b.read_frame().body, b"ping");
+
+    let r = http::request(
+        api,
+        "DELETE",
+        &format!("/v1/relay/sessions/{b_sid}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["ended"], b_sid.as_str());
+    assert!(b.closed_within(WAIT), "B's connection is closed");
+    let report = a.read_frame();
+    assert_eq!(report.kind(), "REPORT", "{}", report.head);
+    assert_eq!(report.header("Message-ID"), Some("inflight1"));
+    assert!(
+        report.header("Status").unwrap().contains("408"),
+        "{}",
+        report.head
+    );
+
+    let (end, _) = all.wait_for("relay.session.end", WAIT);
+    assert_eq!(end.event, "relay.session.end");
+    assert_eq!(end.data["session"], b_sid.as_str());
+    assert_eq!(end.data["reason"], "admin");
+    assert_eq!(end.data["user"], "loopback");
+    let first = ends
+        .next(WAIT)
+        .expect("the filtered stream gets the session end");
+    assert_eq!(first.data["type"], "relay.session.end");
+    assert_eq!(first.data["session"], b_sid.as_str());
+
+    // B's session is gone, A's is not; the same id again is unknown.
+    let s = http::get(api, "/v1/relay/sessions").json();
+    let list = s["sessions"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{s}");
+    assert_eq!(list[0]["uri"], ra.as_str());
+    let r = http::request(
+        api,
+        "DELETE",
+        &format!("/v1/relay/sessions/{b_sid}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 404);
+    // A new B relays again.
+    let mut b2 = relay.connect(&peer_uri("bob", 2222));
+    let rb2 = b2.auth(&relay.uri());
+    message(&mut a, &ra, &mut b2, &rb2, 2);
+    let m = http::get(api, "/metrics").text();
+    assert!(m.contains("msrpd_reports_total{status=\"408\"} 1"), "{m}");
+}
+
+/// The webhook gets each event; once it is down the relay relays on (no slower than
+/// with it up) and the events are dropped and counted.
+#[test]
+fn webhook_delivers_then_drops_while_the_relay_relays() {
+    let mut hook = HookServer::start();
+    let url: msrpd::admin::AdminConfig = {
+        let mut c = AdminConfig::new("127.0.0.1:0".parse().unwrap());
+        c.webhook = Some(format!("http://{}/events", hook.addr).parse().unwrap());
+        c
+    };
+    let relay = Relay::start(2, Driver::Auto, move |c| c.admin = Some(url));
+    let api = admin_addr(&relay);
+    let (mut a, ra, mut b, rb) = pair(&relay);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let body = hook.bodies.recv_timeout(WAIT).expect("webhook POST");
+        got.push(serde_json::from_str::<serde_json::Value>(&body).unwrap());
+    }
+    assert!(
+        got.iter()
+            .all(|e| e["type"] == "relay.auth" && e["result"] == "ok"),
+        "{got:?}"
+    );
+    let t = Instant::now();
+    for i in 0..200 {
+        message(&mut a, &ra, &mut b, &rb, i);
+    }
+    let up = t.elapsed();
+
+    hook.stop();
+    // Events while the hook is down: AUTHs of new connections.
+    let mut extra = Vec::new();
+    for i in 0..5 {
+        let mut c = relay.connect(&peer_uri(&format!("carol{i}"), 3333));
+        c.auth(&relay.uri());
+        extra.push(c);
+    }
+    let t = Instant::now();
+    for i in 0..200 {
+        message(&mut a, &ra, &mut b, &rb, 1000 + i);
+    }
+    let down = t.elapsed();
+    assert!(
+        down < up * 3 + Duration::from_millis(500),
+        "relaying slowed down with the hook down: {down:?} against {up:?}"
+    );
+    // Each event is tried 4 times over about 0.7 s, then dropped and counted.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let m = http::get(api, "/metrics").text();
+        let dropped = metric(&m, "msrpd_events_dropped_total{where=\"webhook\"}");
+        if dropped >= 1.0 {
+            assert!(metric(&m, "msrpd_webhook_delivered_total") >= 2.0, "{m}");
+            assert!(
+                metric(&m, "msrpd_webhook_failed_attempts_total") >= 4.0,
+                "{m}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no webhook drop counted:\n{m}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    message(&mut a, &ra, &mut b, &rb, 5000);
+}
+
+/// The value of a sample line `name value` in a scrape (0 when absent).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn metrics_pass_promtool() {
+    let relay = Relay::start(2, Driver::Auto, |c| {
+        with_admin(c);
+    });
+    let api = admin_addr(&relay);
+    let (mut a, ra, mut b, rb) = pair(&relay);
+    for i in 0..50 {
+        message(&mut a, &ra, &mut b, &rb, i);
+    }
+    let m = http::get(api, "/metrics").text();
+    for want in [
+        "msrpd_frames_in_total ",
+        "msrpd_worker_frames_in_total{worker=\"0\"} ",
+        "msrpd_worker_frames_in_total{worker=\"1\"} ",
+        "msrpd_connections_open 2",
+        "msrpd_auth_total{outcome=\"ok\"} 2",
+        "msrpd_reports_total{status=\"408\"} 0",
+        "msrpd_queue_overflows_total 0",
+        "msrpd_hop_latency_seconds_bucket{worker=\"0\",le=\"+Inf\"}",
+        "msrpd_events_dropped_total{where=\"worker_queue\"} 0",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_cpu_seconds_total ",
+    ] {
+        assert!(m.contains(want), "no {want:?} in\n{m}");
+    }
+    assert!(metric(&m, "msrpd_frames_in_total") >= 100.0, "{m}");
+    let hops: f64 = (0..2)
+        .map(|w| {
+            metric(
+                &m,
+                &format!("msrpd_hop_latency_seconds_count{{worker=\"{w}\"}}"),
+            )
+        })
+        .sum();
+    assert!(hops >= 1.0, "a read in 16 is timed: {m}");
+    promtool_check(&m);
+}
+
+/// `promtool check metrics` on `text`; fails without promtool in CI, skips (saying so)
+/// elsewhere.
+fn promtool_check(text: &str) {
+    let path = temp_path("metrics.prom");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output();
+    let _ = std::fs::remove_file(&path);
+    match out {
+        Ok(o) => assert!(
+            o.status.success(),
+            "promtool check metrics failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "SKIPPED promtool check: promtool not runnable ({e}); apt-get install prometheus"
+            )
+        }
+        Err(e) => panic!("promtool is needed in CI (.ci/run installs it): {e}"),
+    }
+}
+
+/// The example config passes `check-config`, names every flag as a key, and the
+/// operator's mistakes are refused with what to do.
+#[test]
+fn check_config_takes_the_example_and_refuses_mistakes() {
+    let bin = env!("CARGO_BIN_EXE_msrpd");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/msrpd.toml");
+    let out = Command::new(bin)
+        .args(["check-config", "--config", example])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("admin = \"127.0.0.1:8665\""), "{stdout}");
+    assert!(stdout.contains("listen = ["), "{stdout}");
+    // Every flag of --help is a key of the example (set, or commented out).
+    let help = Command::new(bin).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for h in [
+        "Listeners:",
+        "TLS:",
+        "AUTH:",
+        "Limits:",
+        "Timeouts:",
+        "Admin:",
+        "Signals:",
+        "SIGHUP",
+    ] {
+        assert!(help.contains(h), "--help has no {h:?}:\n{help}");
+    }
+    let text = std::fs::read_to_string(example).unwrap();
+    let mut flags = 0;
+    for word in help.split_whitespace() {
+        let Some(flag) = word.strip_prefix("--") else {
+            continue;
+        };
+        let flag = flag.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        if flag.is_empty()
+            || ["help", "version", "config"].contains(&flag)
+            || !help.contains(&format!("  --{flag}"))
+        {
+            continue;
+        }
+        flags += 1;
+        let key = flag.replace('-', "_");
+        assert!(
+            text.lines().any(|l| l
+                .trim_start_matches(['#', ' '])
+                .starts_with(&format!("{key} ="))),
+            "examples/msrpd.toml has no key {key}"
+        );
+    }
+    assert!(flags > 30, "{flags} flags found in --help");
+    for (args, says) in [
+        (vec!["--admin", "0.0.0.0:8665"], "--admin-token-file"),
+        (vec!["--admin", "nowhere"], "or off"),
+        (vec!["--log-format", "yaml"], "text or json"),
+        (vec!["--events-webhook", "ftp://x/"], "http://"),
+        (
+            vec!["--admin", "off", "--events-webhook", "http://127.0.0.1:9/"],
+            "--admin off",
+        ),
+        (
+            vec!["--admin-token-file", "/nonexistent/token"],
+            "admin token file",
+        ),
+        (vec!["--users", "/nonexistent/users"], "users"),
+    ] {
+        let out = Command::new(bin)
+            .arg("check-config")
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+/// An `/v1/events` subscriber that stays connected does not hold up the relay's stop.
+#[test]
+fn a_connected_subscriber_does_not_hold_up_shutdown() {
+    let relay = Relay::start(1, Driver::Auto, |c| {
+        with_admin(c);
+    });
+    let sse = Sse::open(admin_addr(&relay), "/v1/events", &[]);
+    assert_eq!(sse.status, 200);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(relay);
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(WAIT)
+        .expect("the relay stopped with a subscriber connected");
+    drop(sse);
+}
