@@ -168,6 +168,10 @@ impl ConnTable {
     fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    fn len(&self) -> usize {
+        self.len
+    }
 }
 
 /// This core's state, shared by its tasks.
@@ -652,7 +656,7 @@ impl Worker {
                     .into_iter()
                     .map(|c| WorkerConn {
                         queued: conns
-                            .get(&c.id.slot)
+                            .get(c.id.slot)
                             .filter(|h| h.id.generation == c.id.generation)
                             .map_or(0, |h| h.queued()),
                         relay: c,
