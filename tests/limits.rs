@@ -372,6 +372,36 @@ fn a_header_block_unfinished_for_too_long_is_closed() {
     quiet.auth(&ru);
 }
 
+/// The head timeout also holds for the first connection of a core that has been idle:
+/// there the timer sleeps without the stall check (until an engine deadline up to the
+/// idle scan's 10 s away), and a new connection must wake it.
+#[test]
+fn a_header_block_unfinished_on_an_idle_core_is_closed_in_time() {
+    let relay = Relay::start(1, Driver::IoUring, |c| {
+        c.head_timeout = Duration::from_millis(300)
+    });
+    let ru = relay.uri();
+    // One connection opens and closes: the relay keeps its idle-scan deadline.
+    let mut first = relay.connect(&peer_uri("f", 1));
+    first.auth(&ru);
+    drop(first);
+    // Past a stall check with no connection open: the timer now sleeps without it.
+    thread::sleep(Duration::from_millis(1500));
+    let mut slow = relay.connect(&peer_uri("s", 2));
+    let t0 = Instant::now();
+    slow.send_raw(b"MSRP slow0001 SEND\r\n");
+    assert_eq!(
+        read_to_close(&mut slow, Duration::from_secs(5)),
+        Ok(Vec::new())
+    );
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(2500),
+        "closed after {took:?}"
+    );
+    assert_eq!(relay.counters().head_timeouts, 1);
+}
+
 /// A sender that stops in the middle of a body would hold every other frame for that
 /// receiver (frames never interleave on a connection). After the body timeout the relay
 /// ends the stalled frame with `#`, closes the sender, and the held frames flow again.

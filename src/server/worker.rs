@@ -194,6 +194,11 @@ pub struct Worker {
     /// The deadline the timer task sleeps until, and its waker, so that an earlier one
     /// can wake it.
     timer_at: Cell<Option<Instant>>,
+    /// Whether the timer's current sleep includes the stall check (it does not while
+    /// the core has no connections).
+    stall_armed: Cell<bool>,
+    /// Set by [`Worker::rearm_timer`] to end the timer's current sleep.
+    timer_kick: Cell<bool>,
     timer_waker: RefCell<Option<Waker>>,
     /// Read to frames queued, sampled (see [`super::hop`]).
     hop: HopHistogram,
@@ -240,6 +245,8 @@ async fn worker_main(
         listener_fds: RefCell::new(Vec::new()),
         stopping: Cell::new(false),
         timer_at: Cell::new(None),
+        stall_armed: Cell::new(false),
+        timer_kick: Cell::new(false),
         timer_waker: RefCell::new(None),
         hop: HopHistogram::default(),
     });
@@ -297,10 +304,12 @@ async fn timer_loop(w: Rc<Worker>) {
         let stall = (!w.conns.borrow().is_empty()).then_some(next_stall);
         let at = [engine, stall].into_iter().flatten().min();
         w.timer_at.set(at);
+        w.stall_armed.set(stall.is_some());
+        w.timer_kick.set(false);
         let wait = at.map(|t| t.saturating_duration_since(now));
         // Wakes when rearmed; no deadline at all: sleeps until rearmed.
         let rearmed = poll_fn(|cx| {
-            if w.timer_at.get() != at {
+            if w.timer_kick.get() {
                 Poll::Ready(())
             } else {
                 *w.timer_waker.borrow_mut() = Some(cx.waker().clone());
@@ -734,15 +743,18 @@ impl Worker {
     fn rearm_timer(&self) {
         let next = self.relay.borrow().poll_timeout();
         let armed = self.timer_at.get();
-        // A new connection always brings a deadline (the relay's idle scan), so the
-        // stall check never sleeps through one either.
         let earlier = match (next, armed) {
             (Some(n), Some(a)) => n < a,
             (Some(_), None) => true,
             _ => false,
         };
-        if earlier {
-            self.timer_at.set(next);
+        // The first connection of an idle core: the timer may be asleep until a far
+        // engine deadline (or none) without the stall check, which must now run.
+        let stall_missing = !self.stall_armed.get() && !self.conns.borrow().is_empty();
+        if (earlier || stall_missing) && !self.timer_kick.replace(true) {
+            if earlier {
+                self.timer_at.set(next);
+            }
             if let Some(w) = self.timer_waker.borrow_mut().take() {
                 w.wake();
             }
