@@ -9,6 +9,8 @@
 //!   came before it, then fails with `InvalidData` (and so does the writer), and the
 //!   client gets the server's alert (bad_record_mac) when the writer shuts down.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -26,15 +28,8 @@ fn configs(tag: &str) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) 
     p.is_ca = IsCa::ExplicitNoCa;
     let key = KeyPair::generate().unwrap();
     let cert = p.self_signed(&key).unwrap().pem();
-    let dir = std::env::temp_dir();
-    let cert_file = dir.join(format!(
-        "msrpd-tls-stream-{}-{tag}-cert.pem",
-        std::process::id()
-    ));
-    let key_file = dir.join(format!(
-        "msrpd-tls-stream-{}-{tag}-key.pem",
-        std::process::id()
-    ));
+    let cert_file = common::temp_path(&format!("tls-stream-{tag}-cert.pem"));
+    let key_file = common::temp_path(&format!("tls-stream-{tag}-key.pem"));
     std::fs::write(&cert_file, &cert).unwrap();
     std::fs::write(&key_file, key.serialize_pem()).unwrap();
     let ctx = TlsContext::load(&TlsFiles {

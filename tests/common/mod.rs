@@ -449,11 +449,55 @@ pub fn peer_uri(name: &str, port: u16) -> String {
     format!("msrp://127.0.0.1:{port}/{name};tcp")
 }
 
-/// A temporary file path unique to this test process.
+/// A temporary file path unique to this test process, in [`scratch_dir`].
 pub fn temp_path(name: &str) -> PathBuf {
-    let mut p = std::env::temp_dir();
-    p.push(format!("msrpd-test-{}-{name}", std::process::id()));
-    p
+    scratch_dir().join(name)
+}
+
+/// This test process's scratch directory, `msrpd-test-<pid>` in the temp dir, removed
+/// when the process exits (an `atexit` handler: the test harness exits through `exit`,
+/// failed tests included). Directories of test processes that died without it (killed)
+/// are swept on first use.
+pub fn scratch_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn remove_scratch() {
+        if let Some(d) = DIR.get() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    DIR.get_or_init(|| {
+        let tmp = std::env::temp_dir();
+        sweep_dead_scratch(&tmp);
+        let d = tmp.join(format!("msrpd-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("cannot create the test scratch directory");
+        // SAFETY: registers a plain `extern "C" fn` with no arguments, as atexit wants.
+        unsafe { libc::atexit(remove_scratch) };
+        d
+    })
+}
+
+/// Removes `msrpd-test-<pid>…` entries of processes that no longer exist.
+fn sweep_dead_scratch(tmp: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("msrpd-test-")) else {
+            continue;
+        };
+        let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let p = e.path();
+            let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+        }
+    }
 }
 
 /// The worker core that owns a session: the first 4 hex digits of its session id.
