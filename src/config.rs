@@ -494,12 +494,11 @@ fn resolve_admin(
         }
         None => None,
     };
-    Ok(Some(crate::admin::AdminConfig {
-        addr,
-        explicit,
-        token,
-        webhook,
-    }))
+    let mut admin = crate::admin::AdminConfig::new(addr);
+    admin.explicit = explicit;
+    admin.token = token;
+    admin.webhook = webhook;
+    Ok(Some(admin))
 }
 
 /// Merges flags over the file over defaults.

@@ -556,3 +556,133 @@ fn a_connected_subscriber_does_not_hold_up_shutdown() {
         .expect("the relay stopped with a subscriber connected");
     drop(sse);
 }
+
+/// An `/v1/events` subscriber that stops reading: its queue fills, it misses an event
+/// (counted in `msrpd_events_dropped_total{where="sse"}`) and is disconnected, while
+/// the relay goes on answering AUTHs at full rate and a new subscriber is served.
+#[test]
+fn a_subscriber_that_stops_reading_is_counted_and_disconnected() {
+    use std::io::{Read, Write};
+    let relay = Relay::start(1, Driver::Auto, |c| {
+        with_admin(c);
+    });
+    let api = admin_addr(&relay);
+    // It never reads until the end: the socket's buffers fill (their first size: a
+    // receiver that does not read does not grow them), then its queue.
+    let mut lazy = std::net::TcpStream::connect(api).unwrap();
+    lazy.write_all(
+        format!("GET /v1/events HTTP/1.1\r\nHost: {api}\r\nAccept: text/event-stream\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    // Many AUTHs (one relay.auth event each), pipelined a batch at a time.
+    let ru = relay.uri();
+    let mut c = relay.connect(&peer_uri("many", 3333));
+    let dropped = || {
+        let m = http::get(api, "/metrics").text();
+        metric(&m, "msrpd_events_dropped_total{where=\"sse\"}")
+    };
+    let mut sent = 0;
+    let t0 = Instant::now();
+    while dropped() == 0.0 {
+        assert!(
+            sent < 100_000 && t0.elapsed() < Duration::from_secs(60),
+            "no drop after {sent} events"
+        );
+        let batch: String = (0..2000)
+            .map(|i| {
+                let t = format!("au{:08}", sent + i);
+                format!(
+                    "MSRP {t} AUTH\r\nTo-Path: {ru}\r\nFrom-Path: {}\r\n-------{t}$\r\n",
+                    c.me
+                )
+            })
+            .collect();
+        c.send_raw(batch.as_bytes());
+        for _ in 0..2000 {
+            assert_eq!(c.read_frame().kind(), "200");
+        }
+        sent += 2000;
+    }
+    eprintln!("{sent} events before the first drop");
+    // Disconnected: what was in its socket and queue, then the end of the stream.
+    lazy.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match lazy.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "the slow subscriber was not disconnected: {e} (after {} bytes: {:?})",
+                got.len(),
+                String::from_utf8_lossy(&got[got.len().saturating_sub(300)..])
+            ),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    assert!(text.matches("event: relay.auth").count() >= 1);
+    // It missed one event and left: the count stays there.
+    assert_eq!(dropped(), 1.0);
+    // The relay and the event stream still serve.
+    let mut fresh = Sse::open(api, "/v1/events", &[]);
+    c.auth(&ru);
+    let (e, _) = fresh.wait_for("relay.auth", WAIT);
+    assert_eq!(e.data["result"], "ok");
+}
+
+/// Connections that never finish their request's header block are closed after the
+/// header timeout, and those past the connection limit at once; meanwhile and after,
+/// requests are answered.
+#[test]
+fn slow_and_surplus_admin_connections_are_closed() {
+    use std::io::{Read, Write};
+    let relay = Relay::start(1, Driver::Auto, |c| {
+        let a = with_admin(c);
+        a.max_connections = 8;
+        a.header_timeout = Duration::from_millis(800);
+    });
+    let api = admin_addr(&relay);
+    let t0 = Instant::now();
+    let mut slow: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(api).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            s
+        })
+        .collect();
+    // The ninth is over the limit: closed without an answer.
+    let mut over = std::net::TcpStream::connect(api).unwrap();
+    over.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = [0u8; 1024];
+    assert!(matches!(over.read(&mut buf), Ok(0) | Err(_)));
+    // The slow ones: closed once the header timeout has passed (hyper may answer 408).
+    for s in &mut slow {
+        let mut got = Vec::new();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("a connection with an unfinished head stayed open: {e}"),
+            }
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "{text}"
+        );
+    }
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(700), "closed after {took:?}");
+    assert!(took < Duration::from_secs(5), "closed after {took:?}");
+    // Their places are free again.
+    assert_eq!(http::get(api, "/healthz").status, 200);
+}

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
 use super::event::Event;
 use super::webhook::Webhook;
@@ -30,8 +30,17 @@ use crate::server::{Ops, Query};
 
 /// How long a query waits for a worker's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
-/// Events an SSE subscriber may fall behind by before it misses some (counted).
-const BUS_CAPACITY: usize = 1024;
+/// Events an SSE subscriber may fall behind by. One more and it is disconnected (the
+/// event it missed is counted, and it is told why in the log): a consumer that stopped
+/// reading costs at most this much memory and is never waited for.
+const SUBSCRIBER_CAPACITY: usize = 1024;
+
+/// One `/v1/events` stream: the events of the types it asked for go into its queue.
+struct Subscription {
+    prefix: String,
+    tx: mpsc::Sender<Arc<Rendered>>,
+    peer: String,
+}
 
 /// An event as sent: its type and its JSON text, made once for every consumer.
 #[derive(Debug)]
@@ -44,9 +53,11 @@ pub struct Rendered {
 pub struct State {
     pub ops: Ops,
     token: Option<[u8; 32]>,
-    bus: broadcast::Sender<Arc<Rendered>>,
+    /// The SSE subscribers (touched only on the control thread's one runtime thread).
+    subs: std::sync::Mutex<Vec<Subscription>>,
     subscribers: AtomicUsize,
-    /// Events an SSE subscriber missed because it fell behind.
+    /// Events SSE subscribers missed because they fell behind (each is disconnected at
+    /// its first miss).
     pub sse_dropped: AtomicU64,
     pub webhook: Option<Arc<Webhook>>,
     pub started: SystemTime,
@@ -60,21 +71,21 @@ impl State {
         token: Option<String>,
         webhook: Option<hyper::Uri>,
         queues: Vec<async_channel::Receiver<Event>>,
-    ) -> State {
-        let (bus, _) = broadcast::channel(BUS_CAPACITY);
+    ) -> Arc<State> {
         let webhook = webhook.map(|u| Arc::new(Webhook::start(u)));
         let s = State {
             ops,
             token: token.map(|t| Sha256::digest(t.as_bytes()).into()),
-            bus,
+            subs: std::sync::Mutex::new(Vec::new()),
             subscribers: AtomicUsize::new(0),
             sse_dropped: AtomicU64::new(0),
             webhook,
             started: SystemTime::now(),
         };
         s.update_wanted();
+        let s = Arc::new(s);
         for rx in queues {
-            let bus = s.bus.clone();
+            let state = s.clone();
             let hook = s.webhook.clone();
             tokio::spawn(async move {
                 while let Ok(e) = rx.recv().await {
@@ -85,12 +96,39 @@ impl State {
                     if let Some(h) = &hook {
                         h.offer(r.clone());
                     }
-                    // No subscriber: nothing to do.
-                    let _ = bus.send(r);
+                    state.publish(&r);
                 }
             });
         }
         s
+    }
+
+    /// Hands an event to every subscriber that asked for its type. A subscriber whose
+    /// queue is full has stopped reading (or reads slower than events come): it misses
+    /// this event, which is counted, and is disconnected, so that it knows.
+    fn publish(&self, r: &Arc<Rendered>) {
+        let mut subs = self
+            .subs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        subs.retain(|sub| {
+            if !r.kind.starts_with(sub.prefix.as_str()) {
+                return !sub.tx.is_closed();
+            }
+            match sub.tx.try_send(r.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.sse_dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        peer = %sub.peer,
+                        queued = SUBSCRIBER_CAPACITY,
+                        "event subscriber too slow: disconnected (it missed an event)"
+                    );
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
     }
 
     /// Tells the workers whether anyone takes events.
@@ -384,44 +422,44 @@ impl Drop for Subscriber {
 
 async fn events(
     axum::extract::State(s): St,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     args: Result<QueryArgs<EventsArgs>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let prefix = match args {
         Ok(QueryArgs(a)) => a.kind.unwrap_or_default(),
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    let rx = s.bus.subscribe();
+    let (tx, rx) = mpsc::channel(SUBSCRIBER_CAPACITY);
+    let peer = peer.to_string();
+    tracing::info!(%peer, types = %prefix, "event subscriber connected");
+    s.subs
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(Subscription { prefix, tx, peer });
     s.subscribers.fetch_add(1, Ordering::SeqCst);
     s.update_wanted();
     let guard = Subscriber(s.clone());
-    Sse::new(event_stream(rx, guard, prefix))
+    let mut r = Sse::new(event_stream(rx, guard))
         .keep_alive(KeepAlive::default())
-        .into_response()
+        .into_response();
+    // A stream that ends (a subscriber too slow) ends its connection too.
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 fn event_stream(
-    rx: broadcast::Receiver<Arc<Rendered>>,
+    rx: mpsc::Receiver<Arc<Rendered>>,
     guard: Subscriber,
-    prefix: String,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     // A comment first: the headers go out now, so the subscriber knows it is on.
     let hello =
         futures_util::stream::once(async { Ok(SseEvent::default().comment("msrpd events")) });
-    let rest =
-        futures_util::stream::unfold((rx, guard, prefix), |(mut rx, guard, prefix)| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(r) if r.kind.starts_with(prefix.as_str()) => {
-                        let ev = SseEvent::default().event(r.kind).data(r.json.as_str());
-                        return Some((Ok(ev), (rx, guard, prefix)));
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        guard.0.sse_dropped.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        });
+    // Ends when the subscription is dropped (too slow, or the API stops).
+    let rest = futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        let r = rx.recv().await?;
+        let ev = SseEvent::default().event(r.kind).data(r.json.as_str());
+        Some((Ok(ev), (rx, guard)))
+    });
     futures_util::StreamExt::chain(hello, rest)
 }

@@ -33,6 +33,10 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8665";
 
 /// How long requests in progress may take to finish when the API stops.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+/// [`AdminConfig::max_connections`] by default.
+const MAX_CONNECTIONS: usize = 64;
+/// [`AdminConfig::header_timeout`] by default.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Largest request body the API reads; more gets 413.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -48,6 +52,11 @@ pub struct AdminConfig {
     pub token: Option<String>,
     /// Where each event is POSTed (`--events-webhook`, `http://` only).
     pub webhook: Option<hyper::Uri>,
+    /// Connections open at once (one more is closed at accept, and logged): the API
+    /// shares the process's descriptors with the MSRP listeners and must not eat them.
+    pub max_connections: usize,
+    /// A request whose header block has not arrived in this time loses its connection.
+    pub header_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for AdminConfig {
@@ -57,6 +66,8 @@ impl std::fmt::Debug for AdminConfig {
             .field("explicit", &self.explicit)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("webhook", &self.webhook)
+            .field("max_connections", &self.max_connections)
+            .field("header_timeout", &self.header_timeout)
             .finish()
     }
 }
@@ -69,6 +80,8 @@ impl AdminConfig {
             explicit: true,
             token: None,
             webhook: None,
+            max_connections: MAX_CONNECTIONS,
+            header_timeout: HEADER_TIMEOUT,
         }
     }
 }
@@ -172,27 +185,11 @@ pub fn start(
                         return;
                     }
                 };
-                let state = Arc::new(api::State::new(ops, cfg.token, cfg.webhook, queues));
+                let (max, header_timeout) = (cfg.max_connections, cfg.header_timeout);
+                let state = api::State::new(ops, cfg.token, cfg.webhook, queues);
                 tracing::info!(%addr, "admin API listening");
                 let app = api::router(state);
-                // On stop: requests in progress get a moment to finish; streams that never
-                // do (an `/v1/events` subscriber) are cut when the runtime is dropped.
-                let (grace_tx, mut grace_rx) = tokio::sync::watch::channel(false);
-                let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-                    let _ = grace_rx.changed().await;
-                });
-                let mut served = std::pin::pin!(served.into_future());
-                tokio::select! {
-                    r = &mut served => {
-                        if let Err(e) = r {
-                            tracing::error!(error = %e, "admin API stopped");
-                        }
-                    }
-                    _ = stop_rx => {
-                        let _ = grace_tx.send(true);
-                        let _ = tokio::time::timeout(STOP_GRACE, served).await;
-                    }
-                }
+                serve(listener, app, stop_rx, max, header_timeout).await;
             });
         })
         .map_err(AdminError::Thread)?;
@@ -212,4 +209,57 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     s.listen(128)?;
     s.set_nonblocking(true)?;
     Ok(s.into())
+}
+
+/// Serves `app` on `listener` until `stop`: at most `max` connections at once, each
+/// closed if a request's header block takes longer than `header_timeout`. On stop,
+/// requests in progress get [`STOP_GRACE`]; streams that never end (an `/v1/events`
+/// subscriber) are cut when the runtime is dropped.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    max: usize,
+    header_timeout: std::time::Duration,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    let mut refused = 0u64;
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused += 1;
+            // The first refusal, then one line per hundred: a flood does not flood the log.
+            if refused % 100 == 1 {
+                tracing::warn!(%peer, limit = max, refused, "admin connection refused: too many open");
+            }
+            continue;
+        };
+        let app = app
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        tokio::spawn(async move {
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "admin connection ended");
+            }
+            drop(slot);
+        });
+    }
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(STOP_GRACE, slots.acquire_many(all)).await;
 }
