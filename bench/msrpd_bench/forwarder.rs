@@ -4,17 +4,40 @@
 //! Each connection first sends one line `PAIR <id>\r\n`; the two connections with the
 //! same id are joined and bytes are copied both ways, on `--threads` monoio threads.
 //! This is what a relay costs with zero protocol work: the limit of the machine.
+//!
+//! `--placement cross` puts the two connections of a pair on two threads, and each
+//! chunk read on one is handed to the other thread to be written (a bounded channel; the
+//! wake-up crosses threads as msrpd's mesh does): the ceiling for a relay whose two ends
+//! of a session live on different cores, which SO_REUSEPORT gives about half the pairs.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
 
+use crate::Placement;
+
+/// What a forwarder thread is given: a whole pair, or one end of a pair whose other end
+/// is on another thread.
+enum Job {
+    Pair(TcpStream, TcpStream),
+    Half {
+        conn: TcpStream,
+        /// What the other end read, to write here.
+        inbox: async_channel::Receiver<Bytes>,
+        /// What this end reads, for the other end to write.
+        outbox: async_channel::Sender<Bytes>,
+    },
+}
+
+/// Chunks in flight from one end of a crossing pair to the other.
+const CROSS_DEPTH: usize = 64;
+
 /// Runs the forwarder until killed.
-pub fn serve(addr: SocketAddr, threads: usize) -> ExitCode {
+pub fn serve(addr: SocketAddr, threads: usize, placement: Placement) -> ExitCode {
     let listener = match TcpListener::bind(addr) {
         Ok(l) => l,
         Err(e) => {
@@ -26,14 +49,25 @@ pub fn serve(addr: SocketAddr, threads: usize) -> ExitCode {
     println!("forwarder listening on {local}");
     let mut senders = Vec::new();
     for t in 0..threads.max(1) {
-        let (tx, rx) = async_channel::unbounded::<(TcpStream, TcpStream)>();
+        let (tx, rx) = async_channel::unbounded::<Job>();
         senders.push(tx);
         std::thread::Builder::new()
             .name(format!("fwd-{t}"))
             .spawn(move || {
                 let serve = async move {
-                    while let Ok((a, b)) = rx.recv().await {
-                        monoio::spawn(join(a, b));
+                    while let Ok(job) = rx.recv().await {
+                        match job {
+                            Job::Pair(a, b) => {
+                                monoio::spawn(join(a, b));
+                            }
+                            Job::Half {
+                                conn,
+                                inbox,
+                                outbox,
+                            } => {
+                                monoio::spawn(half(conn, inbox, outbox));
+                            }
+                        }
                     }
                 };
                 // The same ring set-up as msrpd's workers, so the ceiling stays a ceiling.
@@ -68,7 +102,23 @@ pub fn serve(addr: SocketAddr, threads: usize) -> ExitCode {
         let id = line.trim().strip_prefix("PAIR ").unwrap_or("").to_string();
         match waiting.remove(&id) {
             Some(peer) => {
-                let _ = senders[next % senders.len()].try_send((peer, conn));
+                let n = senders.len();
+                if placement == Placement::Cross && n > 1 {
+                    let (a_tx, a_rx) = async_channel::bounded(CROSS_DEPTH);
+                    let (b_tx, b_rx) = async_channel::bounded(CROSS_DEPTH);
+                    let _ = senders[next % n].try_send(Job::Half {
+                        conn: peer,
+                        inbox: b_rx,
+                        outbox: a_tx,
+                    });
+                    let _ = senders[(next + 1) % n].try_send(Job::Half {
+                        conn,
+                        inbox: a_rx,
+                        outbox: b_tx,
+                    });
+                } else {
+                    let _ = senders[next % n].try_send(Job::Pair(peer, conn));
+                }
                 next += 1;
             }
             None => {
@@ -92,6 +142,44 @@ async fn join(a: TcpStream, b: TcpStream) {
     let (br, bw) = b.into_split();
     monoio::spawn(copy(ar, bw));
     copy(br, aw).await;
+}
+
+/// One end of a crossing pair: what it reads goes to the other thread, what the other
+/// thread sends is written here.
+async fn half(
+    conn: TcpStream,
+    inbox: async_channel::Receiver<Bytes>,
+    outbox: async_channel::Sender<Bytes>,
+) {
+    let _ = conn.set_nonblocking(true);
+    let Ok(conn) = monoio::net::TcpStream::from_std(conn) else {
+        return;
+    };
+    let (mut r, mut w) = conn.into_split();
+    monoio::spawn(async move {
+        while let Ok(chunk) = inbox.recv().await {
+            let (res, _) = w.write_all(chunk).await;
+            if res.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        if buf.capacity() < 16 * 1024 {
+            buf = BytesMut::with_capacity(64 * 1024);
+        }
+        let cap = buf.capacity();
+        let (res, b) = r.read(monoio::buf::IoBufMut::slice_mut(buf, 0..cap)).await;
+        buf = b.into_inner();
+        match res {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if outbox.send(buf.split().freeze()).await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn copy<R: AsyncReadRent, W: AsyncWriteRentExt>(mut r: R, mut w: W) {

@@ -30,6 +30,13 @@ use hdrhistogram::Histogram;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Where the forwarder runs the two connections of a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Placement {
+    Same,
+    Cross,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Topology {
     /// Only the receiver's relay URI in the To-Path (the sender connects directly).
@@ -149,6 +156,12 @@ pub struct Args {
     /// Run the raw TCP forwarder (the ceiling) on this address instead of a benchmark.
     #[arg(long, value_name = "ADDR")]
     pub forwarder: Option<SocketAddr>,
+    /// Where the forwarder puts the two connections of a pair: both on one thread
+    /// (`same`, nothing ever crosses threads), or on two threads (`cross`, every chunk
+    /// is handed to the other thread, as msrpd must when SO_REUSEPORT puts the two ends
+    /// of a session on different cores).
+    #[arg(long, value_enum, default_value = "same")]
+    pub placement: Placement,
     /// How frames are written: batched (default) or split as simple clients do.
     #[arg(long, value_enum, default_value = "batched")]
     pub writes: Writes,
@@ -291,7 +304,7 @@ fn main() -> ExitCode {
         }
     }
     if let Some(addr) = args.forwarder {
-        return forwarder::serve(addr, args.threads);
+        return forwarder::serve(addr, args.threads, args.placement);
     }
     args.no_auth |= args.pair_hello;
     if !(args.setup_timeout > 0.0 && args.setup_timeout < 1e9) {

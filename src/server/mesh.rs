@@ -6,22 +6,25 @@
 //! connection its frame is feeding before it reads more (see `worker.rs`): a gauge is
 //! the number of bytes queued on one connection, readable from any core.
 //!
-//! Wake-ups never depend on a task waker crossing threads. Each channel has a doorbell,
-//! a Unix socket pair: a sender rings it (one byte) only when the receiver may be asleep
-//! (an atomic flag says so), and the receiving worker waits on it with an ordinary
-//! socket read, which both monoio drivers complete on their own thread. Readers waiting
+//! Each channel has a doorbell: the receiving worker's mesh task registers its waker,
+//! and a sender wakes it only when no wake is pending already (an atomic flag says so,
+//! re-armed by the receiver before it drains). The waker is monoio's own (its `sync`
+//! feature): woken from another thread it queues the task on its runtime and writes
+//! that runtime's eventfd only if the runtime is parked, so a busy receiver costs the
+//! sender no system call. (A Unix socket pair rang with a byte did this before: a
+//! `sendmsg` and a completed read per wake, busy or not, 2026-12-07.) Readers waiting
 //! for a queue on another core re-check its gauge on a short timer (such waits only
 //! happen while a receiver is slower than its sender); waits on their own core use that
 //! core's drain event.
 
-use std::io::Write;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use event_listener::Event;
+use futures_util::task::AtomicWaker;
 
 use bytes::Bytes;
 
@@ -61,7 +64,8 @@ pub enum Envelope {
 struct Bell {
     /// `true` while a ring is pending (the receiver has not drained since).
     rung: AtomicBool,
-    tx: UnixStream,
+    /// The receiving worker's mesh task.
+    waker: AtomicWaker,
 }
 
 /// The sending side of a worker's channel (any thread).
@@ -81,8 +85,7 @@ impl MeshSender {
         // message. Seeing `true` is as good as swapping it: the receiver has yet to re-arm,
         // and drains after it does, so it finds what was queued above.
         if !self.bell.rung.load(Ordering::SeqCst) && !self.bell.rung.swap(true, Ordering::SeqCst) {
-            // A full socket buffer means a ring is already waiting to be read.
-            let _ = (&self.bell.tx).write(&[1]);
+            self.bell.waker.wake();
         }
         Ok(())
     }
@@ -92,8 +95,6 @@ impl MeshSender {
 pub struct MeshReceiver {
     rx: mpsc::Receiver<Envelope>,
     bell: Arc<Bell>,
-    /// The doorbell's read end, handed to the worker's runtime.
-    pub bell_rx: UnixStream,
 }
 
 impl MeshReceiver {
@@ -105,6 +106,17 @@ impl MeshReceiver {
     pub fn try_recv(&self) -> Option<Envelope> {
         self.rx.try_recv().ok()
     }
+
+    /// Ready once a sender has rung since the last [`MeshReceiver::rearm`]. The waker is
+    /// registered before the flag is read, so a ring in between is not lost.
+    pub fn poll_rung(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.bell.waker.register(cx.waker());
+        if self.bell.rung.load(Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 /// One channel per worker: every worker gets all senders.
@@ -113,18 +125,15 @@ pub fn channels(workers: usize) -> std::io::Result<(Vec<MeshSender>, Vec<MeshRec
     let mut receivers = Vec::with_capacity(workers);
     for _ in 0..workers {
         let (tx, rx) = mpsc::channel();
-        let (bell_tx, bell_rx) = UnixStream::pair()?;
-        bell_tx.set_nonblocking(true)?;
-        bell_rx.set_nonblocking(true)?;
         let bell = Arc::new(Bell {
             rung: AtomicBool::new(false),
-            tx: bell_tx,
+            waker: AtomicWaker::new(),
         });
         senders.push(MeshSender {
             tx,
             bell: bell.clone(),
         });
-        receivers.push(MeshReceiver { rx, bell, bell_rx });
+        receivers.push(MeshReceiver { rx, bell });
     }
     Ok((senders, receivers))
 }

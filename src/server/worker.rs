@@ -337,21 +337,9 @@ async fn timer_loop(w: Rc<Worker>) {
     }
 }
 
-/// Receives what other cores (and the main thread) send: waits on the doorbell, then
-/// drains the channel.
+/// Receives what other cores, the main thread and the control thread send: waits for
+/// the doorbell, then drains the channel.
 async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
-    let mut bell = match rx
-        .bell_rx
-        .try_clone()
-        .and_then(monoio::net::UnixStream::from_std)
-    {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(core = w.core, error = %e, "cannot wait on the mesh doorbell");
-            return;
-        }
-    };
-    let mut buf = vec![0u8; 256];
     loop {
         rx.rearm();
         let now = Instant::now();
@@ -370,11 +358,7 @@ async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
             }
         }
         w.dispatch();
-        let (r, b) = bell.read(buf).await;
-        buf = b;
-        if matches!(r, Ok(0) | Err(_)) {
-            return;
-        }
+        poll_fn(|cx| rx.poll_rung(cx)).await;
     }
 }
 
