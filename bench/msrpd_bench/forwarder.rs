@@ -169,16 +169,23 @@ async fn half(
         if buf.capacity() < 16 * 1024 {
             buf = BytesMut::with_capacity(64 * 1024);
         }
-        let cap = buf.capacity();
-        let (res, b) = r.read(monoio::buf::IoBufMut::slice_mut(buf, 0..cap)).await;
-        buf = b.into_inner();
-        match res {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+        let Some(b) = fill(&mut r, buf).await else {
+            return;
+        };
+        buf = b;
         if outbox.send(buf.split().freeze()).await.is_err() {
             return;
         }
+    }
+}
+
+/// Reads once into `buf`'s spare capacity; `None` at the end of the stream or an error.
+async fn fill<R: AsyncReadRent>(r: &mut R, buf: BytesMut) -> Option<BytesMut> {
+    let cap = buf.capacity();
+    let (res, b) = r.read(monoio::buf::IoBufMut::slice_mut(buf, 0..cap)).await;
+    match res {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(b.into_inner()),
     }
 }
 
@@ -186,14 +193,10 @@ async fn copy<R: AsyncReadRent, W: AsyncWriteRentExt>(mut r: R, mut w: W) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
         buf.clear();
-        let cap = buf.capacity();
-        let (res, b) = r.read(monoio::buf::IoBufMut::slice_mut(buf, 0..cap)).await;
-        buf = b.into_inner();
-        match res {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let (res, b) = w.write_all(buf).await;
+        let Some(full) = fill(&mut r, buf).await else {
+            return;
+        };
+        let (res, b) = w.write_all(full).await;
         buf = b;
         if res.is_err() {
             return;
