@@ -22,7 +22,7 @@ pub mod header;
 pub mod ids;
 pub mod msg;
 pub mod name;
-//TXN
+pub mod txn;
 pub mod write;
 
 pub use header::{CSeq, NameAddr, Params, Uri, ValueError, Via};
