@@ -17,7 +17,7 @@
 mod chars;
 //AUTH
 //CORE
-//DIALOG
+pub mod dialog;
 pub mod header;
 pub mod ids;
 pub mod msg;
