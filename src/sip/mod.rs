@@ -14,8 +14,8 @@
 //! - [`auth`]: digest answers to 401/407 (§22.2, §22.3; RFC 2617, RFC 8760).
 //! - [`core`]: the stateless answer to a request no user agent owns (§8.2).
 
+pub mod auth;
 mod chars;
-//AUTH
 //CORE
 pub mod dialog;
 pub mod header;
