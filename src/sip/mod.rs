@@ -16,7 +16,7 @@
 
 pub mod auth;
 mod chars;
-//CORE
+pub mod core;
 pub mod dialog;
 pub mod header;
 pub mod ids;
