@@ -827,8 +827,9 @@ fn cancel_client_side() {
     assert_eq!(tx.len(), 1);
     assert_eq!(tx[0].bytes, cancel_for(&inv));
     assert_eq!(tx[0].to, udp(5062));
-    // Its own timer E.
+    // Its own timer E; and the INVITE gives up 64*T1 after the CANCEL (§9.1).
     assert_eq!(h.t.deadline(cid, Timer::E), Some(h.at(ms(500))));
+    assert_eq!(h.t.deadline(id, Timer::B), Some(h.at(ms(32_000))));
     let cancel = Message::parse_own(tx[0].bytes.clone()).unwrap();
     h.recv(udp(5062), &reply(&cancel, 200, Some("b1")));
     assert!(
@@ -844,6 +845,51 @@ fn cancel_client_side() {
 
 // ------------------------------------------------------------------------------------
 // The table
+
+#[test]
+fn cancelled_invite_without_final_times_out() {
+    let mut h = H::udp();
+    let inv = own("INVITE", "z9hG4bK-0-c2", Transport::Tcp);
+    let id = h.t.send_request(h.now, tcp(5062), inv.clone()).unwrap();
+    h.recv(tcp(5062), &reply(&inv, 183, Some("b1")));
+    h.go(ms(1000));
+    let cid = h.t.cancel(h.now, id).unwrap();
+    h.recv(
+        tcp(5062),
+        &Message::parse_own(cancel_for(&inv))
+            .map(|c| reply(&c, 200, Some("b1")))
+            .unwrap(),
+    );
+    h.tx();
+    h.ev();
+    assert_eq!(h.t.state(cid), None, "CANCEL done (K = 0 on TCP)");
+    // Another provisional response does not lift the limit.
+    h.go(ms(2000));
+    h.recv(tcp(5062), &reply(&inv, 180, Some("b1")));
+    assert_eq!(h.t.deadline(id, Timer::B), Some(h.at(ms(33_000))));
+    h.go(ms(32_999));
+    assert_eq!(h.t.state(id), Some(State::Proceeding));
+    h.ev();
+    h.go(ms(33_000));
+    assert!(
+        matches!(h.ev()[..], [Event::Timeout { id: a, timer: Timer::B }, Event::Terminated { .. }] if a == id)
+    );
+    assert!(h.t.is_empty());
+}
+
+#[test]
+fn cancel_on_a_full_table_still_limits_the_invite() {
+    let mut h = H::new(Config {
+        max_transactions: 1,
+        ..Config::default()
+    });
+    let inv = own("INVITE", "z9hG4bK-0-c3", Transport::Udp);
+    let id = h.t.send_request(h.now, udp(5062), inv.clone()).unwrap();
+    h.recv(udp(5062), &reply(&inv, 180, Some("b1")));
+    h.go(ms(5000));
+    assert_eq!(h.t.cancel(h.now, id), Err(TxError::Full));
+    assert_eq!(h.t.deadline(id, Timer::B), Some(h.at(ms(37_000))));
+}
 
 #[test]
 fn tu_errors() {

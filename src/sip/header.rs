@@ -357,7 +357,7 @@ impl<'a> NameAddr<'a> {
         if raw == "*" {
             return Ok(NameAddr {
                 display: None,
-                uri: "*",
+                uri: raw,
                 params: Params(""),
                 raw,
             });

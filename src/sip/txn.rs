@@ -13,7 +13,8 @@
 //! # The four machines
 //! - INVITE client (§17.1.1, figure 5): Calling → Proceeding → Completed → Terminated.
 //!   Timer A (T1, doubling, unreliable transports only) retransmits the INVITE; timer B
-//!   (64·T1) gives up in Calling. A 300-699 response is answered with the ACK this
+//!   (64·T1) gives up in Calling (and, set again by [`Transactions::cancel`], 64·T1
+//!   after a CANCEL, §9.1). A 300-699 response is answered with the ACK this
 //!   machine builds (§17.1.1.3) and absorbed when retransmitted (the ACK is sent
 //!   again); timer D (32 s unreliable, 0 reliable) ends Completed. Timer C (§16.6, a
 //!   proxy's) is not implemented: a UA that wants to give up on a ringing call sends
@@ -585,7 +586,9 @@ impl Transactions {
     /// Sends a CANCEL for client INVITE transaction `invite` (§9.1), in a client
     /// transaction of its own whose id is returned. Only once a provisional response
     /// came (Proceeding); before, [`TxError::NoProvisional`]: try again on the first
-    /// provisional [`Event::Response`].
+    /// provisional [`Event::Response`]. The INVITE transaction then gets timer B
+    /// again (unless a first CANCEL set it already): no final response within 64·T1
+    /// ends it (§9.1), whether or not this CANCEL could be sent.
     pub fn cancel(&mut self, now: Instant, invite: TxId) -> Result<TxId, TxError> {
         let t = self.txns.get(&invite).ok_or(TxError::Unknown)?;
         if t.kind != Kind::InviteClient {
@@ -598,6 +601,13 @@ impl Transactions {
         }
         let peer = t.peer;
         let cancel = Message::parse_own(cancel_for(&t.request)).map_err(|_| TxError::WrongState)?;
+        // §9.1: without a final response 64*T1 after the CANCEL, the INVITE
+        // transaction is given up (timer B reused: Event::Timeout with Timer::B). Set
+        // even when the CANCEL cannot be sent (table full), so that the INVITE
+        // transaction cannot outlive the TU's wish to end it.
+        if self.deadline(invite, Timer::B).is_none() {
+            self.arm(invite, Timer::B, now + 64 * self.cfg.t1);
+        }
         self.send_request(now, peer, cancel)
     }
 
@@ -987,9 +997,12 @@ impl Transactions {
         match (t.kind, t.state) {
             (Kind::InviteClient, State::Calling | State::Proceeding) => {
                 if code < 200 {
-                    t.state = State::Proceeding;
-                    self.disarm(id, Timer::A);
-                    self.disarm(id, Timer::B);
+                    // From Calling only: in Proceeding, B is the §9.1 CANCEL limit.
+                    if t.state == State::Calling {
+                        t.state = State::Proceeding;
+                        self.disarm(id, Timer::A);
+                        self.disarm(id, Timer::B);
+                    }
                     self.events.push_back(Event::Response { id, msg });
                 } else if code < 300 {
                     t.state = State::Accepted;
