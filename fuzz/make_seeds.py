@@ -81,6 +81,23 @@ def frames():
     return out
 
 
+SIP = [
+    b"OPTIONS sip:msrpd@192.0.2.1 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK1;rport\r\nMax-Forwards: 70\r\n"
+    b"To: <sip:msrpd@192.0.2.1>\r\nFrom: <sip:a@192.0.2.7>;tag=1\r\nCall-ID: c1\r\n"
+    b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+    b"INVITE sips:bob@biloxi.com SIP/2.0\r\n"
+    b"v: SIP/2.0/TLS a.example.com;branch=z9hG4bK-1-ab,SIP/2.0/UDP [2001:db8::1]:5070\r\n"
+    b"f: \"A, B\" <sip:a@x>;tag=88\r\nt: Bob\r\n <sip:bob@biloxi.com>\r\ni: abc@x\r\n"
+    b"CSeq: 2 INVITE\r\nm: <sip:a@1.2.3.4>;q=0.5, *\r\nRecord-Route: <sip:p1;lr>\r\n"
+    b"Require: 100rel\r\nc: application/sdp\r\nl: 4\r\n\r\nv=0\n",
+    b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKx;received=1.2.3.4;rport=9\r\n"
+    b"From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: c\r\nCSeq: 5 MESSAGE\r\n"
+    b"WWW-Authenticate: Digest realm=\"h\", nonce=\"n\", qop=\"auth\", algorithm=SHA-256\r\n"
+    b"Content-Length: 0\r\n\r\n",
+]
+
+
 def write(target, name, data):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -114,6 +131,14 @@ def main():
     # digest: header values
     for i, v in enumerate([CRED, CHAL, AINFO, b'Digest realm="a\\"b", nonce=x,\t opaque=""']):
         write("digest", "digest%02d" % i, v)
+    # sip_msg: [cfg] + bytes (cfg bits 1-7: stream piece length)
+    for i, m in enumerate(SIP):
+        write("sip_msg", "sip%02d" % i, bytes([0]) + m)
+        write("sip_msg", "sip%02d-pieces" % i, bytes([14]) + b"\r\n\r\n" + m + m)
+    # sip_txn: two-byte ops (see fuzz/src/sip.rs)
+    write("sip_txn", "server-invite", bytes([1, 0, 0, 4, 3, 0x20, 3, 0x80, 1, 1, 0, 100]))
+    write("sip_txn", "client-invite", bytes([4, 0, 2, 0x20, 5, 0, 2, 0xa0, 0, 200, 0, 200]))
+    write("sip_txn", "message-udp", bytes([1, 5, 1, 5, 3, 0x40, 4, 1, 0, 10, 2, 0x40]))
 
 
 if __name__ == "__main__":

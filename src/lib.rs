@@ -8,6 +8,8 @@
 //!   per-connection send queue ([`conn::SendQueue`]) that decides what goes out next.
 //! - Engines, sans-I/O state machines: [`relay`] today (RFC 4976); a user agent and a
 //!   gateway next, each its own module.
+//! - [`sip`]: a sans-I/O SIP stack (RFC 3261): messages, transactions, dialogs, digest
+//!   client authentication, the answers to requests nobody owns.
 //! - [`server`]: threads, monoio runtimes, sockets, TLS, the cross-core mesh.
 //! - [`admin`]: the control thread beside the workers (tokio and axum there only): the
 //!   management API, the event stream, webhooks and Prometheus metrics.
@@ -55,3 +57,4 @@ pub mod config;
 pub mod conn;
 pub mod relay;
 pub mod server;
+pub mod sip;

@@ -9,6 +9,7 @@
 #![allow(clippy::eq_op, clippy::nonminimal_bool)]
 
 pub mod relay;
+pub mod sip;
 
 use bytes::{Bytes, BytesMut};
 use memchr::memmem;
