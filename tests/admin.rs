@@ -427,7 +427,7 @@ fn metrics_pass_promtool() {
             )
         })
         .sum();
-    assert!(hops >= 1.0, "a read in 16 is timed: {m}");
+    assert!(hops >= 1.0, "one read in 16 is sampled: {m}");
     promtool_check(&m);
 }
 

@@ -194,7 +194,7 @@ impl Collector for Scrape {
             let mut me = enc.encode_descriptor(h.name, h.help, None, MetricType::Histogram)?;
             for (labels, snap) in &h.samples {
                 let mut e = me.encode_family(labels)?;
-                let buckets = snap.cumulative();
+                let buckets = snap.per_bound();
                 e.encode_histogram::<NoLabelSet>(
                     snap.sum_ns as f64 / 1e9,
                     snap.count,
@@ -339,7 +339,7 @@ pub fn render(s: &State, stats: Vec<(usize, Option<WorkerStats>)>) -> Result<Str
     }
     sc.hists.push(Hist {
         name: "msrpd_hop_latency_seconds",
-        help: "From a read completing to its frames queued on their outgoing connection or handed to the core that owns it; one read in 16 is timed.",
+        help: "Frame in to frame written: from a read completing to the writev that hands its first frame's last byte to the kernel, on the core owning the outgoing connection; one read in 16 (or the next that writes) is sampled.",
         samples: answered
             .iter()
             .map(|(i, w)| (vec![("worker", i.to_string())], w.hop.clone()))

@@ -21,6 +21,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes};
 use monoio::io::AsyncWriteRent;
 
+use super::hop::HopHistogram;
 use super::mesh::Gauges;
 use crate::conn::{ConnId, Origin, Part, QueueEvent, SendQueue};
 
@@ -56,6 +57,9 @@ pub struct ConnHandle {
     /// Whether the gauges show a frame on the wire: when neither the queue nor they do,
     /// nothing needs publishing (small frames go on and off the wire in one take).
     shown_active: Cell<bool>,
+    /// A sampled frame queued here (see [`super::hop`]): when its read completed, and how
+    /// many queued bytes (its own included) must still be written before it is out.
+    hop_mark: Cell<Option<(Instant, usize)>>,
 }
 
 impl ConnHandle {
@@ -75,6 +79,7 @@ impl ConnHandle {
             head_since: Cell::new(None),
             body_wait_since: Cell::new(None),
             shown_active: Cell::new(false),
+            hop_mark: Cell::new(None),
         }
     }
 
@@ -183,12 +188,24 @@ impl ConnHandle {
 
     /// Drops whatever is still queued (the peer is gone) and settles the gauges.
     fn discard_queue(&self, gauges: &Gauges) {
+        self.hop_mark.set(None);
         let n = self.queue.borrow_mut().clear();
         if n > 0 {
             gauges.sub(self.id.core, self.id.slot, n);
         }
         gauges.set_whole(self.id.core, self.id.slot, 0);
         self.show_active(gauges, None);
+    }
+
+    /// Marks the frame just queued as the sampled one of its read (`at`), unless a
+    /// sampled frame is still waiting here; it counts as written once every byte queued
+    /// up to now has been written (responses that jump the queue make this an upper
+    /// bound).
+    pub fn mark_hop(&self, at: Instant) {
+        let queued = self.queued();
+        if self.hop_mark.get().is_none() && queued > 0 {
+            self.hop_mark.set(Some((at, queued)));
+        }
     }
 
     /// Takes the next bytes to write into `out`; returns the queue's bytes taken (now in
@@ -221,9 +238,19 @@ impl ConnHandle {
     }
 
     /// A write of `n` taken bytes finished (or failed).
-    fn written(&self, gauges: &Gauges, n: usize) {
+    /// `n` bytes taken from the queue were written; the read instant of a sampled frame
+    /// they completed.
+    fn written(&self, gauges: &Gauges, n: usize) -> Option<Instant> {
         self.in_flight.set(self.in_flight.get() - n);
         gauges.sub(self.id.core, self.id.slot, n);
+        let (at, left) = self.hop_mark.get()?;
+        if n >= left {
+            self.hop_mark.set(None);
+            Some(at)
+        } else {
+            self.hop_mark.set(Some((at, left - n)));
+            None
+        }
     }
 }
 
@@ -284,10 +311,11 @@ pub type OnEvents<'a> = &'a dyn Fn(Vec<QueueEvent>);
 pub async fn write_loop<W: AsyncWriteRent>(
     h: &ConnHandle,
     gauges: &Arc<Gauges>,
+    hop: &HopHistogram,
     w: &mut W,
     on_events: OnEvents<'_>,
 ) {
-    writev_loop(h, gauges, w, on_events).await;
+    writev_loop(h, gauges, hop, w, on_events).await;
     h.closing.set(true);
     h.discard_queue(gauges);
     let _ = w.shutdown().await;
@@ -310,6 +338,7 @@ async fn wait_for_work(h: &ConnHandle) {
 async fn writev_loop<W: AsyncWriteRent>(
     h: &ConnHandle,
     gauges: &Arc<Gauges>,
+    hop: &HopHistogram,
     w: &mut W,
     on_events: OnEvents<'_>,
 ) {
@@ -344,7 +373,11 @@ async fn writev_loop<W: AsyncWriteRent>(
                 }
             }
         };
-        h.written(gauges, taken);
+        if let Some(at) = h.written(gauges, taken)
+            && ok
+        {
+            hop.record(at.elapsed());
+        }
         if !ok {
             v.bufs.clear();
             break;

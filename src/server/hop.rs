@@ -1,12 +1,19 @@
-//! The hop-latency histogram of one worker: how long after a read completed its frames
-//! were queued on their outgoing connection (or handed to the core that owns it), for a
-//! sample of the reads (one in [`SAMPLE_EVERY`]). Plain cells owned by the worker, no
-//! atomics: the control thread gets a copy with a `Stats` query at scrape time.
+//! The hop-latency histogram of one worker: frame in to frame written. For one read in
+//! [`SAMPLE_EVERY`] (or, when that read queues nothing, the next read that does), the
+//! first frame (or piece of one) its actions queue is marked with the instant the read
+//! completed; when the `writev` that hands that frame's last byte to the kernel completes,
+//! on whichever core owns the outgoing connection, the time since is recorded there. A
+//! frame handed to another core carries the mark in an
+//! [`Envelope::HopMark`](super::mesh::Envelope::HopMark) sent just before it. The frame
+//! counts as written once every byte queued on the connection before it is out too, so a
+//! response that jumped the queue (fair sending) is measured as an upper bound. Plain
+//! cells owned by the worker, no atomics: the control thread gets a copy with a `Stats`
+//! query at scrape time.
 
 use std::cell::Cell;
 use std::time::Duration;
 
-/// One read in this many is timed.
+/// One read in this many is sampled.
 pub const SAMPLE_EVERY: u32 = 16;
 
 /// Upper bounds of the buckets in microseconds (powers of two, 1 µs to about 1 s).
@@ -25,29 +32,14 @@ pub struct HopSnapshot {
 }
 
 impl HopSnapshot {
-    /// Adds another worker's histogram to this one.
-    pub fn merge(&mut self, o: &HopSnapshot) {
-        if self.buckets.len() < o.buckets.len() {
-            self.buckets.resize(o.buckets.len(), 0);
-        }
-        for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
-            *a += b;
-        }
-        self.sum_ns += o.sum_ns;
-        self.count += o.count;
-    }
-
-    /// `(upper bound in seconds, cumulative count)` for each bound, as Prometheus
-    /// histograms give them (`+Inf` is the count).
-    pub fn cumulative(&self) -> Vec<(f64, u64)> {
-        let mut acc = 0;
+    /// `(upper bound in seconds, count in that bucket alone)` for each bound: what
+    /// `prometheus_client`'s encoder takes, which makes them cumulative itself (the `+Inf`
+    /// bucket is the count).
+    pub fn per_bound(&self) -> Vec<(f64, u64)> {
         BOUNDS_US
             .iter()
             .enumerate()
-            .map(|(i, &b)| {
-                acc += self.buckets.get(i).copied().unwrap_or(0);
-                (b as f64 / 1e6, acc)
-            })
+            .map(|(i, &b)| (b as f64 / 1e6, self.buckets.get(i).copied().unwrap_or(0)))
             .collect()
     }
 }
@@ -62,7 +54,7 @@ pub struct HopHistogram {
 }
 
 impl HopHistogram {
-    /// `true` once every [`SAMPLE_EVERY`] calls: this read is timed.
+    /// `true` once every [`SAMPLE_EVERY`] calls: this read is sampled.
     #[inline]
     pub fn sample(&self) -> bool {
         let t = self.tick.get().wrapping_add(1);
@@ -98,21 +90,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_and_cumulative_counts() {
+    fn buckets_and_counts() {
         let h = HopHistogram::default();
         h.record(Duration::from_nanos(500));
         h.record(Duration::from_micros(3));
         h.record(Duration::from_secs(5));
         let s = h.snapshot();
         assert_eq!(s.count, 3);
-        let c = s.cumulative();
+        let c = s.per_bound();
         assert_eq!(c[0], (1e-6, 1));
-        assert_eq!(c[2].1, 2, "3 us lands under 4 us");
-        assert_eq!(c.last().unwrap().1, 2, "5 s is over the last bound");
-        let mut m = HopSnapshot::default();
-        m.merge(&s);
-        m.merge(&s);
-        assert_eq!(m.count, 6);
+        assert_eq!(c[1].1, 0);
+        assert_eq!(c[2].1, 1, "3 us lands under 4 us");
+        assert_eq!(
+            c.iter().map(|b| b.1).sum::<u64>(),
+            2,
+            "5 s is over the last bound"
+        );
         assert_eq!((0..SAMPLE_EVERY).filter(|_| h.sample()).count(), 1);
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use event_listener::Event;
 use futures_util::task::AtomicWaker;
@@ -41,7 +41,7 @@ impl Envelope {
         match self {
             Envelope::Write { bytes, .. } => bytes.len(),
             Envelope::Relay(m) => m.payload_len(),
-            Envelope::Control(_) => 0,
+            Envelope::Control(_) | Envelope::HopMark(_) => 0,
         }
     }
 }
@@ -58,6 +58,9 @@ pub enum Envelope {
     },
     /// For the receiving core's relay.
     Relay(RelayMsg),
+    /// The envelope after this one carries the sampled frame of a read that completed
+    /// at this instant on the sending core (see [`super::hop`]).
+    HopMark(Instant),
     Control(Control),
 }
 

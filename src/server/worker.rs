@@ -200,8 +200,16 @@ pub struct Worker {
     /// Set by [`Worker::rearm_timer`] to end the timer's current sleep.
     timer_kick: Cell<bool>,
     timer_waker: RefCell<Option<Waker>>,
-    /// Read to frames queued, sampled (see [`super::hop`]).
+    /// Frame in to frame written, sampled (see [`super::hop`]).
     hop: HopHistogram,
+    /// While the actions of a sampled read (or envelope) are carried out: when that read
+    /// completed. The first frame they queue or hand to another core takes it.
+    hop_sampling: Cell<Option<Instant>>,
+    /// A [`Envelope::HopMark`] came from another core: the next envelope carries the
+    /// sampled frame.
+    hop_incoming: Cell<Option<Instant>>,
+    /// A read was picked for sampling and has not yet queued a frame to take it.
+    hop_armed: Cell<bool>,
 }
 
 async fn worker_main(
@@ -249,6 +257,9 @@ async fn worker_main(
         timer_kick: Cell::new(false),
         timer_waker: RefCell::new(None),
         hop: HopHistogram::default(),
+        hop_sampling: Cell::new(None),
+        hop_incoming: Cell::new(None),
+        hop_armed: Cell::new(false),
     });
     for (l, secure) in listeners {
         match TcpListener::from_std(l) {
@@ -456,7 +467,7 @@ impl Worker {
         monoio::spawn(async move {
             let id = h.id;
             let on_events = |events: Vec<QueueEvent>| w.queue_events(id, events);
-            write_loop(&h, &w.gauges, &mut wr, &on_events).await;
+            write_loop(&h, &w.gauges, &w.hop, &mut wr, &on_events).await;
             drop(wr);
             h.half_done();
         });
@@ -595,10 +606,11 @@ impl Worker {
 
     /// Queues bytes on a connection of this core, closing it when its queue passes the
     /// hard cap (a peer that does not read).
-    fn write_local(&self, conn: ConnId, bytes: Bytes, part: Part) {
+    fn write_local(&self, conn: ConnId, bytes: Bytes, part: Part, mark: Option<Instant>) {
         let Some(h) = self.conn(conn.slot, conn.generation) else {
             return;
         };
+        let mark = mark.or_else(|| self.hop_sampling.take());
         if h.queued() + bytes.len() > self.cfg.max_queue {
             if !h.is_closing() {
                 bump(&self.counters.queue_overflows, 1);
@@ -608,6 +620,9 @@ impl Worker {
             h.abort();
         } else {
             h.push(&self.gauges, bytes, part);
+            if let Some(at) = mark {
+                h.mark_hop(at);
+            }
         }
     }
 
@@ -678,12 +693,16 @@ impl Worker {
     fn carry_out(self: &Rc<Self>, a: RelayAction) {
         match a {
             Action::Write { conn, bytes, part } if conn.core == self.core => {
-                self.write_local(conn, bytes, part)
+                self.write_local(conn, bytes, part, None)
             }
             Action::Write { conn, bytes, part } => {
+                self.send_hop_mark(conn.core);
                 self.send_to(conn.core, Envelope::Write { conn, bytes, part })
             }
-            Action::ToCore { core, msg } => self.send_to(core, Envelope::Relay(msg)),
+            Action::ToCore { core, msg } => {
+                self.send_hop_mark(core);
+                self.send_to(core, Envelope::Relay(msg))
+            }
             Action::Close { conn, reason } => {
                 if let Some(h) = self.conn(conn.slot, conn.generation) {
                     tracing::info!(peer = %h.peer, slot = conn.slot, side = reason.side(h.outbound).name(), reason = reason.describe(), "closing connection");
@@ -696,6 +715,13 @@ impl Worker {
                 port,
                 transport,
             } => self.connect(conn, host, port, transport),
+        }
+    }
+
+    /// The sampled frame of a read goes to another core: its read instant goes first.
+    fn send_hop_mark(&self, core: u16) {
+        if let Some(at) = self.hop_sampling.take() {
+            self.send_to(core, Envelope::HopMark(at));
         }
     }
 
@@ -715,9 +741,20 @@ impl Worker {
     /// Handles an envelope from another core (control messages excepted).
     fn receive(self: &Rc<Self>, now: Instant, env: Envelope) {
         self.gauges.sub_transit(self.core, env.payload_len());
+        let mark = self.hop_incoming.take();
         match env {
-            Envelope::Write { conn, bytes, part } => self.write_local(conn, bytes, part),
+            Envelope::Write { conn, bytes, part } => self.write_local(conn, bytes, part, mark),
+            Envelope::Relay(m) if mark.is_some() => {
+                // Carry out what earlier envelopes asked for first, so that the mark
+                // goes to a frame of this one.
+                self.dispatch();
+                self.relay.borrow_mut().handle_mesh(now, m);
+                self.hop_sampling.set(mark);
+                self.dispatch();
+                self.hop_sampling.set(None);
+            }
             Envelope::Relay(m) => self.relay.borrow_mut().handle_mesh(now, m),
+            Envelope::HopMark(at) => self.hop_incoming.set(Some(at)),
             Envelope::Control(_) => {}
         }
     }
@@ -994,9 +1031,13 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
                 }
             }
         }
+        // One read in 16 is sampled; when it queues nothing (a response the relay
+        // consumes), the next read that does takes the sample.
         if w.hop.sample() {
-            w.dispatch();
-            w.hop.record(now.elapsed());
+            w.hop_armed.set(true);
+        }
+        if w.hop_armed.get() {
+            w.hop_sampling.set(Some(now));
         }
         // A header block in progress: the head timeout runs from its first byte.
         if !buf.is_empty() && !sc.in_body() {
@@ -1007,6 +1048,9 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
             h.head_since.set(None);
         }
         w.dispatch();
+        if w.hop_sampling.take().is_none() {
+            w.hop_armed.set(false);
+        }
     };
     tracing::info!(peer = %h.peer, core = id.core, slot = id.slot, reason = why, "connection closed");
     drop(rd);
