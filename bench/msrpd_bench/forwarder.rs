@@ -9,6 +9,8 @@
 //! chunk read on one is handed to the other thread to be written (a bounded channel; the
 //! wake-up crosses threads as msrpd's mesh does): the ceiling for a relay whose two ends
 //! of a session live on different cores, which SO_REUSEPORT gives about half the pairs.
+//! `--placement mixed` crosses every other pair: the like-for-like ceiling for a relay on
+//! two cores.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -103,21 +105,27 @@ pub fn serve(addr: SocketAddr, threads: usize, placement: Placement) -> ExitCode
         match waiting.remove(&id) {
             Some(peer) => {
                 let n = senders.len();
-                if placement == Placement::Cross && n > 1 {
+                // Mixed: pairs alternate crossing; each kind takes the threads in turn.
+                let (cross, t) = match placement {
+                    Placement::Same => (false, next),
+                    Placement::Cross => (true, next),
+                    Placement::Mixed => (next % 2 == 1, next / 2),
+                };
+                if cross && n > 1 {
                     let (a_tx, a_rx) = async_channel::bounded(CROSS_DEPTH);
                     let (b_tx, b_rx) = async_channel::bounded(CROSS_DEPTH);
-                    let _ = senders[next % n].try_send(Job::Half {
+                    let _ = senders[t % n].try_send(Job::Half {
                         conn: peer,
                         inbox: b_rx,
                         outbox: a_tx,
                     });
-                    let _ = senders[(next + 1) % n].try_send(Job::Half {
+                    let _ = senders[(t + 1) % n].try_send(Job::Half {
                         conn,
                         inbox: a_rx,
                         outbox: b_tx,
                     });
                 } else {
-                    let _ = senders[next % n].try_send(Job::Pair(peer, conn));
+                    let _ = senders[t % n].try_send(Job::Pair(peer, conn));
                 }
                 next += 1;
             }

@@ -33,8 +33,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Where the forwarder runs the two connections of a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Placement {
+    /// Both connections of every pair on one thread: nothing crosses.
     Same,
+    /// The two connections of every pair on two threads: every chunk crosses.
     Cross,
+    /// Every other pair crosses: what SO_REUSEPORT gives a relay on two cores (each
+    /// connection lands on either, so half the pairs are split).
+    Mixed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -157,14 +162,18 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub forwarder: Option<SocketAddr>,
     /// Where the forwarder puts the two connections of a pair: both on one thread
-    /// (`same`, nothing ever crosses threads), or on two threads (`cross`, every chunk
+    /// (`same`, nothing ever crosses threads), on two threads (`cross`, every chunk
     /// is handed to the other thread, as msrpd must when SO_REUSEPORT puts the two ends
-    /// of a session on different cores).
+    /// of a session on different cores), or every other pair crossing (`mixed`).
     #[arg(long, value_enum, default_value = "same")]
     pub placement: Placement,
     /// How frames are written: batched (default) or split as simple clients do.
     #[arg(long, value_enum, default_value = "batched")]
     pub writes: Writes,
+    /// Leave Nagle's algorithm on in the clients (no TCP_NODELAY), as clients that never
+    /// set it do: small writes wait for the previous segment's ACK and go out coalesced.
+    #[arg(long)]
+    pub nagle: bool,
 }
 
 /// What every thread shares.
@@ -505,13 +514,14 @@ fn report(
         let v = serde_json::json!({
             "pairs": a.pairs, "size": a.size, "chunk": a.chunk, "window": a.window,
             "rate": a.rate, "topology": format!("{:?}", a.topology).to_lowercase(),
+            "writes": format!("{:?}", a.writes).to_lowercase(), "nagle": a.nagle,
             "setup_s": setup_s, "duration_s": secs, "delivered": s.delivered, "msgs_per_s": msgs, "mib_per_s": mib,
             "errors": s.errors, "lost": s.lost,
             "send_to_200_us": { "p50": q(&s.send_to_200, 0.5), "p90": q(&s.send_to_200, 0.9),
                 "p99": q(&s.send_to_200, 0.99), "p999": q(&s.send_to_200, 0.999), "max": s.send_to_200.max() as f64 / 1000.0 },
             "delivery_us": { "p50": q(&s.delivery, 0.5), "p90": q(&s.delivery, 0.9),
                 "p99": q(&s.delivery, 0.99), "p999": q(&s.delivery, 0.999), "max": s.delivery.max() as f64 / 1000.0 },
-                        "relay_cpu_us_per_msg": cpu_us_per_msg,
+            "relay_cpu_us_per_msg": cpu_us_per_msg,
             "relay_rss_kib": { "before": rss.before, "idle": rss.idle, "end": rss.end,
                 "connections": rss.connections, "per_connection": rss.per_connection() },
             "error_samples": s.error_samples,

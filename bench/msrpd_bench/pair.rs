@@ -155,11 +155,18 @@ async fn setup_pair(sh: &Shared, idx: usize) -> Result<Pair, String> {
     let a = &sh.args;
     let me_r = format!("msrp://127.0.0.1:9/r{idx:06x};tcp");
     let me_s = format!("msrp://127.0.0.1:9/s{idx:06x};tcp");
-    let mut receiver = Conn::connect(a.relay, sh.tls.as_ref(), a.local_addr(2 * idx)).await?;
+    let mut receiver =
+        Conn::connect(a.relay, sh.tls.as_ref(), a.local_addr(2 * idx), !a.nagle).await?;
     if a.pair_hello {
         hello(&mut receiver, idx).await?;
     }
-    let mut sender = Conn::connect(a.relay, sh.tls.as_ref(), a.local_addr(2 * idx + 1)).await?;
+    let mut sender = Conn::connect(
+        a.relay,
+        sh.tls.as_ref(),
+        a.local_addr(2 * idx + 1),
+        !a.nagle,
+    )
+    .await?;
     if a.pair_hello {
         hello(&mut sender, idx).await?;
     }

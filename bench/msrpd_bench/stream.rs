@@ -126,11 +126,13 @@ enum Io {
 
 impl Conn {
     /// Connects (from `local` when given, else from whatever address the kernel picks),
-    /// and completes the TLS handshake when `tls` is given.
+    /// sets TCP_NODELAY when `nodelay` (clients that leave Nagle on pass `false`), and
+    /// completes the TLS handshake when `tls` is given.
     pub async fn connect(
         addr: SocketAddr,
         tls: Option<&Tls>,
         local: Option<IpAddr>,
+        nodelay: bool,
     ) -> Result<Conn, String> {
         let s = match local {
             None => TcpStream::connect_addr(addr).await,
@@ -140,7 +142,9 @@ impl Conn {
             None => format!("connect {addr}: {e}"),
             Some(ip) => format!("connect {addr} from {ip}: {e}"),
         })?;
-        let _ = s.set_nodelay(true);
+        if nodelay {
+            let _ = s.set_nodelay(true);
+        }
         let fd = s.as_raw_fd();
         let io = match tls {
             None => Io::Plain(s),
@@ -276,7 +280,7 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
         on_each_driver(async || {
-            let mut c = Conn::connect(addr, None, Some(src)).await.unwrap();
+            let mut c = Conn::connect(addr, None, Some(src), true).await.unwrap();
             let (mut peer, from) = l.accept().unwrap();
             assert_eq!(from.ip(), src);
             peer.write_all(b"ping").unwrap();
@@ -297,7 +301,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         on_each_driver(async || {
-            let _c = Conn::connect(addr, None, None).await.unwrap();
+            let _c = Conn::connect(addr, None, None, true).await.unwrap();
             let (_, from) = l.accept().unwrap();
             assert_eq!(from.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
         });
