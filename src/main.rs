@@ -68,7 +68,7 @@ fn passwd(path: &std::path::Path, realm: Option<String>, user: &str) -> ExitCode
         Ok(written) => {
             if let Some(dir) = written.created_dir {
                 eprintln!(
-                    "msrpd passwd: created directory {} (mode 0700)",
+                    "msrpd passwd: created directory {} (mode 0750)",
                     dir.display()
                 );
             }
@@ -76,6 +76,13 @@ fn passwd(path: &std::path::Path, realm: Option<String>, user: &str) -> ExitCode
                 "msrpd passwd: set password of {user} in realm {realm} in {}",
                 path.display()
             );
+            if written.created_file {
+                eprintln!(
+                    "msrpd passwd: created {} with mode 0640; for the relay's group to read it: chgrp msrpd {}",
+                    path.display(),
+                    path.display()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

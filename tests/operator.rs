@@ -287,12 +287,19 @@ fn passwd_creates_a_missing_directory_and_says_so() {
     );
     assert!(ok, "{err}");
     assert!(
-        err.contains(&format!("created directory {} (mode 0700)", dir.display())),
+        err.contains(&format!("created directory {} (mode 0750)", dir.display())),
         "{err}"
     );
-    assert_eq!(mode(&dir), 0o700);
-    assert_eq!(mode(&root.join("etc")), 0o700);
-    assert_eq!(mode(&file), 0o600);
+    assert!(err.contains("chgrp msrpd"), "{err}");
+    assert_eq!(mode(&dir), 0o750);
+    // Parents made on the way: the umask decides, but never group-write or others.
+    assert_eq!(
+        mode(&root.join("etc")) & 0o027,
+        0,
+        "{:o}",
+        mode(&root.join("etc"))
+    );
+    assert_eq!(mode(&file), 0o640);
     let users = msrpd::server::users_file::load(&file).unwrap();
     assert_eq!(users.count_in_realm("r.example"), 1);
     // Again: nothing to create, nothing said about it.
@@ -310,6 +317,7 @@ fn passwd_creates_a_missing_directory_and_says_so() {
     );
     assert!(ok, "{err}");
     assert!(!err.contains("created directory"), "{err}");
+    assert!(!err.contains("chgrp"), "{err}");
 
     // A directory that cannot be made is named (here its parent is a plain file).
     let blocker = root.join("plain-file");
