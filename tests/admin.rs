@@ -686,3 +686,104 @@ fn slow_and_surplus_admin_connections_are_closed() {
     // Their places are free again.
     assert_eq!(http::get(api, "/healthz").status, 200);
 }
+
+/// Every entry of a paged list (`?limit=`, then `?after=` the `next` of each page).
+fn all_pages(api: SocketAddr, path: &str, field: &str, limit: usize) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..100 {
+        let q = match &after {
+            Some(a) => format!("{path}?limit={limit}&after={a}"),
+            None => format!("{path}?limit={limit}"),
+        };
+        let r = http::get(api, &q);
+        assert_eq!(r.status, 200, "{q}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["workers_missing"], serde_json::json!([]), "{v}");
+        let ids: Vec<String> = v[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_string())
+            .collect();
+        assert!(ids.len() <= limit, "{q}: {} entries", ids.len());
+        pages.push(ids);
+        match v["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => return pages,
+        }
+    }
+    panic!("more than 100 pages");
+}
+
+/// With more sessions and connections than `?limit=`, the pages are disjoint, in id
+/// order, and cover every one; bad `limit`/`after` values (and unknown parameters) get
+/// 400 with what is valid.
+#[test]
+fn session_and_connection_lists_come_in_pages() {
+    let relay = Relay::start(2, Driver::Auto, |c| {
+        with_admin(c);
+    });
+    let api = admin_addr(&relay);
+    let mut clients = Vec::new();
+    let mut uris = Vec::new();
+    for i in 0..7 {
+        let mut c = relay.connect(&peer_uri(&format!("u{i}"), 4000 + i));
+        uris.push(c.auth(&relay.uri()));
+        clients.push(c);
+    }
+    let everything = http::get(api, "/v1/relay/sessions").json();
+    assert_eq!(everything["sessions"].as_array().unwrap().len(), 7);
+    assert_eq!(everything["next"], serde_json::Value::Null);
+    for (path, field) in [
+        ("/v1/relay/sessions", "sessions"),
+        ("/v1/relay/connections", "connections"),
+    ] {
+        for limit in [1, 2, 3, 7] {
+            let pages = all_pages(api, path, field, limit);
+            let flat: Vec<String> = pages.concat();
+            assert_eq!(flat.len(), 7, "{path} limit {limit}: {pages:?}");
+            let mut sorted = flat.clone();
+            sorted.sort_by_key(|id| order_key(id));
+            sorted.dedup();
+            assert_eq!(
+                sorted, flat,
+                "{path} limit {limit}: not disjoint or not in order"
+            );
+            assert!(
+                pages[..pages.len() - 1].iter().all(|p| p.len() == limit),
+                "{path} limit {limit}: {pages:?}"
+            );
+        }
+    }
+    // Every session is on a page (ids are the Use-Path's last segment).
+    let flat = all_pages(api, "/v1/relay/sessions", "sessions", 3).concat();
+    for u in &uris {
+        let sid = u.rsplit('/').next().unwrap().trim_end_matches(";tcp");
+        assert!(flat.iter().any(|x| x == sid), "{sid} in no page");
+    }
+    for (q, says) in [
+        ("/v1/relay/sessions?limit=0", "1 to 10000"),
+        ("/v1/relay/sessions?limit=10001", "1 to 10000"),
+        ("/v1/relay/sessions?limit=ten", "1 to 10000"),
+        ("/v1/relay/sessions?after=xyz", "session id"),
+        ("/v1/relay/sessions?colour=red", "limit"),
+        ("/v1/relay/connections?limit=-1", "1 to 10000"),
+        ("/v1/relay/connections?after=3", "CORE:SLOT"),
+        ("/v1/relay/connections?user=x", "after"),
+    ] {
+        let r = http::get(api, q);
+        assert_eq!(r.status, 400, "{q}: {}", r.text());
+        let e = r.json()["error"].as_str().unwrap().to_string();
+        assert!(e.contains(says), "{q}: {e}");
+    }
+    assert_eq!(http::get(api, "/v1/relay/sessions?limit=10000").status, 200);
+}
+
+/// Sorts session ids (fixed-width hex: text order) and `CORE:SLOT` connection ids.
+fn order_key(id: &str) -> (u64, u64, String) {
+    match id.split_once(':') {
+        Some((c, s)) => (c.parse().unwrap(), s.parse().unwrap(), String::new()),
+        None => (0, 0, id.to_string()),
+    }
+}

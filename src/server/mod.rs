@@ -173,10 +173,20 @@ pub enum Control {
 /// are a variant here and an arm in the worker's `answer`.
 #[derive(Debug)]
 pub enum Query {
-    /// The relay sessions of the worker.
-    Sessions(Reply<Vec<crate::relay::SessionInfo>>),
-    /// The worker's connections.
-    Connections(Reply<Vec<WorkerConn>>),
+    /// The relay sessions of the worker in id order: at most `limit`, from the first
+    /// after `after` (slot, key) on.
+    Sessions {
+        after: Option<(u32, u64)>,
+        limit: usize,
+        reply: Reply<Vec<crate::relay::SessionInfo>>,
+    },
+    /// The worker's connections in slot order: at most `limit`, from the first slot
+    /// after `after` on.
+    Connections {
+        after: Option<u32>,
+        limit: usize,
+        reply: Reply<Vec<WorkerConn>>,
+    },
     /// End the relay session with this id, if the worker has it.
     EndSession(String, Reply<bool>),
     /// Gauges and the hop-latency histogram, for a scrape.
@@ -198,6 +208,24 @@ impl<T> Reply<T> {
     /// Answers; dropped silently when the asker stopped waiting.
     pub fn send(self, v: T) {
         let _ = self.0.try_send(v);
+    }
+
+    /// `true` when the asker stopped waiting: nobody reads an answer.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
+impl Query {
+    /// `true` when nobody waits for the answer of a question that only reads (an
+    /// [`Query::EndSession`] is carried out all the same: the operator asked for it).
+    pub fn asker_gone(&self) -> bool {
+        match self {
+            Query::Sessions { reply, .. } => reply.is_closed(),
+            Query::Connections { reply, .. } => reply.is_closed(),
+            Query::Stats(reply) => reply.is_closed(),
+            Query::EndSession(..) => false,
+        }
     }
 }
 
