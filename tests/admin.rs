@@ -787,3 +787,48 @@ fn order_key(id: &str) -> (u64, u64, String) {
         None => (0, 0, id.to_string()),
     }
 }
+
+/// A known sequence of AUTHs, and `msrpd_auth_total` counts each once: a failed digest
+/// that is challenged again is `failed`, not also `challenged`; the three outcomes add
+/// up to the AUTHs sent; the `_ok/_failed/_challenges` families agree.
+#[test]
+fn auth_outcomes_are_disjoint() {
+    const REALM: &str = "metrics.realm";
+    let file = temp_path("auth-outcomes-users");
+    let _ = std::fs::remove_file(&file);
+    msrpd::server::users_file::set_password(&file, REALM, "alice", "wonderland").unwrap();
+    let relay = Relay::start(1, Driver::Auto, |c| {
+        with_admin(c);
+        c.users_file = Some(file.clone());
+        c.relay.realm = REALM.into();
+    });
+    let api = admin_addr(&relay);
+    let ru = relay.uri();
+    let mut c = relay.connect(&peer_uri("alice", 1111));
+    // 1: no credentials -> 401 (challenged).
+    let ch = c.auth_with(&ru, &[]);
+    assert_eq!(ch.kind(), "401");
+    // 2: a wrong password -> 401 with a new challenge (failed).
+    let r = digest_answer(&mut c, &ru, &ch, REALM, "alice", "wrong");
+    assert_eq!(r.kind(), "401", "{}", r.head);
+    // 3: the right one, answering that new challenge -> 200 (ok).
+    let r = digest_answer(&mut c, &ru, &r, REALM, "alice", "wonderland");
+    assert_eq!(r.kind(), "200", "{}", r.head);
+    // 4: a malformed Authorization -> 400 (failed).
+    let r = c.auth_with(&ru, &[("Authorization", "Digest ,,,")]);
+    assert_eq!(r.kind(), "400", "{}", r.head);
+    let m = http::get(api, "/metrics").text();
+    let ok = metric(&m, "msrpd_auth_total{outcome=\"ok\"}");
+    let failed = metric(&m, "msrpd_auth_total{outcome=\"failed\"}");
+    let challenged = metric(&m, "msrpd_auth_total{outcome=\"challenged\"}");
+    assert_eq!((ok, failed, challenged), (1.0, 2.0, 1.0), "{m}");
+    assert_eq!(ok + failed + challenged, 4.0, "one outcome per AUTH");
+    assert_eq!(metric(&m, "msrpd_auth_ok_total"), ok);
+    assert_eq!(metric(&m, "msrpd_auth_failed_total"), failed);
+    assert_eq!(metric(&m, "msrpd_auth_challenges_total"), challenged);
+    assert!(
+        m.contains("# HELP msrpd_auth_ok_total") && m.contains("sum of msrpd_worker_auth_ok"),
+        "{m}"
+    );
+    let _ = std::fs::remove_file(&file);
+}
