@@ -497,6 +497,11 @@ fn resolve_admin(
     let mut admin = crate::admin::AdminConfig::new(addr);
     admin.explicit = explicit;
     admin.token = token;
+    admin.token_file = a
+        .admin_token_file
+        .clone()
+        .or(f.admin_token_file.clone())
+        .filter(|_| admin.token.is_some());
     admin.webhook = webhook;
     Ok(Some(admin))
 }

@@ -111,6 +111,14 @@ fn check_config(args: &config::RelayArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(w) = r
+        .server
+        .admin
+        .as_ref()
+        .and_then(msrpd::admin::token_file_warning)
+    {
+        eprintln!("msrpd check-config: warning: {w}");
+    }
     match msrpd::server::check(&r.server) {
         Ok(lines) => {
             if let Some(p) = &args.config {

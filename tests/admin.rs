@@ -201,6 +201,23 @@ fn a_token_is_needed_when_configured_and_non_loopback_needs_one() {
     }
     let ok = [("Authorization", "Bearer s3cret-token")];
     assert_eq!(http::request(api, "GET", "/healthz", &ok, b"").status, 200);
+    // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+    for v in [
+        "bearer s3cret-token",
+        "BEARER s3cret-token",
+        "BeArEr  s3cret-token",
+    ] {
+        let r = http::request(api, "GET", "/healthz", &[("Authorization", v)], b"");
+        assert_eq!(r.status, 200, "{v:?}: {}", r.text());
+    }
+    let r = http::request(
+        api,
+        "GET",
+        "/healthz",
+        &[("Authorization", "bearer S3CRET-TOKEN")],
+        b"",
+    );
+    assert_eq!(r.status, 401);
     assert_eq!(http::request(api, "GET", "/metrics", &ok, b"").status, 200);
     assert_eq!(http::request(api, "GET", "/nope", &ok, b"").status, 404);
     let sse = Sse::open(api, "/v1/events", &[]);
@@ -831,4 +848,61 @@ fn auth_outcomes_are_disjoint() {
         "{m}"
     );
     let _ = std::fs::remove_file(&file);
+}
+
+/// Runs the `msrpd` binary with `args` until it has said where it listens, stops it
+/// and returns what it logged.
+fn start_binary_log(args: &[&str]) -> String {
+    use std::io::{BufRead, Read};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_msrpd"))
+        .args(["--listen", "127.0.0.1:0", "--no-pin", "--cores", "1"])
+        .args(["--log-level", "warn"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    let started = rx
+        .recv_timeout(WAIT)
+        .is_ok_and(|l| l.contains("listening on"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(started, "msrpd did not start: {err}");
+    err
+}
+
+/// A token file the group or others can read gets a warning at start naming its mode
+/// and `chmod 600`; a 0600 one none. An API without a token gets its own warning.
+#[test]
+fn loose_token_files_and_tokenless_apis_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let token = temp_path("loose-token");
+    std::fs::write(&token, "t0ken\n").unwrap();
+    let t = token.to_str().unwrap();
+    for (mode, warned) in [(0o644, true), (0o640, true), (0o600, false)] {
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = start_binary_log(&["--admin", "127.0.0.1:0", "--admin-token-file", t]);
+        assert_eq!(
+            err.contains("chmod 600") && err.contains(&format!("mode {mode:04o}")),
+            warned,
+            "mode {mode:o}: {err}"
+        );
+        assert!(!err.contains("without a token"), "{err}");
+    }
+    let err = start_binary_log(&["--admin", "127.0.0.1:0"]);
+    assert_eq!(err.matches("admin API without a token").count(), 1, "{err}");
+    let err = start_binary_log(&["--admin", "off"]);
+    assert!(!err.contains("without a token"), "{err}");
+    let _ = std::fs::remove_file(&token);
 }

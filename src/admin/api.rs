@@ -211,8 +211,8 @@ async fn require_token(axum::extract::State(s): St, req: Request, next: Next) ->
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| <[u8; 32]>::from(Sha256::digest(t.trim().as_bytes())));
+            .and_then(bearer_token)
+            .map(|t| <[u8; 32]>::from(Sha256::digest(t.as_bytes())));
         // Hashes compared in constant time: neither the token nor its length leaks.
         let ok = given.is_some_and(|g| bool::from(g.ct_eq(want)));
         if !ok {
@@ -223,6 +223,14 @@ async fn require_token(axum::extract::State(s): St, req: Request, next: Next) ->
         }
     }
     next.run(req).await
+}
+
+/// The token of `Authorization: Bearer TOKEN` (RFC 6750 §2.1). The scheme is
+/// case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are `Bearer`.
+fn bearer_token(v: &str) -> Option<&str> {
+    let (scheme, token) = v.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 async fn not_found() -> Response {

@@ -50,6 +50,8 @@ pub struct AdminConfig {
     pub explicit: bool,
     /// The bearer token every request must carry (`--admin-token-file`).
     pub token: Option<String>,
+    /// The file the token was read from (its mode is checked at start).
+    pub token_file: Option<std::path::PathBuf>,
     /// Where each event is POSTed (`--events-webhook`, `http://` only).
     pub webhook: Option<hyper::Uri>,
     /// Connections open at once (one more is closed at accept, and logged): the API
@@ -65,6 +67,7 @@ impl std::fmt::Debug for AdminConfig {
             .field("addr", &self.addr)
             .field("explicit", &self.explicit)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("token_file", &self.token_file)
             .field("webhook", &self.webhook)
             .field("max_connections", &self.max_connections)
             .field("header_timeout", &self.header_timeout)
@@ -79,6 +82,7 @@ impl AdminConfig {
             addr,
             explicit: true,
             token: None,
+            token_file: None,
             webhook: None,
             max_connections: MAX_CONNECTIONS,
             header_timeout: HEADER_TIMEOUT,
@@ -138,6 +142,25 @@ impl Drop for AdminHandle {
     }
 }
 
+/// What is wrong with the token file's permissions, if anything: a token the group or
+/// others may read is no secret on a shared host.
+pub fn token_file_warning(cfg: &AdminConfig) -> Option<String> {
+    let path = cfg.token_file.as_ref()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Some(format!(
+                "admin token file {} has mode {mode:04o}: the group or others can read the token (chmod 600 {}, or 640 with the relay's group)",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    None
+}
+
 /// Binds the admin listener and starts the control thread. `queues` are the workers'
 /// event queues. `Ok(None)`: the default address was taken by another process (warned,
 /// the relay runs without the API).
@@ -168,6 +191,17 @@ pub fn start(
             addr: cfg.addr,
             source,
         })?;
+    match &cfg.token {
+        None => tracing::warn!(
+            %addr,
+            "admin API without a token: every local user and process can list sessions and end them (give --admin-token-file FILE)"
+        ),
+        Some(_) => {
+            if let Some(w) = token_file_warning(&cfg) {
+                tracing::warn!("{w}");
+            }
+        }
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
