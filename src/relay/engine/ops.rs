@@ -203,12 +203,12 @@ impl Relay {
             return false;
         };
         let (slot, generation) = (s.slot, s.generation);
-        tracing::info!(uri = %s.uri, user = %s.user, "session ended by an operator");
+        let peer = self.conn(slot, generation).and_then(|c| c.kind.peer());
+        tracing::info!(peer = peer.map(tracing::field::display), slot, uri = %s.uri, user = %s.user, "session ended by an operator");
         let Some(session) = self.sessions.remove(&k.key) else {
             return false;
         };
         drop_by(&self.counters.sessions, 1);
-        let peer = self.conn(slot, generation).and_then(|c| c.kind.peer());
         self.session_ended(k.key, &session, peer, SessionEndReason::Admin);
         if let Some(c) = self.conn_mut(slot, generation) {
             if c.session == Some(k.key) {
