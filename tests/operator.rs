@@ -29,6 +29,10 @@ impl Proc {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut cmd = msrpd(env, Stdio::null(), Stdio::piped());
         cmd.args(["--cores", "1", "--no-pin"]).args(args);
+        // No admin API unless asked for: no race for its default port.
+        if !args.contains(&"--admin") {
+            cmd.args(["--admin", "off"]);
+        }
         let mut child = cmd.spawn().expect("msrpd binary starts");
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err = child.stderr.take().unwrap();

@@ -86,10 +86,18 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    /// Starts `msrpd --listen 127.0.0.1:0 ARGS` and reads its listen line.
+    /// Starts `msrpd --listen 127.0.0.1:0 ARGS` and reads its listen line. Without
+    /// `--admin` in `ARGS` the admin API is off (`--admin off`): test relays do not race
+    /// each other, or a real msrpd, for its default port.
     pub fn start(args: &[&str]) -> RelayProcess {
+        let admin_off: &[&str] = if args.contains(&"--admin") {
+            &[]
+        } else {
+            &["--admin", "off"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_msrpd"))
             .args(["--listen", "127.0.0.1:0", "--no-pin", "--log-level", "warn"])
+            .args(admin_off)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
