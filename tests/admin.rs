@@ -2,8 +2,9 @@
 //! and session-end events while MSRP clients AUTH and one is ended through the API (its
 //! connection closed, its in-flight message reported), the webhook (delivered, then
 //! down while the relay keeps relaying), `promtool check metrics` on a real scrape, and
-//! bad input (404, 405, 400, 413, unknown session) with the relay relaying throughout.
-//! Everything on 127.0.0.1; every wait is bounded.
+//! bad input (404, 405, 400, 413, unknown session) with the relay relaying throughout,
+//! HEAD and `Allow`, `/readyz` while stopping, a reload that changes who can AUTH, and a
+//! worker that does not answer. Everything on 127.0.0.1; every wait is bounded.
 
 mod common;
 
@@ -905,4 +906,240 @@ fn loose_token_files_and_tokenless_apis_are_warned_about() {
     let err = start_binary_log(&["--admin", "off"]);
     assert!(!err.contains("without a token"), "{err}");
     let _ = std::fs::remove_file(&token);
+}
+
+/// Every GET endpoint answers HEAD (headers, no body); a method a path does not take
+/// gets 405 with `Allow` naming those it does (RFC 9110 §15.5.6), as JSON.
+#[test]
+fn head_is_answered_and_405_says_what_is_allowed() {
+    let relay = Relay::start(1, Driver::Auto, |c| {
+        with_admin(c);
+    });
+    let api = admin_addr(&relay);
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/relay/sessions",
+        "/v1/relay/connections",
+    ] {
+        let get = http::get(api, path);
+        let head = http::request(api, "HEAD", path, &[], b"");
+        assert_eq!(head.status, 200, "HEAD {path}");
+        assert!(head.body.is_empty(), "HEAD {path}: {:?}", head.text());
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "HEAD {path}"
+        );
+    }
+    for (method, path, allow) in [
+        ("POST", "/healthz", "GET,HEAD"),
+        ("DELETE", "/metrics", "GET,HEAD"),
+        ("PUT", "/v1/relay/sessions", "GET,HEAD"),
+        ("POST", "/v1/events", "GET,HEAD"),
+        ("GET", "/v1/reload", "POST"),
+        (
+            "GET",
+            "/v1/relay/sessions/0000000000000000000000000000",
+            "DELETE",
+        ),
+    ] {
+        let r = http::request(api, method, path, &[], b"");
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.text());
+        assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+        assert!(r.json()["error"].is_string(), "{method} {path}");
+    }
+}
+
+/// Once a shutdown is asked for, `/readyz` says 503 "shutting down" (a load balancer
+/// stops sending) while `/healthz` still says the process lives.
+#[test]
+fn readyz_is_503_while_stopping() {
+    let relay = Relay::start(2, Driver::Auto, |c| {
+        with_admin(c);
+    });
+    let api = admin_addr(&relay);
+    assert_eq!(http::get(api, "/readyz").status, 200);
+    relay.handle.as_ref().unwrap().shutdown();
+    let r = http::get(api, "/readyz");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"], "shutting down");
+    assert_eq!(http::get(api, "/healthz").status, 200);
+}
+
+/// `POST /v1/reload` reads the users file again: a user added to it can AUTH once the
+/// answer has come, and a file that no longer parses is refused (500 saying why) with
+/// the old users still in force.
+#[test]
+fn reload_through_the_api_reads_the_changed_users_file() {
+    const REALM: &str = "reload.realm";
+    let file = temp_path("reload-api-users");
+    let _ = std::fs::remove_file(&file);
+    msrpd::server::users_file::set_password(&file, REALM, "alice", "wonderland").unwrap();
+    let relay = Relay::start(2, Driver::Auto, |c| {
+        with_admin(c);
+        c.users_file = Some(file.clone());
+        c.relay.realm = REALM.into();
+    });
+    let api = admin_addr(&relay);
+    let ru = relay.uri();
+    let login = |user: &str, password: &str| {
+        let mut c = relay.connect(&peer_uri(user, 1111));
+        digest_login(&mut c, &ru, REALM, user, password)
+            .kind()
+            .to_string()
+    };
+    assert_eq!(login("alice", "wonderland"), "200");
+    assert_ne!(login("bob", "builder"), "200", "bob is not in the file yet");
+
+    msrpd::server::users_file::set_password(&file, REALM, "bob", "builder").unwrap();
+    let r = http::request(api, "POST", "/v1/reload", &[], br#"{"tls": false}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Several connections: with two workers, both must have the new file.
+    for _ in 0..6 {
+        assert_eq!(login("bob", "builder"), "200");
+    }
+    assert_eq!(login("alice", "wonderland"), "200");
+
+    let good = std::fs::read(&file).unwrap();
+    std::fs::write(&file, "this line is not user:realm:hash\n").unwrap();
+    let r = http::request(api, "POST", "/v1/reload", &[], br#"{"tls": false}"#);
+    assert_eq!(r.status, 500, "{}", r.text());
+    let e = r.json()["error"].as_str().unwrap().to_string();
+    assert!(e.contains("users file not reloaded"), "{e}");
+    for _ in 0..4 {
+        assert_eq!(
+            login("bob", "builder"),
+            "200",
+            "the old users stay in force"
+        );
+    }
+    std::fs::write(&file, good).unwrap();
+    let _ = std::fs::remove_file(&file);
+}
+
+/// A worker that cannot answer (its thread blocked writing a log line to a pipe
+/// nobody reads): lists come back after the query deadline without it, naming it in
+/// `workers_missing`, `/metrics` counts it in `msrpd_workers_unanswered`, and once it
+/// runs again it is in the answers again.
+#[test]
+fn a_worker_that_does_not_answer_is_named_and_counted() {
+    use std::io::{BufRead, Read};
+    // Only the relay engine logs (warn): the admin thread writes nothing to stderr, so
+    // it is not blocked with the worker.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_msrpd"))
+        .args(["--listen", "127.0.0.1:0", "--no-pin", "--cores", "1"])
+        .args([
+            "--admin",
+            "127.0.0.1:0",
+            "--log-level",
+            "off,msrpd::relay=warn",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let out = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let _child = Kill(child);
+    let mut lines = std::io::BufReader::new(out).lines();
+    let (mut relay, mut api) = (None, None);
+    while api.is_none() {
+        let l = lines.next().expect("msrpd said where it listens").unwrap();
+        if let Some(r) = l.strip_prefix("msrpd listening on ") {
+            relay = r.split_whitespace().next().map(|a| a.parse().unwrap());
+        }
+        if let Some(a) = l.strip_prefix("msrpd admin API on http://") {
+            api = Some(a.parse::<SocketAddr>().unwrap());
+        }
+    }
+    let (relay, api): (SocketAddr, SocketAddr) = (relay.unwrap(), api.unwrap());
+    let page = http::get(api, "/v1/relay/sessions").json();
+    assert_eq!(page["workers_missing"], serde_json::json!([]), "{page}");
+
+    // Requests for another relay, each a warn line of about 2 KiB on the worker, until
+    // the pipe is full and the worker stops (no longer drops those connections).
+    let foreign = format!(
+        "msrp://elsewhere.example.net:2855/{};tcp {}",
+        "s".repeat(2000),
+        peer_uri("bob", 2222)
+    );
+    let mut wedged = false;
+    for _ in 0..20_000 {
+        let mut c = Client::connect(relay, &peer_uri("wedge", 1111));
+        c.send(
+            &foreign,
+            &[("Message-ID", "wedge0001")],
+            Some(b"x"),
+            Flag::Complete,
+        );
+        if !c.closed_within(Duration::from_secs(2)) {
+            wedged = true;
+            break;
+        }
+    }
+    assert!(wedged, "the worker never blocked on its log pipe");
+
+    let t = Instant::now();
+    let page = http::get(api, "/v1/relay/sessions").json();
+    let took = t.elapsed();
+    assert_eq!(page["workers_missing"], serde_json::json!([0]), "{page}");
+    assert_eq!(page["sessions"], serde_json::json!([]), "{page}");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        "answered in {took:?}"
+    );
+    let m = http::get(api, "/metrics");
+    assert_eq!(m.status, 200);
+    assert_eq!(
+        metric(&m.text(), "msrpd_workers_unanswered"),
+        1.0,
+        "{}",
+        m.text()
+    );
+    let r = http::request(
+        api,
+        "DELETE",
+        "/v1/relay/sessions/0000000000000000000000000000",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("outcome is unknown"),
+        "{}",
+        r.text()
+    );
+
+    // Read the pipe: the worker runs again and answers.
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while matches!(stderr.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let page = http::get(api, "/v1/relay/sessions").json();
+        if page["workers_missing"] == serde_json::json!([]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never answered again: {page}"
+        );
+    }
+    let mut c = Client::connect(relay, &peer_uri("after", 1111));
+    c.auth(&format!("msrp://{relay};tcp"));
+    let page = http::get(api, "/v1/relay/sessions").json();
+    assert_eq!(page["sessions"].as_array().unwrap().len(), 1, "{page}");
 }
