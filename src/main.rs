@@ -216,8 +216,8 @@ fn relay(args: &config::RelayArgs) -> ExitCode {
         match sig {
             SIGUSR1 => server.dump(),
             SIGHUP => {
-                // Errors are logged; the old files stay in use.
-                let _ = server.ops().reload();
+                // Outcomes are logged; files that fail leave the old ones in use.
+                let _ = server.ops().reload(true, true);
             }
             _ => {
                 tracing::info!(signal = sig, "shutting down");

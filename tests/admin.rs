@@ -117,11 +117,17 @@ fn every_endpoint_and_bad_input_while_relaying() {
     );
     assert!(conns.iter().all(|x| x["session"].is_string()), "{c}");
 
+    // No users file and no TLS files: nothing is said to be reloaded.
     let r = http::request(api, "POST", "/v1/reload", &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["reloaded"], serde_json::json!(["users", "tls"]));
+    let v = r.json();
+    assert_eq!(v["reloaded"], serde_json::json!([]), "{v}");
+    assert_eq!(v["users"], "not configured", "{v}");
+    assert_eq!(v["tls"], "not configured", "{v}");
     let r = http::request(api, "POST", "/v1/reload", &[], br#"{"tls": false}"#);
-    assert_eq!(r.json()["reloaded"], serde_json::json!(["users"]));
+    let v = r.json();
+    assert_eq!(v["users"], "not configured", "{v}");
+    assert_eq!(v["tls"], "not asked", "{v}");
 
     // Bad input: each with its status and a JSON error.
     let bad: Vec<(&str, &str, Vec<u8>, u16)> = vec![
@@ -966,6 +972,17 @@ fn readyz_is_503_while_stopping() {
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.json()["error"], "shutting down");
     assert_eq!(http::get(api, "/healthz").status, 200);
+    // Nor is anything reloaded (the workers are going).
+    let r = http::request(api, "POST", "/v1/reload", &[], b"");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
+        "{}",
+        r.text()
+    );
 }
 
 /// `POST /v1/reload` reads the users file again: a user added to it can AUTH once the
@@ -996,7 +1013,10 @@ fn reload_through_the_api_reads_the_changed_users_file() {
     msrpd::server::users_file::set_password(&file, REALM, "bob", "builder").unwrap();
     let r = http::request(api, "POST", "/v1/reload", &[], br#"{"tls": false}"#);
     assert_eq!(r.status, 200, "{}", r.text());
-    // Several connections: with two workers, both must have the new file.
+    assert_eq!(r.json()["users"], "reloaded", "{}", r.text());
+    assert_eq!(r.json()["reloaded"], serde_json::json!(["users"]));
+    // Answered once applied: at once, on several connections (with two workers, both
+    // must have the new file).
     for _ in 0..6 {
         assert_eq!(login("bob", "builder"), "200");
     }
@@ -1008,6 +1028,7 @@ fn reload_through_the_api_reads_the_changed_users_file() {
     assert_eq!(r.status, 500, "{}", r.text());
     let e = r.json()["error"].as_str().unwrap().to_string();
     assert!(e.contains("users file not reloaded"), "{e}");
+    assert_eq!(r.json()["users"], "failed");
     for _ in 0..4 {
         assert_eq!(
             login("bob", "builder"),
@@ -1028,6 +1049,9 @@ fn a_worker_that_does_not_answer_is_named_and_counted() {
     use std::io::{BufRead, Read};
     // Only the relay engine logs (warn): the admin thread writes nothing to stderr, so
     // it is not blocked with the worker.
+    let users = temp_path("wedged-users");
+    let _ = std::fs::remove_file(&users);
+    msrpd::server::users_file::set_password(&users, "wedge.realm", "alice", "pw").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_msrpd"))
         .args(["--listen", "127.0.0.1:0", "--no-pin", "--cores", "1"])
         .args([
@@ -1036,6 +1060,7 @@ fn a_worker_that_does_not_answer_is_named_and_counted() {
             "--log-level",
             "off,msrpd::relay=warn",
         ])
+        .args(["--realm", "wedge.realm", "--users", users.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -1122,6 +1147,22 @@ fn a_worker_that_does_not_answer_is_named_and_counted() {
         r.text()
     );
 
+    // A reload is read and sent, but not said to be done: the worker did not take it.
+    let t = Instant::now();
+    let r = http::request(api, "POST", "/v1/reload", &[], b"");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["users"], "unconfirmed", "{}", r.text());
+    assert_eq!(r.json()["reloaded"], serde_json::json!([]), "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not confirm"),
+        "{}",
+        r.text()
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+
     // Read the pipe: the worker runs again and answers.
     std::thread::spawn(move || {
         let mut buf = [0u8; 65536];
@@ -1138,8 +1179,83 @@ fn a_worker_that_does_not_answer_is_named_and_counted() {
             "the worker never answered again: {page}"
         );
     }
-    let mut c = Client::connect(relay, &peer_uri("after", 1111));
-    c.auth(&format!("msrp://{relay};tcp"));
+    let r = http::request(api, "POST", "/v1/reload", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["users"], "reloaded", "{}", r.text());
+    let mut c = Client::connect(relay, &peer_uri("alice", 1111));
+    let ru = format!("msrp://{relay};tcp");
+    let ok = digest_login(&mut c, &ru, "wedge.realm", "alice", "pw");
+    assert_eq!(ok.kind(), "200", "{}", ok.head);
     let page = http::get(api, "/v1/relay/sessions").json();
     assert_eq!(page["sessions"].as_array().unwrap().len(), 1, "{page}");
+    let _ = std::fs::remove_file(&users);
+}
+
+/// Reloads through the API and through [`msrpd::server::Ops::reload`] (what SIGHUP
+/// calls) at once, while the users file changes under them: each is answered, and
+/// afterwards every worker has the same file (one at a time: no worker keeps a file
+/// another reload has replaced on the others).
+#[test]
+fn concurrent_reloads_leave_every_worker_with_the_same_users() {
+    const REALM: &str = "many.realm";
+    let file = temp_path("concurrent-reload-users");
+    let write = |with_bob: bool| {
+        let tmp = temp_path("concurrent-reload-users.new");
+        let _ = std::fs::remove_file(&tmp);
+        msrpd::server::users_file::set_password(&tmp, REALM, "alice", "a").unwrap();
+        if with_bob {
+            msrpd::server::users_file::set_password(&tmp, REALM, "bob", "b").unwrap();
+        }
+        std::fs::rename(&tmp, &file).unwrap();
+    };
+    write(false);
+    let relay = Relay::start(2, Driver::Auto, |c| {
+        with_admin(c);
+        c.users_file = Some(file.clone());
+        c.relay.realm = REALM.into();
+    });
+    let api = admin_addr(&relay);
+    let ops = relay.handle.as_ref().unwrap().ops().clone();
+    let ru = relay.uri();
+    for round in 0..4 {
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                let ops = ops.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..3 {
+                        if i % 2 == 0 {
+                            let r = http::request(api, "POST", "/v1/reload", &[], b"");
+                            assert_eq!(r.status, 200, "{}", r.text());
+                            assert_eq!(r.json()["users"], "reloaded");
+                        } else {
+                            let r = ops.reload(true, true).unwrap();
+                            assert_eq!(r.users.as_str(), "reloaded");
+                            assert_eq!(r.tls.as_str(), "not configured");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for k in 0..12 {
+            write((round + k) % 2 == 0);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Whatever file the last reload read, every worker has it.
+        let outcomes: Vec<String> = (0..16)
+            .map(|_| {
+                let mut c = relay.connect(&peer_uri("bob", 2222));
+                digest_login(&mut c, &ru, REALM, "bob", "b")
+                    .kind()
+                    .to_string()
+            })
+            .collect();
+        assert!(
+            outcomes.iter().all(|o| *o == outcomes[0]),
+            "round {round}: workers disagree on bob: {outcomes:?}"
+        );
+    }
+    let _ = std::fs::remove_file(&file);
 }

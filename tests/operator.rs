@@ -528,7 +528,7 @@ fn json_log_lines_are_objects_naming_peer_and_core() {
     );
     p.wait_for("not this relay", 1);
     p.sighup();
-    let err = p.wait_for("users file reloaded", 1);
+    let err = p.wait_for("reload finished", 1);
     let lines: Vec<serde_json::Value> = err
         .lines()
         .filter(|l| !l.trim().is_empty())

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use super::event::Event;
 use super::webhook::Webhook;
-use crate::server::{Ops, Query};
+use crate::server::{Ops, Query, ReloadOutcome};
 
 /// How long a query waits for a worker's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -61,6 +61,8 @@ pub struct State {
     pub sse_dropped: AtomicU64,
     pub webhook: Option<Arc<Webhook>>,
     pub started: SystemTime,
+    /// Held by the `POST /v1/reload` being carried out.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl State {
@@ -81,6 +83,7 @@ impl State {
             sse_dropped: AtomicU64::new(0),
             webhook,
             started: SystemTime::now(),
+            reloading: tokio::sync::Mutex::new(()),
         };
         s.update_wanted();
         let s = Arc::new(s);
@@ -606,42 +609,58 @@ async fn reload(axum::extract::State(s): St, body: Result<Bytes, BytesRejection>
             }
         }
     };
+    // One reload at a time from the API: a POST waits here (as a task, not a thread)
+    // while another one runs; `Ops::reload` also keeps it apart from SIGHUP.
+    let _one = s.reloading.lock().await;
     let ops = s.ops.clone();
-    // Reading files blocks: off the runtime's thread.
+    // Reading files and waiting for the workers blocks: off the runtime's thread.
     let r = tokio::task::spawn_blocking(move || {
-        let mut errors = Vec::new();
-        let mut done = Vec::new();
-        if args.users.unwrap_or(true) {
-            match ops.reload_users() {
-                Ok(()) => done.push("users"),
-                Err(e) => errors.push(format!("users file not reloaded: {e}")),
-            }
-        }
-        if args.tls.unwrap_or(true) {
-            match ops.reload_tls() {
-                Ok(()) => done.push("tls"),
-                Err(e) => errors.push(format!("TLS files not reloaded: {e}")),
-            }
-        }
-        (done, errors)
+        ops.reload(args.users.unwrap_or(true), args.tls.unwrap_or(true))
     })
     .await;
-    match r {
-        Ok((done, errors)) if errors.is_empty() => {
-            axum::Json(json!({ "reloaded": done })).into_response()
-        }
-        Ok((done, errors)) => {
-            for e in &errors {
-                tracing::error!(error = %e, "reload through the admin API");
+    let report = match r {
+        Ok(Ok(report)) => report,
+        Ok(Err(refused)) => return error(StatusCode::SERVICE_UNAVAILABLE, refused.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let parts = [("users", &report.users), ("tls", &report.tls)];
+    let reloaded: Vec<&str> = parts
+        .iter()
+        .filter(|(_, o)| matches!(o, ReloadOutcome::Reloaded))
+        .map(|(n, _)| *n)
+        .collect();
+    let mut status = StatusCode::OK;
+    let mut errors = Vec::new();
+    for (name, o) in parts {
+        match o {
+            ReloadOutcome::Failed(e) => {
+                status = StatusCode::INTERNAL_SERVER_ERROR;
+                errors.push(match name {
+                    "users" => format!("users file not reloaded: {e}"),
+                    _ => format!("TLS files not reloaded: {e}"),
+                });
             }
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                axum::Json(json!({ "error": errors.join("; "), "reloaded": done })),
-            )
-                .into_response()
+            ReloadOutcome::Unconfirmed(w) => {
+                if status == StatusCode::OK {
+                    status = StatusCode::SERVICE_UNAVAILABLE;
+                }
+                errors.push(format!(
+                    "{name}: sent, but workers {w:?} did not confirm in {}s; they take the new files when they get to them",
+                    crate::server::RELOAD_CONFIRM.as_secs()
+                ));
+            }
+            _ => {}
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+    let mut body = json!({
+        "users": report.users.as_str(),
+        "tls": report.tls.as_str(),
+        "reloaded": reloaded,
+    });
+    if !errors.is_empty() {
+        body["error"] = errors.join("; ").into();
+    }
+    (status, axum::Json(body)).into_response()
 }
 
 #[derive(Debug, Deserialize)]
