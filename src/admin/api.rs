@@ -71,10 +71,10 @@ impl State {
     pub fn new(
         ops: Ops,
         token: Option<String>,
-        webhook: Option<hyper::Uri>,
+        webhook: Option<(hyper::Uri, Duration)>,
         queues: Vec<async_channel::Receiver<Event>>,
     ) -> Arc<State> {
-        let webhook = webhook.map(|u| Arc::new(Webhook::start(u)));
+        let webhook = webhook.map(|(u, timeout)| Arc::new(Webhook::start(u, timeout)));
         let s = State {
             ops,
             token: token.map(|t| Sha256::digest(t.as_bytes()).into()),

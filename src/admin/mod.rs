@@ -54,6 +54,8 @@ pub struct AdminConfig {
     pub token_file: Option<std::path::PathBuf>,
     /// Where each event is POSTed (`--events-webhook`, `http://` only).
     pub webhook: Option<hyper::Uri>,
+    /// One POST to the webhook (its answer included) taking longer has failed.
+    pub webhook_timeout: std::time::Duration,
     /// Connections open at once (one more is closed at accept, and logged): the API
     /// shares the process's descriptors with the MSRP listeners and must not eat them.
     pub max_connections: usize,
@@ -69,6 +71,7 @@ impl std::fmt::Debug for AdminConfig {
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("token_file", &self.token_file)
             .field("webhook", &self.webhook)
+            .field("webhook_timeout", &self.webhook_timeout)
             .field("max_connections", &self.max_connections)
             .field("header_timeout", &self.header_timeout)
             .finish()
@@ -84,6 +87,7 @@ impl AdminConfig {
             token: None,
             token_file: None,
             webhook: None,
+            webhook_timeout: webhook::TIMEOUT,
             max_connections: MAX_CONNECTIONS,
             header_timeout: HEADER_TIMEOUT,
         }
@@ -202,6 +206,13 @@ pub fn start(
             }
         }
     }
+    // With a webhook every event is wanted from now on, not only once the control
+    // thread has set up (workers already run: their first events would be lost).
+    if cfg.webhook.is_some() {
+        ops.event_stats()
+            .wanted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -220,7 +231,12 @@ pub fn start(
                     }
                 };
                 let (max, header_timeout) = (cfg.max_connections, cfg.header_timeout);
-                let state = api::State::new(ops, cfg.token, cfg.webhook, queues);
+                let state = api::State::new(
+                    ops,
+                    cfg.token,
+                    cfg.webhook.map(|u| (u, cfg.webhook_timeout)),
+                    queues,
+                );
                 tracing::info!(%addr, "admin API listening");
                 let app = api::router(state);
                 serve(listener, app, stop_rx, max, header_timeout).await;
