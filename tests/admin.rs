@@ -261,6 +261,7 @@ fn sse_events_and_ending_a_session() {
         auths.push(e);
     }
     for e in &auths {
+        assert!(msrpd::admin::event::KINDS.contains(&e.event.as_str()));
         assert_eq!(e.event, "relay.auth");
         assert_eq!(e.data["result"], "ok");
         assert_eq!(e.data["user"], "loopback");
@@ -312,6 +313,7 @@ fn sse_events_and_ending_a_session() {
     );
 
     let (end, _) = all.wait_for("relay.session.end", WAIT);
+    assert!(msrpd::admin::event::KINDS.contains(&end.event.as_str()));
     assert_eq!(end.event, "relay.session.end");
     assert_eq!(end.data["session"], b_sid.as_str());
     assert_eq!(end.data["reason"], "admin");
@@ -457,8 +459,8 @@ fn metrics_pass_promtool() {
     promtool_check(&m);
 }
 
-/// `promtool check metrics` on `text`; fails without promtool in CI, skips (saying so)
-/// elsewhere.
+/// `promtool check metrics` on `text`, wherever promtool is installed. Without it: a
+/// failure when `CI` is set (.ci/run installs it and sets CI), else a skip that says so.
 fn promtool_check(text: &str) {
     let path = temp_path("metrics.prom");
     std::fs::write(&path, text).unwrap();
@@ -545,6 +547,17 @@ fn check_config_takes_the_example_and_refuses_mistakes() {
         (vec!["--log-format", "yaml"], "text or json"),
         (vec!["--events-webhook", "ftp://x/"], "http://"),
         (
+            vec![
+                "--events-webhook",
+                "http://hookuser:s3cr3tpw@127.0.0.1:9/events",
+            ],
+            "user name or password in the URL",
+        ),
+        (
+            vec!["--events-webhook", "http://s3cr3tpw@127.0.0.1:9/"],
+            "never sent",
+        ),
+        (
             vec!["--admin", "off", "--events-webhook", "http://127.0.0.1:9/"],
             "--admin off",
         ),
@@ -562,6 +575,63 @@ fn check_config_takes_the_example_and_refuses_mistakes() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} accepted");
         assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            !err.contains("s3cr3tpw"),
+            "a webhook password printed: {err}"
+        );
+    }
+    // Words are case-insensitive: JSON like json, OFF like off.
+    for (args, says) in [
+        (vec!["--log-format", "JSON"], "log_format = \"json\""),
+        (vec!["--log-format", "Text"], "log_format = \"text\""),
+        (vec!["--admin", "OFF"], "admin = \"off\""),
+    ] {
+        let out = Command::new(bin)
+            .arg("check-config")
+            .args(&args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?} refused: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(says), "{args:?}: {text}");
+    }
+}
+
+/// `?type=` must be the prefix of some event type: a typo gets 400 naming the types,
+/// not a stream that never carries anything.
+#[test]
+fn an_event_type_filter_matching_no_type_is_refused() {
+    let relay = Relay::start(1, Driver::Auto, |c| {
+        with_admin(c);
+    });
+    let api = admin_addr(&relay);
+    for q in [
+        "",
+        "?type=",
+        "?type=relay",
+        "?type=relay.auth",
+        "?type=relay.session.end",
+    ] {
+        let sse = Sse::open(api, &format!("/v1/events{q}"), &[]);
+        assert_eq!(sse.status, 200, "{q}");
+    }
+    for q in [
+        "?type=relay.sesion",
+        "?type=sip",
+        "?type=relay.auth.x",
+        "?type=RELAY",
+    ] {
+        let r = http::get(api, &format!("/v1/events{q}"));
+        assert_eq!(r.status, 400, "{q}: {}", r.text());
+        let e = r.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            e.contains("relay.auth") && e.contains("relay.session.end"),
+            "{q}: {e}"
+        );
     }
 }
 

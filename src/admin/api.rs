@@ -688,6 +688,16 @@ async fn events(
         Ok(QueryArgs(a)) => a.kind.unwrap_or_default(),
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
+    // A typo would otherwise be a stream that never carries anything.
+    if !super::event::KINDS.iter().any(|k| k.starts_with(&prefix)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "no event type starts with {prefix:?}; the types are {}",
+                super::event::KINDS.join(", ")
+            ),
+        );
+    }
     let (tx, rx) = mpsc::channel(SUBSCRIBER_CAPACITY);
     let peer = peer.to_string();
     tracing::info!(%peer, types = %prefix, "event subscriber connected");
