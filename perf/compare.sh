@@ -40,11 +40,11 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
 # Unpinned, like Kamailio's processes: msrpd-bench shares these 2 cores, and a worker
 # pinned to a core the load generator is using must wait for it (pin on a dedicated host).
 target/release/msrpd --listen 127.0.0.1:"$P_MSRPD" --listen-tls 127.0.0.1:"$P_TLS" \
-  --cert "$WORK/cert.pem" --key "$WORK/key.pem" --cores "$WORKERS" --no-pin --log-level warn >"$WORK/msrpd.out" 2>"$WORK/msrpd.err" &
+  --cert "$WORK/cert.pem" --key "$WORK/key.pem" --cores "$WORKERS" --no-pin --log-level warn --admin off >"$WORK/msrpd.out" 2>"$WORK/msrpd.err" &
 PID_MSRPD=$!
 # The same relay with one worker: every delivery stays on one core, so the 1 KiB rows
 # show what passing frames between cores costs.
-target/release/msrpd --listen 127.0.0.1:"$P_ONE" --cores 1 --no-pin --log-level warn >"$WORK/msrpd1.out" 2>"$WORK/msrpd1.err" &
+target/release/msrpd --listen 127.0.0.1:"$P_ONE" --cores 1 --no-pin --log-level warn --admin off >"$WORK/msrpd1.out" 2>"$WORK/msrpd1.err" &
 PID_ONE=$!
 sed -e "s/MSRP_PORT/$P_KAM/g" -e "s/MSRP_CHILDREN/$WORKERS/" perf/kamailio-msrp.cfg >"$WORK/kamailio.cfg"
 kamailio -f "$WORK/kamailio.cfg" -DD -E -m 512 -M 64 >"$WORK/kamailio.log" 2>&1 &

@@ -25,7 +25,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
 PORT=$(free_port)
-target/release/msrpd --listen 127.0.0.1:"$PORT" --cores 2 --no-pin --log-level "${LOG_LEVEL:-warn}" \
+target/release/msrpd --listen 127.0.0.1:"$PORT" --cores 2 --no-pin --admin off --log-level "${LOG_LEVEL:-warn}" \
   >"$WORK/msrpd.out" 2>"$WORK/msrpd.err" &
 PID=$!
 wait_port "$PORT"

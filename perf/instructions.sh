@@ -25,10 +25,13 @@ if ! command -v valgrind >/dev/null; then
 fi
 cargo build --release --quiet --bin msrpd --bin msrpd-bench
 MSRPD=${MSRPD:-target/release/msrpd}
+# No admin API (it would race other relays for 127.0.0.1:8665); a binary from before
+# the API has no --admin flag.
+admin=(); "$MSRPD" --help | grep -q -- '--admin ' && admin=(--admin off)
 WORK=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.out" \
-  "$MSRPD" --listen 127.0.0.1:"$port" --cores 1 --no-pin --log-level warn \
+  "$MSRPD" --listen 127.0.0.1:"$port" --cores 1 --no-pin --log-level warn "${admin[@]}" \
   >"$WORK/relay.log" 2>&1 &
 vg=$!
 trap 'kill -9 $vg 2>/dev/null || true; wait $vg 2>/dev/null || true; rm -rf "$WORK"' EXIT

@@ -163,7 +163,7 @@ echo "thp \$(cat /sys/kernel/mm/transparent_hugepage/enabled)"
 echo "port_range \$(cat /proc/sys/net/ipv4/ip_local_port_range)"
 # Which io_uring set-up the kernel gives msrpd (logged at info on start): a throwaway
 # relay on another port, so the measured one runs with scale.sh's flags.
-msrpd --listen 127.0.0.1:$((PORT + 1)) --cores $VCPUS --log-level info >/tmp/probe.log 2>&1 &
+msrpd --listen 127.0.0.1:$((PORT + 1)) --cores $VCPUS --log-level info --admin off >/tmp/probe.log 2>&1 &
 probe=\$!
 sleep 1
 kill \$probe; wait \$probe 2>/dev/null

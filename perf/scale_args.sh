@@ -19,7 +19,7 @@ LOCAL_ADDRS=$(seq -s, -f '127.0.0.%g' 1 $(( (2 * PAIRS + 24999) / 25000 )))
 # under emulation 50,000 pairs took 727 s to set up (2026-12-06), and by the time traffic
 # started the first pairs' sessions had expired, so every SEND through them was rightly
 # answered 481 (msrpd-bench does not refresh its AUTH).
-RELAY_FLAGS="--cores $WORKERS --log-level warn --max-connections 1000000 --max-connections-per-ip 1000000 \
+RELAY_FLAGS="--cores $WORKERS --log-level warn --admin off --max-connections 1000000 --max-connections-per-ip 1000000 \
 --expires-default 3600"
 BENCH_FLAGS="--threads $WORKERS --topology full --pairs $PAIRS --rate $RATE --size 1024 --hold 2 \
 --warmup 1 --duration $DURATION --drain 10 --setup-timeout $SETUP_TIMEOUT --local-addrs $LOCAL_ADDRS --json"

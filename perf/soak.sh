@@ -13,7 +13,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WO
 cargo build --release --quiet --bin msrpd --bin msrpd-bench
 BENCH=target/release/msrpd-bench
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-target/release/msrpd --listen 127.0.0.1:"$port" --cores 2 --no-pin --log-level warn --max-connections-per-ip 100000 \
+target/release/msrpd --listen 127.0.0.1:"$port" --cores 2 --no-pin --log-level warn --admin off --max-connections-per-ip 100000 \
   --expires-max "$((SOAK_SECS + 600))" >"$WORK/msrpd.log" 2>&1 &
 relay=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done

@@ -262,6 +262,11 @@ pub enum ConfigError {
     Webhook(String),
     #[error("--events-webhook needs the admin thread: remove --admin off")]
     WebhookWithoutAdmin,
+    /// Not the URL itself: it holds a password.
+    #[error(
+        "bad --events-webhook: a user name or password in the URL (user:password@host) is never sent to the hook; remove it (msrpd sends no credentials: keep the hook on loopback or behind a proxy that adds them)"
+    )]
+    WebhookUserinfo,
     #[error("{0} must be a positive number of seconds")]
     Seconds(&'static str),
     #[error("expires bounds must satisfy min <= default <= max (got {0} <= {1} <= {2})")]
@@ -486,6 +491,16 @@ fn resolve_admin(
     }
     let webhook = match webhook {
         Some(w) => {
+            // Before anything that would print the URL: it may hold a password.
+            let authority = w
+                .split_once("://")
+                .map_or(w.as_str(), |(_, rest)| rest)
+                .split(['/', '?', '#'])
+                .next()
+                .unwrap_or("");
+            if authority.contains('@') {
+                return Err(ConfigError::WebhookUserinfo);
+            }
             let u: hyper::Uri = w.parse().map_err(|_| ConfigError::Webhook(w.clone()))?;
             if u.scheme_str() != Some("http") || u.authority().is_none() {
                 return Err(ConfigError::Webhook(w));
@@ -497,6 +512,11 @@ fn resolve_admin(
     let mut admin = crate::admin::AdminConfig::new(addr);
     admin.explicit = explicit;
     admin.token = token;
+    admin.token_file = a
+        .admin_token_file
+        .clone()
+        .or(f.admin_token_file.clone())
+        .filter(|_| admin.token.is_some());
     admin.webhook = webhook;
     Ok(Some(admin))
 }
@@ -504,9 +524,11 @@ fn resolve_admin(
 /// Merges flags over the file over defaults.
 pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
     let admin = resolve_admin(a, &f)?;
-    let log_format = match a.log_format.clone().or(f.log_format.clone()).as_deref() {
-        None | Some("text") => LogFormat::Text,
-        Some("json") => LogFormat::Json,
+    // Like `off` for --admin, the words are case-insensitive.
+    let log_format = match a.log_format.as_deref().or(f.log_format.as_deref()) {
+        None => LogFormat::Text,
+        Some(v) if v.trim().eq_ignore_ascii_case("text") => LogFormat::Text,
+        Some(v) if v.trim().eq_ignore_ascii_case("json") => LogFormat::Json,
         Some(v) => return Err(ConfigError::LogFormat(v.to_string())),
     };
     let listen_tls = if !a.listen_tls.is_empty() {

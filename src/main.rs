@@ -68,7 +68,7 @@ fn passwd(path: &std::path::Path, realm: Option<String>, user: &str) -> ExitCode
         Ok(written) => {
             if let Some(dir) = written.created_dir {
                 eprintln!(
-                    "msrpd passwd: created directory {} (mode 0700)",
+                    "msrpd passwd: created directory {} (mode 0750)",
                     dir.display()
                 );
             }
@@ -76,6 +76,13 @@ fn passwd(path: &std::path::Path, realm: Option<String>, user: &str) -> ExitCode
                 "msrpd passwd: set password of {user} in realm {realm} in {}",
                 path.display()
             );
+            if written.created_file {
+                eprintln!(
+                    "msrpd passwd: created {} with mode 0640; for the relay's group to read it: chgrp msrpd {}",
+                    path.display(),
+                    path.display()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -104,6 +111,14 @@ fn check_config(args: &config::RelayArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(w) = r
+        .server
+        .admin
+        .as_ref()
+        .and_then(msrpd::admin::token_file_warning)
+    {
+        eprintln!("msrpd check-config: warning: {w}");
+    }
     match msrpd::server::check(&r.server) {
         Ok(lines) => {
             if let Some(p) = &args.config {
@@ -201,8 +216,8 @@ fn relay(args: &config::RelayArgs) -> ExitCode {
         match sig {
             SIGUSR1 => server.dump(),
             SIGHUP => {
-                // Errors are logged; the old files stay in use.
-                let _ = server.ops().reload();
+                // Outcomes are logged; files that fail leave the old ones in use.
+                let _ = server.ops().reload(true, true);
             }
             _ => {
                 tracing::info!(signal = sig, "shutting down");

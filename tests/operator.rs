@@ -1,6 +1,7 @@
 //! The `msrpd` binary as an operator meets it: what it refuses at start (a log level it
 //! does not know), what it logs (RUST_LOG, a users file with nobody in the relay's
-//! realm, a CA certificate given as `--cert`, at start and again on SIGHUP), and what
+//! realm, a CA certificate given as `--cert`, at start and again on SIGHUP; JSON lines
+//! naming peer and core), what it tells systemd (`READY=1`, `STOPPING=1`), and what
 //! `msrpd passwd` does on a fresh machine. Every wait is bounded.
 
 mod common;
@@ -29,6 +30,10 @@ impl Proc {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut cmd = msrpd(env, Stdio::null(), Stdio::piped());
         cmd.args(["--cores", "1", "--no-pin"]).args(args);
+        // No admin API unless asked for: no race for its default port.
+        if !args.contains(&"--admin") {
+            cmd.args(["--admin", "off"]);
+        }
         let mut child = cmd.spawn().expect("msrpd binary starts");
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err = child.stderr.take().unwrap();
@@ -287,12 +292,19 @@ fn passwd_creates_a_missing_directory_and_says_so() {
     );
     assert!(ok, "{err}");
     assert!(
-        err.contains(&format!("created directory {} (mode 0700)", dir.display())),
+        err.contains(&format!("created directory {} (mode 0750)", dir.display())),
         "{err}"
     );
-    assert_eq!(mode(&dir), 0o700);
-    assert_eq!(mode(&root.join("etc")), 0o700);
-    assert_eq!(mode(&file), 0o600);
+    assert!(err.contains("chgrp msrpd"), "{err}");
+    assert_eq!(mode(&dir), 0o750);
+    // Parents made on the way: the umask decides, but never group-write or others.
+    assert_eq!(
+        mode(&root.join("etc")) & 0o027,
+        0,
+        "{:o}",
+        mode(&root.join("etc"))
+    );
+    assert_eq!(mode(&file), 0o640);
     let users = msrpd::server::users_file::load(&file).unwrap();
     assert_eq!(users.count_in_realm("r.example"), 1);
     // Again: nothing to create, nothing said about it.
@@ -310,6 +322,7 @@ fn passwd_creates_a_missing_directory_and_says_so() {
     );
     assert!(ok, "{err}");
     assert!(!err.contains("created directory"), "{err}");
+    assert!(!err.contains("chgrp"), "{err}");
 
     // A directory that cannot be made is named (here its parent is a plain file).
     let blocker = root.join("plain-file");
@@ -475,4 +488,99 @@ fn auth_log_lines_name_the_peer() {
     let err = p.wait_for("AUTH failed", 1);
     let line = err.lines().find(|l| l.contains("AUTH failed")).unwrap();
     assert!(line.contains(&format!("peer={me}")), "{line}");
+}
+
+/// `--log-format json`: every line on stderr is one JSON object with a timestamp, a
+/// level and a message; the lines about a connection (an AUTH, a request for another
+/// relay that drops the connection) name its peer address and, from the worker's span,
+/// its core.
+#[test]
+fn json_log_lines_are_objects_naming_peer_and_core() {
+    let p = Proc::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+        ],
+        &[],
+    );
+    let addr = p.addr.unwrap();
+    let mut c = Client::connect(addr, &peer_uri("alice", 1111));
+    let me = c.stream.try_clone().unwrap().local_addr().unwrap();
+    c.auth(&format!("msrp://{addr};tcp"));
+    let mut d = Client::connect(addr, &peer_uri("dave", 4444));
+    let other = d.stream.try_clone().unwrap().local_addr().unwrap();
+    d.send(
+        &format!(
+            "msrp://elsewhere.example.net:2855/abc;tcp {}",
+            peer_uri("bob", 2222)
+        ),
+        &[("Message-ID", "json0001")],
+        Some(b"x"),
+        Flag::Complete,
+    );
+    assert!(
+        d.closed_within(WAIT),
+        "a request for another relay drops it"
+    );
+    p.wait_for("not this relay", 1);
+    p.sighup();
+    let err = p.wait_for("reload finished", 1);
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 3, "{err}");
+    for l in &lines {
+        assert!(l["timestamp"].is_string(), "{l}");
+        assert!(l["level"].is_string(), "{l}");
+        assert!(l["fields"]["message"].is_string(), "{l}");
+    }
+    let find = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l["fields"]["message"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} line in {err}"))
+    };
+    for (needle, peer) in [("AUTH ok", me), ("not this relay", other)] {
+        let l = find(needle);
+        assert_eq!(l["fields"]["peer"], peer.to_string(), "{l}");
+        assert_eq!(l["span"]["name"], "worker", "{l}");
+        assert_eq!(l["span"]["core"], 0, "{l}");
+    }
+    assert_eq!(find("not this relay")["level"], "WARN");
+}
+
+/// With `NOTIFY_SOCKET` set (as systemd does for Type=notify), the relay sends
+/// `READY=1` once it listens, and `STOPPING=1` on SIGTERM.
+#[test]
+fn sd_notify_says_ready_once_listening_and_stopping_on_sigterm() {
+    let dir = TempDir::new("notify");
+    let sock_path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut p = Proc::start(&LISTEN, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).expect("a notification within WAIT");
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
+    // Ready means served.
+    let addr = p.addr.unwrap();
+    let mut c = Client::connect(addr, &peer_uri("alice", 1111));
+    c.auth(&format!("msrp://{addr};tcp"));
+    // SAFETY: kill(2) with a child's pid and a signal number touches no memory.
+    let rc = unsafe { libc::kill(p.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let n = sock.recv(&mut buf).expect("a notification on SIGTERM");
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.lines().any(|l| l == "STOPPING=1"), "{msg:?}");
+    let deadline = Instant::now() + WAIT;
+    while p.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "msrpd did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -21,6 +21,8 @@ fn refuses_a_port_another_process_holds() {
             "--cores",
             "1",
             "--no-pin",
+            "--admin",
+            "off",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -481,7 +481,7 @@ fn listen_tls_without_usable_certificate_refuses_to_start() {
     ];
     for (args, want) in runs {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_msrpd"))
-            .args(["--no-pin", "--cores", "1"])
+            .args(["--no-pin", "--cores", "1", "--admin", "off"])
             .args(args)
             .output()
             .unwrap();
@@ -624,6 +624,7 @@ fn msrpd_process_tls_only_reloads_certificate_on_sighup() {
     let key_file = write("hup-key.pem", &key);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_msrpd"))
         .args(["--listen-tls", "127.0.0.1:0", "--no-pin", "--cores", "1"])
+        .args(["--admin", "off"])
         .args(["--log-level", "warn", "--cert", cert_file.to_str().unwrap()])
         .args(["--key", key_file.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())

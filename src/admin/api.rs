@@ -18,7 +18,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use futures_util::Stream;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use super::event::Event;
 use super::webhook::Webhook;
-use crate::server::{Ops, Query};
+use crate::server::{Ops, Query, ReloadOutcome};
 
 /// How long a query waits for a worker's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -61,6 +61,8 @@ pub struct State {
     pub sse_dropped: AtomicU64,
     pub webhook: Option<Arc<Webhook>>,
     pub started: SystemTime,
+    /// Held by the `POST /v1/reload` being carried out.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl State {
@@ -69,10 +71,10 @@ impl State {
     pub fn new(
         ops: Ops,
         token: Option<String>,
-        webhook: Option<hyper::Uri>,
+        webhook: Option<(hyper::Uri, Duration)>,
         queues: Vec<async_channel::Receiver<Event>>,
     ) -> Arc<State> {
-        let webhook = webhook.map(|u| Arc::new(Webhook::start(u)));
+        let webhook = webhook.map(|(u, timeout)| Arc::new(Webhook::start(u, timeout)));
         let s = State {
             ops,
             token: token.map(|t| Sha256::digest(t.as_bytes()).into()),
@@ -81,6 +83,7 @@ impl State {
             sse_dropped: AtomicU64::new(0),
             webhook,
             started: SystemTime::now(),
+            reloading: tokio::sync::Mutex::new(()),
         };
         s.update_wanted();
         let s = Arc::new(s);
@@ -137,28 +140,45 @@ impl State {
         self.ops.event_stats().wanted.store(on, Ordering::Relaxed);
     }
 
-    /// Sends `make` to every worker and collects the answers (a worker that does not
-    /// answer in time is left out, and said so).
+    /// Sends `make` to every worker and collects the answers. One deadline for all: a
+    /// worker that has not answered [`ASK_TIMEOUT`] after the questions went out is left
+    /// out (`None`), and said so, however many there are.
     pub async fn ask_all<T: Send + 'static>(
         &self,
         make: impl Fn(crate::server::Reply<T>) -> Query,
     ) -> Vec<(usize, Option<T>)> {
+        let deadline = tokio::time::Instant::now() + ASK_TIMEOUT;
         let rxs: Vec<_> = (0..self.ops.workers())
             .map(|i| (i, self.ops.ask(i, &make)))
             .collect();
-        let mut out = Vec::with_capacity(rxs.len());
-        for (i, rx) in rxs {
-            let v = tokio::time::timeout(ASK_TIMEOUT, rx.recv()).await;
-            let v = match v {
-                Ok(Ok(v)) => Some(v),
-                _ => {
-                    tracing::warn!(worker = i, "worker did not answer the admin query");
-                    None
-                }
-            };
-            out.push((i, v));
+        collect_until(deadline, rxs).await
+    }
+}
+
+/// The answers on `rxs` that come before `deadline`, in order.
+async fn collect_until<T>(
+    deadline: tokio::time::Instant,
+    rxs: Vec<(usize, async_channel::Receiver<T>)>,
+) -> Vec<(usize, Option<T>)> {
+    let mut out = Vec::with_capacity(rxs.len());
+    for (i, rx) in rxs {
+        out.push((i, ask_until(deadline, i, rx).await));
+    }
+    out
+}
+
+/// The answer on `rx`, if it comes before `deadline` (else warned about and `None`).
+async fn ask_until<T>(
+    deadline: tokio::time::Instant,
+    worker: usize,
+    rx: async_channel::Receiver<T>,
+) -> Option<T> {
+    match tokio::time::timeout_at(deadline, rx.recv()).await {
+        Ok(Ok(v)) => Some(v),
+        _ => {
+            tracing::warn!(worker, "worker did not answer the admin query");
+            None
         }
-        out
     }
 }
 
@@ -194,8 +214,8 @@ async fn require_token(axum::extract::State(s): St, req: Request, next: Next) ->
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| <[u8; 32]>::from(Sha256::digest(t.trim().as_bytes())));
+            .and_then(bearer_token)
+            .map(|t| <[u8; 32]>::from(Sha256::digest(t.as_bytes())));
         // Hashes compared in constant time: neither the token nor its length leaks.
         let ok = given.is_some_and(|g| bool::from(g.ct_eq(want)));
         if !ok {
@@ -206,6 +226,14 @@ async fn require_token(axum::extract::State(s): St, req: Request, next: Next) ->
         }
     }
     next.run(req).await
+}
+
+/// The token of `Authorization: Bearer TOKEN` (RFC 6750 §2.1). The scheme is
+/// case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are `Bearer`.
+fn bearer_token(v: &str) -> Option<&str> {
+    let (scheme, token) = v.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 async fn not_found() -> Response {
@@ -263,61 +291,273 @@ fn unix(t: SystemTime) -> f64 {
         .as_secs_f64()
 }
 
-async fn sessions(axum::extract::State(s): St) -> Response {
-    let now = SystemTime::now();
-    let mut list = Vec::new();
-    let mut missing = Vec::new();
-    for (core, answer) in s.ask_all(Query::Sessions).await {
-        let Some(v) = answer else {
-            missing.push(core);
-            continue;
-        };
-        for x in v {
-            list.push(json!({
-                "id": x.id,
-                "uri": x.uri,
-                "user": x.user,
-                "peer": x.peer.map(|p| p.to_string()),
-                "core": x.core,
-                "slot": x.slot,
-                "expires_in": x.expires_in.as_secs(),
-                "expires_at": super::event::rfc3339((unix(now + x.expires_in)) as u64, 0),
-                "bytes_in": x.bytes_in,
-                "bytes_out": x.bytes_out,
-            }));
-        }
-    }
-    axum::Json(json!({ "sessions": list, "workers_missing": missing })).into_response()
+/// Entries a list page has when `?limit=` is not given.
+pub const PAGE_DEFAULT: usize = 1000;
+/// The largest `?limit=`.
+pub const PAGE_MAX: usize = 10_000;
+
+/// `?limit=N&after=CURSOR` of the list endpoints (as text: a bad value gets a 400 that
+/// says what is valid, not serde's words).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageArgs {
+    limit: Option<String>,
+    after: Option<String>,
 }
 
-async fn connections(axum::extract::State(s): St) -> Response {
-    let mut list = Vec::new();
-    let mut missing = Vec::new();
-    for (core, answer) in s.ask_all(Query::Connections).await {
+/// The page size asked for, checked.
+fn page_limit(v: Option<&str>) -> Result<usize, Response> {
+    let Some(v) = v else {
+        return Ok(PAGE_DEFAULT);
+    };
+    match v.parse::<usize>() {
+        Ok(n) if (1..=PAGE_MAX).contains(&n) => Ok(n),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "bad limit {v:?}: use a whole number from 1 to {PAGE_MAX} (default {PAGE_DEFAULT})"
+            ),
+        )),
+    }
+}
+
+/// The query string, or the 400 naming what is valid.
+fn page_args(
+    args: Result<QueryArgs<PageArgs>, axum::extract::rejection::QueryRejection>,
+) -> Result<PageArgs, Response> {
+    args.map(|QueryArgs(a)| a).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{}; the parameters are limit (1 to {PAGE_MAX}, default {PAGE_DEFAULT}) and after (the \"next\" of the page before)",
+                e.body_text()
+            ),
+        )
+    })
+}
+
+/// One entry of `GET /v1/relay/sessions`.
+#[derive(Serialize)]
+struct SessionOut {
+    id: String,
+    uri: String,
+    user: String,
+    peer: Option<String>,
+    core: u16,
+    slot: u32,
+    expires_in: u64,
+    expires_at: String,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+#[derive(Serialize)]
+struct SessionsPage {
+    sessions: Vec<SessionOut>,
+    /// The `after` of the next page; `null` on the last one.
+    next: Option<String>,
+    workers_missing: Vec<usize>,
+}
+
+/// `GET /v1/relay/sessions[?limit=N][&after=ID]`: sessions in id order (core, slot,
+/// key), at most `limit`, from the first after session id `after` on. Each worker
+/// builds at most `limit` entries, and those on cores before the cursor's none.
+async fn sessions(
+    axum::extract::State(s): St,
+    args: Result<QueryArgs<PageArgs>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let args = match page_args(args) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let limit = match page_limit(args.limit.as_deref()) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let after = match args.after.as_deref() {
+        None => None,
+        Some(a) => match crate::relay::session::SessionKey::decode(a) {
+            Some(k) => Some(k),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "bad after {a:?}: use a session id (28 lower-case hex digits), the \"next\" of the page before"
+                    ),
+                );
+            }
+        },
+    };
+    let first = after.map_or(0, |k| usize::from(k.core));
+    let now = SystemTime::now();
+    let deadline = tokio::time::Instant::now() + ASK_TIMEOUT;
+    let rxs: Vec<_> = (first..s.ops.workers())
+        .map(|core| {
+            let cursor = after
+                .filter(|k| usize::from(k.core) == core)
+                .map(|k| (k.slot, k.key));
+            let rx = s.ops.ask(core, |reply| Query::Sessions {
+                after: cursor,
+                limit,
+                reply,
+            });
+            (core, rx)
+        })
+        .collect();
+    let mut page = SessionsPage {
+        sessions: Vec::new(),
+        next: None,
+        workers_missing: Vec::new(),
+    };
+    let mut more = false;
+    for (core, answer) in collect_until(deadline, rxs).await {
         let Some(v) = answer else {
-            missing.push(core);
+            page.workers_missing.push(core);
             continue;
         };
-        for c in v {
-            let r = c.relay;
-            list.push(json!({
-                "core": r.id.core,
-                "slot": r.id.slot,
-                "peer": r.peer.map(|p| p.to_string()),
-                "next_hop": r.next_hop,
-                "direction": if r.next_hop.is_some() { "outbound" } else { "inbound" },
-                "transport": r.transport.name(),
-                "succeeded": r.succeeded,
-                "session": r.session,
-                "transactions": r.transactions,
-                "idle_s": r.idle.as_secs_f64(),
-                "bytes_in": r.bytes_in,
-                "bytes_out": r.bytes_out,
-                "queued_bytes": c.queued,
-            }));
+        // Cores answer in order, each in id order: the first `limit` are the page.
+        more |= v.len() >= limit;
+        for x in v {
+            if page.sessions.len() == limit {
+                more = true;
+                break;
+            }
+            page.sessions.push(SessionOut {
+                expires_at: super::event::rfc3339(unix(now + x.expires_in) as u64, 0),
+                expires_in: x.expires_in.as_secs(),
+                peer: x.peer.map(|p| p.to_string()),
+                id: x.id,
+                uri: x.uri,
+                user: x.user,
+                core: x.core,
+                slot: x.slot,
+                bytes_in: x.bytes_in,
+                bytes_out: x.bytes_out,
+            });
         }
     }
-    axum::Json(json!({ "connections": list, "workers_missing": missing })).into_response()
+    if more {
+        page.next = page.sessions.last().map(|x| x.id.clone());
+    }
+    axum::Json(page).into_response()
+}
+
+/// One entry of `GET /v1/relay/connections`.
+#[derive(Serialize)]
+struct ConnOut {
+    /// `CORE:SLOT`, the cursor of the next page.
+    id: String,
+    core: u16,
+    slot: u32,
+    peer: Option<String>,
+    next_hop: Option<String>,
+    direction: &'static str,
+    transport: &'static str,
+    succeeded: bool,
+    session: Option<String>,
+    transactions: usize,
+    idle_s: f64,
+    bytes_in: u64,
+    bytes_out: u64,
+    queued_bytes: usize,
+}
+
+#[derive(Serialize)]
+struct ConnectionsPage {
+    connections: Vec<ConnOut>,
+    /// The `after` of the next page; `null` on the last one.
+    next: Option<String>,
+    workers_missing: Vec<usize>,
+}
+
+/// `GET /v1/relay/connections[?limit=N][&after=CORE:SLOT]`: connections in (core,
+/// slot) order, at most `limit`, from the first after `after` on.
+async fn connections(
+    axum::extract::State(s): St,
+    args: Result<QueryArgs<PageArgs>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let args = match page_args(args) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let limit = match page_limit(args.limit.as_deref()) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let after = match args.after.as_deref() {
+        None => None,
+        Some(a) => match a
+            .split_once(':')
+            .and_then(|(c, s)| Some((c.parse::<usize>().ok()?, s.parse::<u32>().ok()?)))
+        {
+            Some(c) => Some(c),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "bad after {a:?}: use a connection id CORE:SLOT (such as 1:17), the \"next\" of the page before"
+                    ),
+                );
+            }
+        },
+    };
+    let first = after.map_or(0, |(core, _)| core);
+    let deadline = tokio::time::Instant::now() + ASK_TIMEOUT;
+    let rxs: Vec<_> = (first..s.ops.workers())
+        .map(|core| {
+            let cursor = after.filter(|&(c, _)| c == core).map(|(_, slot)| slot);
+            let rx = s.ops.ask(core, |reply| Query::Connections {
+                after: cursor,
+                limit,
+                reply,
+            });
+            (core, rx)
+        })
+        .collect();
+    let mut page = ConnectionsPage {
+        connections: Vec::new(),
+        next: None,
+        workers_missing: Vec::new(),
+    };
+    let mut more = false;
+    for (core, answer) in collect_until(deadline, rxs).await {
+        let Some(v) = answer else {
+            page.workers_missing.push(core);
+            continue;
+        };
+        more |= v.len() >= limit;
+        for c in v {
+            if page.connections.len() == limit {
+                more = true;
+                break;
+            }
+            let r = c.relay;
+            page.connections.push(ConnOut {
+                id: format!("{}:{}", r.id.core, r.id.slot),
+                core: r.id.core,
+                slot: r.id.slot,
+                peer: r.peer.map(|p| p.to_string()),
+                direction: if r.next_hop.is_some() {
+                    "outbound"
+                } else {
+                    "inbound"
+                },
+                next_hop: r.next_hop,
+                transport: r.transport.name(),
+                succeeded: r.succeeded,
+                session: r.session,
+                transactions: r.transactions,
+                idle_s: r.idle.as_secs_f64(),
+                bytes_in: r.bytes_in,
+                bytes_out: r.bytes_out,
+                queued_bytes: c.queued,
+            });
+        }
+    }
+    if more {
+        page.next = page.connections.last().map(|x| x.id.clone());
+    }
+    axum::Json(page).into_response()
 }
 
 async fn end_session(axum::extract::State(s): St, Path(id): Path<String>) -> Response {
@@ -335,7 +575,10 @@ async fn end_session(axum::extract::State(s): St, Path(id): Path<String>) -> Res
         Ok(Ok(false)) => error(StatusCode::NOT_FOUND, format!("no session {id:?}")),
         _ => error(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("worker {core} did not answer"),
+            format!(
+                "worker {core} did not answer in {}s: the outcome is unknown (the session may still end); GET /v1/relay/sessions tells",
+                ASK_TIMEOUT.as_secs()
+            ),
         ),
     }
 }
@@ -366,42 +609,58 @@ async fn reload(axum::extract::State(s): St, body: Result<Bytes, BytesRejection>
             }
         }
     };
+    // One reload at a time from the API: a POST waits here (as a task, not a thread)
+    // while another one runs; `Ops::reload` also keeps it apart from SIGHUP.
+    let _one = s.reloading.lock().await;
     let ops = s.ops.clone();
-    // Reading files blocks: off the runtime's thread.
+    // Reading files and waiting for the workers blocks: off the runtime's thread.
     let r = tokio::task::spawn_blocking(move || {
-        let mut errors = Vec::new();
-        let mut done = Vec::new();
-        if args.users.unwrap_or(true) {
-            match ops.reload_users() {
-                Ok(()) => done.push("users"),
-                Err(e) => errors.push(format!("users file not reloaded: {e}")),
-            }
-        }
-        if args.tls.unwrap_or(true) {
-            match ops.reload_tls() {
-                Ok(()) => done.push("tls"),
-                Err(e) => errors.push(format!("TLS files not reloaded: {e}")),
-            }
-        }
-        (done, errors)
+        ops.reload(args.users.unwrap_or(true), args.tls.unwrap_or(true))
     })
     .await;
-    match r {
-        Ok((done, errors)) if errors.is_empty() => {
-            axum::Json(json!({ "reloaded": done })).into_response()
-        }
-        Ok((done, errors)) => {
-            for e in &errors {
-                tracing::error!(error = %e, "reload through the admin API");
+    let report = match r {
+        Ok(Ok(report)) => report,
+        Ok(Err(refused)) => return error(StatusCode::SERVICE_UNAVAILABLE, refused.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let parts = [("users", &report.users), ("tls", &report.tls)];
+    let reloaded: Vec<&str> = parts
+        .iter()
+        .filter(|(_, o)| matches!(o, ReloadOutcome::Reloaded))
+        .map(|(n, _)| *n)
+        .collect();
+    let mut status = StatusCode::OK;
+    let mut errors = Vec::new();
+    for (name, o) in parts {
+        match o {
+            ReloadOutcome::Failed(e) => {
+                status = StatusCode::INTERNAL_SERVER_ERROR;
+                errors.push(match name {
+                    "users" => format!("users file not reloaded: {e}"),
+                    _ => format!("TLS files not reloaded: {e}"),
+                });
             }
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                axum::Json(json!({ "error": errors.join("; "), "reloaded": done })),
-            )
-                .into_response()
+            ReloadOutcome::Unconfirmed(w) => {
+                if status == StatusCode::OK {
+                    status = StatusCode::SERVICE_UNAVAILABLE;
+                }
+                errors.push(format!(
+                    "{name}: sent, but workers {w:?} did not confirm in {}s; they take the new files when they get to them",
+                    crate::server::RELOAD_CONFIRM.as_secs()
+                ));
+            }
+            _ => {}
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+    let mut body = json!({
+        "users": report.users.as_str(),
+        "tls": report.tls.as_str(),
+        "reloaded": reloaded,
+    });
+    if !errors.is_empty() {
+        body["error"] = errors.join("; ").into();
+    }
+    (status, axum::Json(body)).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -429,6 +688,16 @@ async fn events(
         Ok(QueryArgs(a)) => a.kind.unwrap_or_default(),
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
+    // A typo would otherwise be a stream that never carries anything.
+    if !super::event::KINDS.iter().any(|k| k.starts_with(&prefix)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "no event type starts with {prefix:?}; the types are {}",
+                super::event::KINDS.join(", ")
+            ),
+        );
+    }
     let (tx, rx) = mpsc::channel(SUBSCRIBER_CAPACITY);
     let peer = peer.to_string();
     tracing::info!(%peer, types = %prefix, "event subscriber connected");
@@ -462,4 +731,41 @@ fn event_stream(
         Some((Ok(ev), (rx, guard)))
     });
     futures_util::StreamExt::chain(hello, rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Workers that never answer cost one deadline together, not one each in turn.
+    #[test]
+    fn silent_workers_share_one_deadline() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let mut keep = Vec::new();
+        let mut rxs = Vec::new();
+        for i in 0..6 {
+            let (tx, rx) = async_channel::bounded::<u32>(1);
+            if i == 2 {
+                tx.try_send(7).unwrap();
+            }
+            keep.push(tx);
+            rxs.push((i, rx));
+        }
+        let t = std::time::Instant::now();
+        let wait = Duration::from_millis(300);
+        let got = rt.block_on(collect_until(tokio::time::Instant::now() + wait, rxs));
+        let took = t.elapsed();
+        assert!(took >= wait, "{took:?}");
+        assert!(
+            took < wait * 2,
+            "each silent worker waited for in turn: {took:?}"
+        );
+        let answered: Vec<_> = got.iter().filter_map(|(i, v)| v.map(|v| (*i, v))).collect();
+        assert_eq!(answered, vec![(2, 7)]);
+        assert_eq!(got.len(), 6);
+        drop(keep);
+    }
 }

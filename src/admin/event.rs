@@ -17,6 +17,9 @@ use crate::relay::RelayEvent;
 /// Events each worker's queue holds at most; more are dropped and counted.
 pub const QUEUE_CAPACITY: usize = 4096;
 
+/// Every event type [`Event::kind`] gives (a `/v1/events?type=` prefix must match one).
+pub const KINDS: &[&str] = &["relay.auth", "relay.session.end"];
+
 /// One event: when it happened and what.
 #[derive(Debug, Clone)]
 pub struct Event {

@@ -52,17 +52,17 @@ const COUNTERS: &[(&str, MetricType, &str)] = &[
     (
         "auth_ok",
         MetricType::Counter,
-        "AUTH requests granted a session.",
+        "AUTH requests granted a session (the same as msrpd_auth_total{outcome=\"ok\"}).",
     ),
     (
         "auth_failed",
         MetricType::Counter,
-        "AUTH requests refused (bad credentials, protected mode, bad Authorization).",
+        "AUTH requests refused: bad credentials (answered 401 with a new challenge, or 403 at the last try), protected mode, bad Authorization (the same as msrpd_auth_total{outcome=\"failed\"}).",
     ),
     (
         "auth_challenges",
         MetricType::Counter,
-        "AUTH requests answered with a digest challenge (401).",
+        "AUTH requests without credentials or with a stale nonce, answered with a digest challenge (401); a failed digest challenged again counts as failed only (the same as msrpd_auth_total{outcome=\"challenged\"}).",
     ),
     (
         "deliveries_same_core",
@@ -77,7 +77,7 @@ const COUNTERS: &[(&str, MetricType, &str)] = &[
     (
         "reports_sent",
         MetricType::Counter,
-        "REPORTs the relay sent (failure reports, RFC 4976 6.4.1).",
+        "REPORTs the relay sent (failure reports, RFC 4976 6.4.1): the sum of msrpd_reports_total over status.",
     ),
     (
         "txn_timeouts",
@@ -247,7 +247,12 @@ pub fn render(s: &State, stats: Vec<(usize, Option<WorkerStats>)>) -> Result<Str
             });
         // The encoder adds `_total` to counters.
         let name = name.strip_suffix("_total").unwrap_or(name);
-        sc.add(&format!("msrpd_{name}"), help, kind, v as f64);
+        sc.add(
+            &format!("msrpd_{name}"),
+            &format!("{help} The sum of msrpd_worker_{name} over the workers."),
+            kind,
+            v as f64,
+        );
         let samples = per
             .iter()
             .enumerate()
@@ -255,14 +260,14 @@ pub fn render(s: &State, stats: Vec<(usize, Option<WorkerStats>)>) -> Result<Str
             .collect();
         sc.add_labeled(
             &format!("msrpd_worker_{name}"),
-            &format!("{help} Per worker."),
+            &format!("{help} Per worker (msrpd_{name} is their sum)."),
             kind,
             samples,
         );
     }
     sc.add_labeled(
         "msrpd_auth",
-        "AUTH outcomes: ok (granted), failed (refused), challenged (401 with a challenge).",
+        "AUTH requests by outcome, disjoint (each AUTH counts once): ok (granted), failed (refused, including a failed digest challenged again), challenged (no credentials or a stale nonce: 401 with a challenge).",
         MetricType::Counter,
         vec![
             (vec![("outcome", "ok".into())], total.auth_ok as f64),
@@ -323,13 +328,13 @@ pub fn render(s: &State, stats: Vec<(usize, Option<WorkerStats>)>) -> Result<Str
         let sum: u64 = answered.iter().map(|(_, w)| f(w)).sum();
         sc.add(
             &format!("msrpd_{name}"),
-            help,
+            &format!("{help} The sum of msrpd_worker_{name} over the workers that answered."),
             MetricType::Gauge,
             sum as f64,
         );
         sc.add_labeled(
             &format!("msrpd_worker_{name}"),
-            &format!("{help} Per worker."),
+            &format!("{help} Per worker (msrpd_{name} is their sum)."),
             MetricType::Gauge,
             answered
                 .iter()

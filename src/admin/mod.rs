@@ -50,8 +50,12 @@ pub struct AdminConfig {
     pub explicit: bool,
     /// The bearer token every request must carry (`--admin-token-file`).
     pub token: Option<String>,
+    /// The file the token was read from (its mode is checked at start).
+    pub token_file: Option<std::path::PathBuf>,
     /// Where each event is POSTed (`--events-webhook`, `http://` only).
     pub webhook: Option<hyper::Uri>,
+    /// One POST to the webhook (its answer included) taking longer has failed.
+    pub webhook_timeout: std::time::Duration,
     /// Connections open at once (one more is closed at accept, and logged): the API
     /// shares the process's descriptors with the MSRP listeners and must not eat them.
     pub max_connections: usize,
@@ -65,7 +69,9 @@ impl std::fmt::Debug for AdminConfig {
             .field("addr", &self.addr)
             .field("explicit", &self.explicit)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("token_file", &self.token_file)
             .field("webhook", &self.webhook)
+            .field("webhook_timeout", &self.webhook_timeout)
             .field("max_connections", &self.max_connections)
             .field("header_timeout", &self.header_timeout)
             .finish()
@@ -79,7 +85,9 @@ impl AdminConfig {
             addr,
             explicit: true,
             token: None,
+            token_file: None,
             webhook: None,
+            webhook_timeout: webhook::TIMEOUT,
             max_connections: MAX_CONNECTIONS,
             header_timeout: HEADER_TIMEOUT,
         }
@@ -138,6 +146,25 @@ impl Drop for AdminHandle {
     }
 }
 
+/// What is wrong with the token file's permissions, if anything: a token the group or
+/// others may read is no secret on a shared host.
+pub fn token_file_warning(cfg: &AdminConfig) -> Option<String> {
+    let path = cfg.token_file.as_ref()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Some(format!(
+                "admin token file {} has mode {mode:04o}: the group or others can read the token (chmod 600 {}, or 640 with the relay's group)",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    None
+}
+
 /// Binds the admin listener and starts the control thread. `queues` are the workers'
 /// event queues. `Ok(None)`: the default address was taken by another process (warned,
 /// the relay runs without the API).
@@ -168,6 +195,24 @@ pub fn start(
             addr: cfg.addr,
             source,
         })?;
+    match &cfg.token {
+        None => tracing::warn!(
+            %addr,
+            "admin API without a token: every local user and process can list sessions and end them (give --admin-token-file FILE)"
+        ),
+        Some(_) => {
+            if let Some(w) = token_file_warning(&cfg) {
+                tracing::warn!("{w}");
+            }
+        }
+    }
+    // With a webhook every event is wanted from now on, not only once the control
+    // thread has set up (workers already run: their first events would be lost).
+    if cfg.webhook.is_some() {
+        ops.event_stats()
+            .wanted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -193,7 +238,12 @@ pub fn start(
                     }
                 };
                 let (max, header_timeout) = (cfg.max_connections, cfg.header_timeout);
-                let state = api::State::new(ops, cfg.token, cfg.webhook, queues);
+                let state = api::State::new(
+                    ops,
+                    cfg.token,
+                    cfg.webhook.map(|u| (u, cfg.webhook_timeout)),
+                    queues,
+                );
                 tracing::info!(%addr, "admin API listening");
                 let app = api::router(state);
                 serve(listener, app, stop_rx, max, header_timeout).await;

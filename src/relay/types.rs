@@ -110,8 +110,10 @@ impl RelayMsg {
 /// server stamps and formats it, off the data path where it can.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelayEvent {
-    /// An AUTH was decided: granted (`code` 200), or refused with `code` (400, 403;
-    /// a 401 that only challenges is not an outcome and gives no event).
+    /// An AUTH was decided: granted (`code` 200), or refused with `code`: 400 (bad
+    /// Authorization), 401 (a digest that failed, answered with a fresh challenge while
+    /// tries are left) or 403 (protected mode, or the last allowed failure). A 401 to an
+    /// AUTH without credentials or with a stale nonce only challenges: no event.
     Auth {
         core: u16,
         peer: Option<SocketAddr>,

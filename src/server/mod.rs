@@ -151,6 +151,12 @@ pub enum ServerError {
     Worker(usize, String),
     #[error("admin API: {0}")]
     Admin(#[from] crate::admin::AdminError),
+    #[error("reload: {0}")]
+    ReloadRefused(ReloadRefused),
+    #[error(
+        "reload: workers {0:?} did not confirm in time; they take the new files when they get to them"
+    )]
+    ReloadUnconfirmed(Vec<usize>),
 }
 
 /// Commands the main thread and the control thread send to workers.
@@ -173,10 +179,20 @@ pub enum Control {
 /// are a variant here and an arm in the worker's `answer`.
 #[derive(Debug)]
 pub enum Query {
-    /// The relay sessions of the worker.
-    Sessions(Reply<Vec<crate::relay::SessionInfo>>),
-    /// The worker's connections.
-    Connections(Reply<Vec<WorkerConn>>),
+    /// The relay sessions of the worker in id order: at most `limit`, from the first
+    /// after `after` (slot, key) on.
+    Sessions {
+        after: Option<(u32, u64)>,
+        limit: usize,
+        reply: Reply<Vec<crate::relay::SessionInfo>>,
+    },
+    /// The worker's connections in slot order: at most `limit`, from the first slot
+    /// after `after` on.
+    Connections {
+        after: Option<u32>,
+        limit: usize,
+        reply: Reply<Vec<WorkerConn>>,
+    },
     /// End the relay session with this id, if the worker has it.
     EndSession(String, Reply<bool>),
     /// Gauges and the hop-latency histogram, for a scrape.
@@ -198,6 +214,24 @@ impl<T> Reply<T> {
     /// Answers; dropped silently when the asker stopped waiting.
     pub fn send(self, v: T) {
         let _ = self.0.try_send(v);
+    }
+
+    /// `true` when the asker stopped waiting: nobody reads an answer.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
+impl Query {
+    /// `true` when nobody waits for the answer of a question that only reads (an
+    /// [`Query::EndSession`] is carried out all the same: the operator asked for it).
+    pub fn asker_gone(&self) -> bool {
+        match self {
+            Query::Sessions { reply, .. } => reply.is_closed(),
+            Query::Connections { reply, .. } => reply.is_closed(),
+            Query::Stats(reply) => reply.is_closed(),
+            Query::EndSession(..) => false,
+        }
     }
 }
 
@@ -243,6 +277,8 @@ struct OpsInner {
     running: Arc<std::sync::atomic::AtomicUsize>,
     stopping: std::sync::atomic::AtomicBool,
     events: Arc<crate::admin::event::EventStats>,
+    /// Held by a reload from reading the files until every worker has them.
+    reload: std::sync::Mutex<()>,
 }
 
 /// Counts a worker thread as running while it lives.
@@ -302,53 +338,216 @@ impl Ops {
     }
 
     /// Re-reads the certificate, key and CA files and hands them to every worker
-    /// (SIGHUP). Open connections keep their session; new handshakes use the new files.
-    /// On error the old ones stay in use.
+    /// (see [`Ops::reload`]). `Ok` once every worker uses them, or when there are none.
     pub fn reload_tls(&self) -> Result<(), ServerError> {
-        let ctx = Arc::new(tls::TlsContext::load(&self.inner.tls_files)?);
+        self.reload(false, true)?.tls.into_result()
+    }
+
+    /// Re-reads the users file and hands it to every worker (see [`Ops::reload`]).
+    /// `Ok` once every worker uses it, or when there is none.
+    pub fn reload_users(&self) -> Result<(), ServerError> {
+        self.reload(true, false)?.users.into_result()
+    }
+
+    /// What SIGHUP and `POST /v1/reload` do: re-read the users file (`users`) and the
+    /// TLS files (`tls`), hand what was read to every worker, and wait until each has
+    /// it in use (at most [`RELOAD_CONFIRM`]). A file that cannot be read or used
+    /// leaves the old one in use. One reload at a time: a second waits for the first,
+    /// so every worker ends up with the same files. Refused once a shutdown was asked
+    /// for. Each outcome is logged.
+    pub fn reload(&self, users: bool, tls: bool) -> Result<ReloadReport, ReloadRefused> {
+        if self.stopping() {
+            return Err(ReloadRefused::Stopping);
+        }
+        let _one_at_a_time = self
+            .inner
+            .reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.stopping() {
+            return Err(ReloadRefused::Stopping);
+        }
+        let mut report = ReloadReport {
+            users: ReloadOutcome::NotAsked,
+            tls: ReloadOutcome::NotAsked,
+        };
+        let mut sent = (false, false);
+        if users {
+            report.users = match self.load_users() {
+                Ok(None) => ReloadOutcome::NotConfigured,
+                Ok(Some(u)) => {
+                    let n = u.len();
+                    self.to_workers(|| Control::Users(Some(u.clone())));
+                    sent.0 = true;
+                    tracing::info!(users = n, "users file reloaded");
+                    ReloadOutcome::Reloaded
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "users file not reloaded; keeping the old one");
+                    ReloadOutcome::Failed(e)
+                }
+            };
+        }
+        if tls {
+            report.tls = match self.load_tls() {
+                Ok(None) => ReloadOutcome::NotConfigured,
+                Ok(Some(ctx)) => {
+                    self.to_workers(|| Control::Tls(ctx.clone()));
+                    sent.1 = true;
+                    tracing::info!("TLS certificate and key reloaded");
+                    ReloadOutcome::Reloaded
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS files not reloaded; keeping the old ones");
+                    ReloadOutcome::Failed(e)
+                }
+            };
+        }
+        if sent.0 || sent.1 {
+            let missing = self.confirm(RELOAD_CONFIRM);
+            if !missing.is_empty() {
+                tracing::warn!(
+                    workers = ?missing,
+                    "reload: workers did not confirm in time; they take the new files when they get to them"
+                );
+                if sent.0 {
+                    report.users = ReloadOutcome::Unconfirmed(missing.clone());
+                }
+                if sent.1 {
+                    report.tls = ReloadOutcome::Unconfirmed(missing);
+                }
+            }
+        }
+        tracing::info!(users = %report.users, tls = %report.tls, "reload finished");
+        Ok(report)
+    }
+
+    /// The users file, read and checked; `None` when there is none.
+    fn load_users(&self) -> Result<Option<Arc<Users>>, ServerError> {
+        let Some(p) = &self.inner.users_file else {
+            return Ok(None);
+        };
+        let u = users_file::load(p)?;
+        users_file::warn_on_realm_mismatch(&u, &self.inner.realm, p);
+        Ok(Some(Arc::new(u)))
+    }
+
+    /// The TLS files, read and checked; `None` when none are configured.
+    fn load_tls(&self) -> Result<Option<Arc<tls::TlsContext>>, ServerError> {
+        let f = &self.inner.tls_files;
+        if f.cert.is_none() && f.key.is_none() && f.ca.is_none() {
+            return Ok(None);
+        }
+        let ctx = tls::TlsContext::load(f)?;
         if self.inner.serves_tls && !ctx.can_serve() {
             return Err(ServerError::TlsWithoutCert);
         }
-        for c in &self.inner.control {
-            let _ = c.send(mesh::Envelope::Control(Control::Tls(ctx.clone())));
-        }
-        tracing::info!("TLS certificate and key reloaded");
-        Ok(())
+        Ok(Some(Arc::new(ctx)))
     }
 
-    /// Re-reads the users file and hands it to every worker (SIGHUP).
-    pub fn reload_users(&self) -> Result<(), ServerError> {
-        let users = match &self.inner.users_file {
-            Some(p) => {
-                let u = users_file::load(p)?;
-                users_file::warn_on_realm_mismatch(&u, &self.inner.realm, p);
-                Some(Arc::new(u))
+    /// Sends `make()` to every worker.
+    fn to_workers(&self, make: impl Fn() -> Control) {
+        for c in &self.inner.control {
+            let _ = c.send(mesh::Envelope::Control(make()));
+        }
+    }
+
+    /// Waits until every worker has handled what was sent to it before this call: each
+    /// worker takes its control messages in order, so its answer to a question sent
+    /// now means it has. Returns the workers that did not answer within `wait` (or
+    /// are gone).
+    fn confirm(&self, wait: Duration) -> Vec<usize> {
+        let deadline = std::time::Instant::now() + wait;
+        let asked: Vec<_> = (0..self.workers())
+            .map(|i| (i, self.ask(i, Query::Stats)))
+            .collect();
+        let mut missing = Vec::new();
+        for (i, rx) in asked {
+            loop {
+                match rx.try_recv() {
+                    Ok(_) => break,
+                    Err(async_channel::TryRecvError::Closed) => {
+                        missing.push(i);
+                        break;
+                    }
+                    Err(async_channel::TryRecvError::Empty) => {
+                        if std::time::Instant::now() >= deadline {
+                            missing.push(i);
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
             }
-            None => None,
-        };
-        for c in &self.inner.control {
-            let _ = c.send(mesh::Envelope::Control(Control::Users(users.clone())));
         }
-        tracing::info!(
-            users = users.as_ref().map_or(0, |u| u.len()),
-            "users file reloaded"
-        );
-        Ok(())
+        missing
+    }
+}
+
+/// How long a reload waits for every worker to say it has the new files in use.
+pub const RELOAD_CONFIRM: Duration = Duration::from_secs(2);
+
+/// Why a reload was not even tried.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadRefused {
+    #[error("shutting down: nothing reloaded")]
+    Stopping,
+}
+
+/// What a reload did with one kind of file.
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    /// Not asked for.
+    NotAsked,
+    /// None configured: nothing to read.
+    NotConfigured,
+    /// Read, and every worker has it in use.
+    Reloaded,
+    /// Read and sent, but these workers did not confirm in time: each uses the new
+    /// files once it gets to them (unless it is gone).
+    Unconfirmed(Vec<usize>),
+    /// Not read or not usable; the old ones stay in use.
+    Failed(ServerError),
+}
+
+impl ReloadOutcome {
+    /// The outcome in a word or two (`reloaded`, `not configured`, ...).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReloadOutcome::NotAsked => "not asked",
+            ReloadOutcome::NotConfigured => "not configured",
+            ReloadOutcome::Reloaded => "reloaded",
+            ReloadOutcome::Unconfirmed(_) => "unconfirmed",
+            ReloadOutcome::Failed(_) => "failed",
+        }
     }
 
-    /// What SIGHUP does: the users file, then the TLS files; each error is logged and
-    /// leaves the old ones in use. Returns the errors.
-    pub fn reload(&self) -> Vec<String> {
-        let mut errors = Vec::new();
-        if let Err(e) = self.reload_users() {
-            tracing::error!(error = %e, "users file not reloaded; keeping the old one");
-            errors.push(format!("users file not reloaded: {e}"));
+    /// `Ok` unless it failed or is unconfirmed.
+    fn into_result(self) -> Result<(), ServerError> {
+        match self {
+            ReloadOutcome::Failed(e) => Err(e),
+            ReloadOutcome::Unconfirmed(w) => Err(ServerError::ReloadUnconfirmed(w)),
+            _ => Ok(()),
         }
-        if let Err(e) = self.reload_tls() {
-            tracing::error!(error = %e, "TLS files not reloaded; keeping the old ones");
-            errors.push(format!("TLS files not reloaded: {e}"));
-        }
-        errors
+    }
+}
+
+impl std::fmt::Display for ReloadOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What [`Ops::reload`] did with the users file and with the TLS files.
+#[derive(Debug)]
+pub struct ReloadReport {
+    pub users: ReloadOutcome,
+    pub tls: ReloadOutcome,
+}
+
+impl From<ReloadRefused> for ServerError {
+    fn from(e: ReloadRefused) -> ServerError {
+        ServerError::ReloadRefused(e)
     }
 }
 
@@ -776,6 +975,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             running,
             stopping: std::sync::atomic::AtomicBool::new(false),
             events: event_stats,
+            reload: std::sync::Mutex::new(()),
         }),
     };
     let mut handle = ServerHandle {
@@ -861,4 +1061,124 @@ fn hostname() -> Option<String> {
     let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let h = h.trim();
     (!h.is_empty()).then(|| h.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Ops over two fake workers whose control channels the test reads and answers.
+    fn fake_ops(users: PathBuf) -> (Ops, Vec<mesh::MeshReceiver>) {
+        let (control, receivers) = mesh::channels(2).unwrap();
+        let ops = Ops {
+            inner: Arc::new(OpsInner {
+                control,
+                counters: Vec::new(),
+                tls_files: tls::TlsFiles::default(),
+                serves_tls: false,
+                users_file: Some(users),
+                realm: "fake.realm".into(),
+                local_addrs: Vec::new(),
+                tls_addrs: Vec::new(),
+                running: Arc::new(std::sync::atomic::AtomicUsize::new(2)),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+                events: Arc::new(crate::admin::event::EventStats {
+                    wanted: std::sync::atomic::AtomicBool::new(false),
+                    dropped: Vec::new(),
+                    queued: Vec::new(),
+                }),
+                reload: std::sync::Mutex::new(()),
+            }),
+        };
+        (ops, receivers)
+    }
+
+    /// The next control message on `rx` within `wait`.
+    fn next(rx: &mesh::MeshReceiver, wait: Duration) -> Option<Control> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(mesh::Envelope::Control(c)) = rx.try_recv() {
+                return Some(c);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// What a worker does with a reload: takes the users, then answers the question
+    /// behind them. Returns the number of users it got.
+    fn take_reload(rx: &mesh::MeshReceiver) -> usize {
+        let n = match next(rx, Duration::from_secs(5)) {
+            Some(Control::Users(Some(u))) => u.len(),
+            other => panic!("expected users, got {other:?}"),
+        };
+        match next(rx, Duration::from_secs(5)) {
+            Some(Control::Query(Query::Stats(reply))) => reply.send(WorkerStats::default()),
+            other => panic!("expected the confirming question, got {other:?}"),
+        }
+        n
+    }
+
+    /// A second reload (SIGHUP while an API reload runs, say) sends nothing until the
+    /// first has been confirmed by every worker; each is reported done only then.
+    #[test]
+    fn reloads_run_one_at_a_time_and_end_when_confirmed() {
+        let file = std::env::temp_dir().join(format!("msrpd-reload-unit-{}", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        users_file::set_password(&file, "fake.realm", "alice", "a").unwrap();
+        let (ops, rxs) = fake_ops(file.clone());
+        let first = {
+            let ops = ops.clone();
+            std::thread::spawn(move || ops.reload(true, true))
+        };
+        // Worker 0 gets the file and the question; it does not answer yet.
+        let users = match next(&rxs[0], Duration::from_secs(5)) {
+            Some(Control::Users(Some(u))) => u.len(),
+            other => panic!("expected users, got {other:?}"),
+        };
+        assert_eq!(users, 1);
+        let held = match next(&rxs[0], Duration::from_secs(5)) {
+            Some(Control::Query(Query::Stats(reply))) => reply,
+            other => panic!("expected the confirming question, got {other:?}"),
+        };
+        // The file changes and a second reload starts: it waits for the first.
+        users_file::set_password(&file, "fake.realm", "bob", "b").unwrap();
+        let second = {
+            let ops = ops.clone();
+            std::thread::spawn(move || ops.reload(true, false))
+        };
+        assert_eq!(take_reload(&rxs[1]), 1, "worker 1: the first reload's file");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!first.is_finished(), "reported before worker 0 confirmed");
+        for rx in &rxs {
+            assert!(
+                next(rx, Duration::from_millis(50)).is_none(),
+                "the second reload sent while the first was unconfirmed"
+            );
+        }
+        held.send(WorkerStats::default());
+        let r = first.join().unwrap().unwrap();
+        assert_eq!(r.users.as_str(), "reloaded");
+        assert_eq!(r.tls.as_str(), "not configured");
+        // Now the second: both workers get the new file.
+        assert_eq!(take_reload(&rxs[0]), 2);
+        assert_eq!(take_reload(&rxs[1]), 2);
+        let r = second.join().unwrap().unwrap();
+        assert_eq!(r.users.as_str(), "reloaded");
+        assert_eq!(r.tls.as_str(), "not asked");
+
+        // Once stopping, nothing is read or sent.
+        ops.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(
+            ops.reload(true, true),
+            Err(ReloadRefused::Stopping)
+        ));
+        assert!(next(&rxs[0], Duration::from_millis(50)).is_none());
+        let _ = std::fs::remove_file(&file);
+    }
 }

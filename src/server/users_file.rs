@@ -27,8 +27,10 @@ pub fn warn_on_realm_mismatch(users: &Users, realm: &str, path: &Path) {
 /// What [`set_password`] did besides writing the file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Written {
-    /// The directory created for the file (with mode 0700) because it did not exist.
+    /// The directory created for the file (with mode 0750) because it did not exist.
     pub created_dir: Option<PathBuf>,
+    /// The file did not exist and was created (mode 0640, the caller's group).
+    pub created_file: bool,
 }
 
 /// Sets `user`'s password in `realm` in the users file at `path` (`msrpd passwd`, like
@@ -36,10 +38,12 @@ pub struct Written {
 ///
 /// The new text (see [`users::with_password`]) is written to a temporary file beside
 /// the old one, synced and renamed over it, so a reader sees the old or the new file,
-/// never half of one. A new file is created with mode 0600; an existing one keeps its
-/// mode. A missing parent directory is created with mode 0700 (the file holds
-/// password equivalents) and returned in [`Written::created_dir`]. An existing file
-/// that does not parse is left alone and the error names its line.
+/// never half of one. A new file is created with mode 0640 (owner read-write, the
+/// group read: the relay's service group, `chgrp msrpd FILE`, reads it, nobody else);
+/// an existing one keeps its mode, owner and group. A missing parent directory is
+/// created with mode 0750 (the file holds password equivalents: no access for others)
+/// and returned in [`Written::created_dir`]. An existing file that does not parse is
+/// left alone and the error names its line.
 pub fn set_password(
     path: impl AsRef<Path>,
     realm: &str,
@@ -49,10 +53,8 @@ pub fn set_password(
     let path = path.as_ref();
     let (old, perms) = match fs::read_to_string(path) {
         Ok(text) => {
-            let perms = fs::metadata(path)
-                .map_err(|e| UsersError::io(path, e))?
-                .permissions();
-            (text, Some(perms))
+            let meta = fs::metadata(path).map_err(|e| UsersError::io(path, e))?;
+            (text, Some(Kept::of(&meta)))
         }
         // A new file; its directory may be missing too (or be a file: ENOTDIR), which
         // the directory step below reports by name.
@@ -76,8 +78,15 @@ pub fn set_password(
         let mut b = fs::DirBuilder::new();
         b.recursive(true);
         #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(dir).map_err(|source| UsersError::Dir {
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, DIR_MODE);
+        let made = b.create(dir);
+        // The mode asked for whatever the umask is (it may only take bits away).
+        #[cfg(unix)]
+        let made = made.and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
+        });
+        made.map_err(|source| UsersError::Dir {
             path: path.to_owned(),
             dir: dir.to_owned(),
             action: "create",
@@ -85,8 +94,51 @@ pub fn set_password(
         })?;
         written.created_dir = Some(dir.to_owned());
     }
+    written.created_file = perms.is_none();
     write_atomically(path, dir, text.as_bytes(), perms)?;
     Ok(written)
+}
+
+/// The mode of a users file `msrpd passwd` creates: root (or whoever runs it) writes,
+/// the relay's group reads.
+pub const FILE_MODE: u32 = 0o640;
+/// The mode of a directory `msrpd passwd` creates for the users file.
+pub const DIR_MODE: u32 = 0o750;
+
+/// What a rewritten file keeps of the old one: its mode, owner and group (a file made
+/// `root:msrpd 0640` must stay readable by the relay after a password change).
+struct Kept {
+    perms: fs::Permissions,
+    #[cfg(unix)]
+    owner: (u32, u32),
+}
+
+impl Kept {
+    fn of(meta: &fs::Metadata) -> Kept {
+        Kept {
+            perms: meta.permissions(),
+            #[cfg(unix)]
+            owner: {
+                use std::os::unix::fs::MetadataExt;
+                (meta.uid(), meta.gid())
+            },
+        }
+    }
+
+    /// Gives `file` the old owner and group, then the old mode (in this order: a chown
+    /// may clear set-id bits).
+    fn apply(&self, file: &fs::File) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let meta = file.metadata()?;
+            let (uid, gid) = self.owner;
+            if (meta.uid(), meta.gid()) != (uid, gid) {
+                std::os::unix::fs::fchown(file, Some(uid), Some(gid))?;
+            }
+        }
+        file.set_permissions(self.perms.clone())
+    }
 }
 
 /// Writes `data` to a new file in `dir` beside `path`, syncs it and renames it over
@@ -95,7 +147,7 @@ fn write_atomically(
     path: &Path,
     dir: &Path,
     data: &[u8],
-    perms: Option<fs::Permissions>,
+    perms: Option<Kept>,
 ) -> Result<(), UsersError> {
     let mut name = path
         .file_name()
@@ -117,6 +169,7 @@ fn write_atomically(
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    // 0600 while it is written; the final mode once it is whole.
     // The temporary name means nothing to the operator: the error names the directory.
     let mut file = opts.open(&tmp).map_err(|source| UsersError::Dir {
         path: path.to_owned(),
@@ -126,8 +179,15 @@ fn write_atomically(
     })?;
     let written = (|| {
         file.write_all(data)?;
-        if let Some(p) = perms {
-            file.set_permissions(p)?;
+        match &perms {
+            Some(k) => k.apply(&file)?,
+            #[cfg(unix)]
+            None => {
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+            }
+            #[cfg(not(unix))]
+            None => {}
         }
         file.sync_all()?;
         drop(file);
@@ -196,7 +256,7 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = fs::metadata(&p.0).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
+            assert_eq!(mode & 0o777, 0o640);
         }
         let u = load(&p.0).unwrap();
         assert_eq!(u.len(), 1);
@@ -209,7 +269,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&p.0, fs::Permissions::from_mode(0o640)).unwrap();
+            fs::set_permissions(&p.0, fs::Permissions::from_mode(0o600)).unwrap();
         }
         let text = fs::read_to_string(&p.0).unwrap();
         fs::write(&p.0, format!("{text}bob:relay.example.com:{MD5_ALICE}\n")).unwrap();
@@ -218,7 +278,7 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = fs::metadata(&p.0).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o640);
+            assert_eq!(mode & 0o777, 0o600);
         }
         let u = load(&p.0).unwrap();
         assert_eq!(u.len(), 2);
@@ -243,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn set_password_creates_a_missing_directory_0700() {
+    fn set_password_creates_a_missing_directory_0750() {
         let root = TempPath::new("mkdir");
         let dir = root.0.join("etc").join("msrpd");
         let file = dir.join("users");
@@ -254,13 +314,44 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             for d in [&dir, &root.0.join("etc")] {
                 let mode = fs::metadata(d).unwrap().permissions().mode();
-                assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+                assert_eq!(mode & 0o777, 0o750, "{}", d.display());
             }
         }
         assert_eq!(load(&file).unwrap().len(), 1);
         // Once it exists, nothing is created.
         let w = set_password(&file, "r", "bob", "pw").unwrap();
         assert_eq!(w.created_dir, None);
+    }
+
+    /// A file the operator gave to the relay's group (`chgrp msrpd`) keeps that group
+    /// when a password is changed (the rewrite is a new file renamed over it).
+    #[cfg(unix)]
+    #[test]
+    fn set_password_keeps_the_owner_and_group_of_an_existing_file() {
+        use std::os::unix::fs::MetadataExt;
+        let p = TempPath::new("chgrp");
+        set_password(&p.0, "r", "alice", "pw").unwrap();
+        let meta = fs::metadata(&p.0).unwrap();
+        // Another group: any when root; else one of ours other than the file's.
+        let other = if meta.uid() == 0 {
+            Some(meta.gid() + 4242)
+        } else {
+            let mut groups = vec![0 as libc::gid_t; 64];
+            // SAFETY: the buffer holds 64 gids, as the length passed says.
+            let n = unsafe { libc::getgroups(64, groups.as_mut_ptr()) };
+            groups.truncate(usize::try_from(n).unwrap_or(0));
+            groups.into_iter().find(|&g| g != meta.gid())
+        };
+        let Some(gid) = other else {
+            eprintln!("SKIPPED: no second group to chgrp the file to");
+            return;
+        };
+        std::os::unix::fs::chown(&p.0, None, Some(gid)).unwrap();
+        set_password(&p.0, "r", "bob", "pw").unwrap();
+        let after = fs::metadata(&p.0).unwrap();
+        assert_eq!((after.uid(), after.gid()), (meta.uid(), gid));
+        assert_eq!(after.mode() & 0o777, 0o640);
+        assert_eq!(load(&p.0).unwrap().len(), 2);
     }
 
     #[test]

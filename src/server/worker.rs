@@ -653,14 +653,25 @@ impl Worker {
     /// Answers a question of the control thread from this core's tables (at once:
     /// nothing here waits).
     fn answer(self: &Rc<Self>, now: Instant, q: Query) {
+        if q.asker_gone() {
+            return;
+        }
         match q {
-            Query::Sessions(reply) => reply.send(self.relay.borrow().sessions(now)),
-            Query::Connections(reply) => {
+            Query::Sessions {
+                after,
+                limit,
+                reply,
+            } => reply.send(self.relay.borrow().sessions(now, after, limit)),
+            Query::Connections {
+                after,
+                limit,
+                reply,
+            } => {
                 let conns = self.conns.borrow();
                 let list = self
                     .relay
                     .borrow()
-                    .connections(now)
+                    .connections(now, after, limit)
                     .into_iter()
                     .map(|c| WorkerConn {
                         queued: conns

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -274,11 +274,13 @@ impl Sse {
     }
 }
 
-/// A test HTTP server that answers every request 200 and records the bodies of POSTs.
-/// [`HookServer::stop`] closes the listener and every open connection.
+/// A test HTTP server that answers every request with its status (200 unless set;
+/// 0: never answers, a blackholed hook that accepts and reads) and records the bodies
+/// of POSTs. [`HookServer::stop`] closes the listener and every open connection.
 pub struct HookServer {
     pub addr: SocketAddr,
     pub bodies: mpsc::Receiver<String>,
+    status: Arc<AtomicU16>,
     stop: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -286,13 +288,19 @@ pub struct HookServer {
 
 impl HookServer {
     pub fn start() -> HookServer {
+        HookServer::answering(200)
+    }
+
+    /// A hook that answers `status` (0: accepts, reads, and never answers).
+    pub fn answering(status: u16) -> HookServer {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         l.set_nonblocking(true).unwrap();
         let (tx, bodies) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
+        let status = Arc::new(AtomicU16::new(status));
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (st, cs) = (stop.clone(), conns.clone());
+        let (st, cs, answer) = (stop.clone(), conns.clone(), status.clone());
         let thread = std::thread::spawn(move || {
             while !st.load(Ordering::SeqCst) {
                 match l.accept() {
@@ -301,7 +309,8 @@ impl HookServer {
                         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
                         cs.lock().unwrap().push(s.try_clone().unwrap());
                         let tx = tx.clone();
-                        std::thread::spawn(move || serve(s, tx));
+                        let answer = answer.clone();
+                        std::thread::spawn(move || serve(s, tx, answer));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -310,10 +319,16 @@ impl HookServer {
         HookServer {
             addr,
             bodies,
+            status,
             stop,
             conns,
             thread: Some(thread),
         }
+    }
+
+    /// From now on requests are answered with `status` (0: not at all).
+    pub fn set_status(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
     }
 
     /// Stops listening and closes every connection: the port refuses from now on.
@@ -334,8 +349,9 @@ impl Drop for HookServer {
     }
 }
 
-/// Serves requests on one keep-alive connection.
-fn serve(mut s: TcpStream, tx: mpsc::Sender<String>) {
+/// Serves requests on one keep-alive connection, answering each with `status` (none
+/// when it is 0).
+fn serve(mut s: TcpStream, tx: mpsc::Sender<String>, status: Arc<AtomicU16>) {
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
@@ -349,9 +365,12 @@ fn serve(mut s: TcpStream, tx: mpsc::Sender<String>) {
                 let body = String::from_utf8_lossy(&raw[at..at + len]).into_owned();
                 raw.drain(..at + len);
                 let _ = tx.send(body);
-                if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                    .is_err()
-                {
+                let code = status.load(Ordering::SeqCst);
+                if code == 0 {
+                    continue;
+                }
+                let answer = format!("HTTP/1.1 {code} Whatever\r\ncontent-length: 2\r\n\r\nok");
+                if s.write_all(answer.as_bytes()).is_err() {
                     return;
                 }
                 continue;

@@ -86,10 +86,18 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    /// Starts `msrpd --listen 127.0.0.1:0 ARGS` and reads its listen line.
+    /// Starts `msrpd --listen 127.0.0.1:0 ARGS` and reads its listen line. Without
+    /// `--admin` in `ARGS` the admin API is off (`--admin off`): test relays do not race
+    /// each other, or a real msrpd, for its default port.
     pub fn start(args: &[&str]) -> RelayProcess {
+        let admin_off: &[&str] = if args.contains(&"--admin") {
+            &[]
+        } else {
+            &["--admin", "off"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_msrpd"))
             .args(["--listen", "127.0.0.1:0", "--no-pin", "--log-level", "warn"])
+            .args(admin_off)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -529,3 +537,56 @@ pub fn auth_on_worker(
         .expect("no connection landed on the wanted worker in 64 tries")
 }
 pub mod http;
+
+/// The value of `name=...` in a `WWW-Authenticate: Digest ...` header, quotes removed.
+pub fn digest_param<'a>(v: &'a str, name: &str) -> Option<&'a str> {
+    let v = v.strip_prefix("Digest ").unwrap_or(v);
+    v.split(", ")
+        .filter_map(|p| p.split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// A digest AUTH (SHA-256, qop=auth, RFC 2617 / RFC 7616 formulas computed here) for
+/// `user` with `password` in `realm`, answering the 401 `challenge`; returns the
+/// relay's response to it.
+pub fn digest_answer(
+    c: &mut Client,
+    relay_uri: &str,
+    challenge: &Frame,
+    realm: &str,
+    user: &str,
+    password: &str,
+) -> Frame {
+    use sha2::Digest;
+    let h = |s: String| hex::encode(sha2::Sha256::digest(s.as_bytes()));
+    let ch = challenge
+        .headers("WWW-Authenticate")
+        .into_iter()
+        .find(|v| v.contains("SHA-256"))
+        .unwrap_or_else(|| panic!("no SHA-256 challenge: {}", challenge.head));
+    let nonce = digest_param(ch, "nonce").expect("a nonce");
+    let ha1 = h(format!("{user}:{realm}:{password}"));
+    let ha2 = h(format!("AUTH:{relay_uri}"));
+    let cnonce = "0a4f113b";
+    let response = h(format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}"));
+    let header = format!(
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{relay_uri}\", \
+         response=\"{response}\", algorithm=SHA-256, cnonce=\"{cnonce}\", nc=00000001, qop=auth"
+    );
+    c.auth_with(relay_uri, &[("Authorization", &header)])
+}
+
+/// AUTH without credentials, then with `user`'s `password`: the final response (200 on
+/// success, 401 or 403 on failure).
+pub fn digest_login(
+    c: &mut Client,
+    relay_uri: &str,
+    realm: &str,
+    user: &str,
+    password: &str,
+) -> Frame {
+    let ch = c.auth_with(relay_uri, &[]);
+    assert_eq!(ch.kind(), "401", "no challenge: {}", ch.head);
+    digest_answer(c, relay_uri, &ch, realm, user, password)
+}

@@ -88,8 +88,10 @@ impl Relay {
                         self.auth_respond(head, c, 403, "too many failed AUTH requests", &[]);
                         403
                     } else {
+                        // Counted as failed, not also as challenged: the AUTH
+                        // outcomes stay disjoint.
                         let ch = self.auth.challenge(now, &mut self.rng, false);
-                        self.auth_challenge(head, c, &ch);
+                        self.send_challenge(head, c, &ch);
                         401
                     };
                     if self.events_wanted() {
@@ -247,8 +249,16 @@ impl Relay {
         });
     }
 
+    /// A 401 with `challenges` to an AUTH that gave no credentials or a stale nonce,
+    /// counted in `auth_challenges` (a failed digest that is challenged again counts in
+    /// `auth_failed` alone: [`Relay::send_challenge`]).
     pub(super) fn auth_challenge(&mut self, head: &Head<'_>, c: ConnId, challenges: &[String]) {
         bump(&self.counters.auth_challenges, 1);
+        self.send_challenge(head, c, challenges);
+    }
+
+    /// A 401 with `challenges`, not counted.
+    fn send_challenge(&mut self, head: &Head<'_>, c: ConnId, challenges: &[String]) {
         let hdrs: Vec<(&str, &[u8])> = challenges
             .iter()
             .map(|v| ("WWW-Authenticate", v.as_bytes()))

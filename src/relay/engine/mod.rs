@@ -708,7 +708,14 @@ impl Relay {
                         if let Some(txn) = self.remove_txn(slot, tid) {
                             if matches!(txn.kind, TxnKind::Send { .. }) {
                                 bump(&self.counters.txn_timeouts, 1);
-                                tracing::debug!(slot, "transaction timed out");
+                                // The connection it went out on, which did not answer.
+                                let peer = self
+                                    .conns
+                                    .get(slot as usize)
+                                    .and_then(Option::as_ref)
+                                    .and_then(|c| c.kind.peer())
+                                    .map(tracing::field::display);
+                                tracing::debug!(peer, slot, "transaction timed out");
                             }
                             self.fail_txn(now, txn, 408);
                         }
@@ -719,10 +726,10 @@ impl Relay {
                         && s.expires <= now
                     {
                         let (slot, generation) = (s.slot, s.generation);
-                        tracing::info!(uri = %s.uri, "session expired");
+                        let peer = self.conn(slot, generation).and_then(|c| c.kind.peer());
+                        tracing::info!(peer = peer.map(tracing::field::display), slot, uri = %s.uri, "session expired");
                         if let Some(session) = self.sessions.remove(&key) {
                             drop_by(&self.counters.sessions, 1);
-                            let peer = self.conn(slot, generation).and_then(|c| c.kind.peer());
                             self.session_ended(key, &session, peer, SessionEndReason::Expired);
                         }
                         if let Some(c) = self.conn_mut(slot, generation)

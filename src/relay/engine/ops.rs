@@ -97,11 +97,33 @@ impl Relay {
         });
     }
 
-    /// The sessions of this core.
-    pub fn sessions(&self, now: Instant) -> Vec<SessionInfo> {
-        self.sessions
-            .iter()
-            .map(|(&key, s)| {
+    /// The sessions of this core in id order (slot, then key), at most `limit`, from
+    /// the first after `after` (a `(slot, key)` of an earlier page) on: only the ones
+    /// answered are built, so a page costs the core `limit` entries whatever its size.
+    pub fn sessions(
+        &self,
+        now: Instant,
+        after: Option<(u32, u64)>,
+        limit: usize,
+    ) -> Vec<SessionInfo> {
+        // The `limit` smallest ids past the cursor: a max-heap of at most `limit`.
+        let mut heap = std::collections::BinaryHeap::with_capacity(limit.min(4096) + 1);
+        for (&key, s) in &self.sessions {
+            let id = (s.slot, key);
+            if after.is_some_and(|a| id <= a) {
+                continue;
+            }
+            if heap.len() < limit {
+                heap.push(id);
+            } else if heap.peek().is_some_and(|&top| id < top) {
+                heap.pop();
+                heap.push(id);
+            }
+        }
+        heap.into_sorted_vec()
+            .into_iter()
+            .filter_map(|(_, key)| self.sessions.get(&key).map(|s| (key, s)))
+            .map(|(key, s)| {
                 let conn = self.conn(s.slot, s.generation);
                 SessionInfo {
                     id: SessionKey {
@@ -123,12 +145,16 @@ impl Relay {
             .collect()
     }
 
-    /// The connections of this core.
-    pub fn connections(&self, now: Instant) -> Vec<ConnInfo> {
+    /// The connections of this core in slot order, at most `limit`, from the first
+    /// slot after `after` on.
+    pub fn connections(&self, now: Instant, after: Option<u32>, limit: usize) -> Vec<ConnInfo> {
+        let from = after.map_or(0, |a| a as usize + 1);
         self.conns
             .iter()
             .enumerate()
+            .skip(from)
             .filter_map(|(slot, c)| c.as_ref().map(|c| (slot as u32, c)))
+            .take(limit)
             .map(|(slot, c)| ConnInfo {
                 id: ConnId {
                     core: self.cfg.core,
@@ -177,12 +203,12 @@ impl Relay {
             return false;
         };
         let (slot, generation) = (s.slot, s.generation);
-        tracing::info!(uri = %s.uri, user = %s.user, "session ended by an operator");
+        let peer = self.conn(slot, generation).and_then(|c| c.kind.peer());
+        tracing::info!(peer = peer.map(tracing::field::display), slot, uri = %s.uri, user = %s.user, "session ended by an operator");
         let Some(session) = self.sessions.remove(&k.key) else {
             return false;
         };
         drop_by(&self.counters.sessions, 1);
-        let peer = self.conn(slot, generation).and_then(|c| c.kind.peer());
         self.session_ended(k.key, &session, peer, SessionEndReason::Admin);
         if let Some(c) = self.conn_mut(slot, generation) {
             if c.session == Some(k.key) {

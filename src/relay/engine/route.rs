@@ -330,7 +330,14 @@ impl Relay {
     ) -> Result<(), Refusal> {
         let first = head.to_path().first();
         if !self.is_ours(&first) {
+            let peer = match origin {
+                Origin::Conn(c) if c.core == self.cfg.core => {
+                    self.conn(c.slot, c.generation).and_then(|x| x.kind.peer())
+                }
+                _ => None,
+            };
             tracing::warn!(
+                peer = peer.map(tracing::field::display),
                 to = first.as_str(),
                 "first To-Path URI is not this relay; dropping the connection (RFC 4976 §6.2)"
             );
