@@ -219,13 +219,6 @@ pub fn start(
         .build()
         .map_err(AdminError::Runtime)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    // A webhook wants every event from the start: say so before the workers take
-    // connections, not once the admin thread is up (events of the first AUTHs were lost).
-    if cfg.webhook.is_some() {
-        ops.event_stats()
-            .wanted
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
     let thread = std::thread::Builder::new()
         .name("msrpd-admin".into())
         .spawn(move || {
