@@ -48,6 +48,11 @@ const MIN_READ: usize = 1024;
 /// in-flight reads are never cancelled here). One that only ever carries small reads,
 /// as chat does, stays at 2 KiB.
 const SHRINK_AFTER: u32 = 64;
+
+/// Reads shorter than this that end inside a frame are acknowledged at once (see
+/// `ConnHandle::ack_now`): two full-sized loopback or Ethernet segments are longer.
+const QUICKACK_BELOW: usize = 4096;
+
 /// How often connections are checked for a stalled header block or body (the head and
 /// body timeouts are enforced to within this).
 const STALL_CHECK: Duration = Duration::from_secs(1);
@@ -959,6 +964,7 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
     // after SHRINK_AFTER small reads in a row.
     let mut busy = false;
     let mut small_reads = 0u32;
+    let mut read_len;
     let mut sc = Scanner::new(w.limits);
     let id = h.id;
     let origin = Origin::Conn(id);
@@ -1004,6 +1010,7 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
             Ok(0) => break "closed by peer",
             Err(_) => break "read error",
             Ok(n) => {
+                read_len = n;
                 busy = n == cap - len;
                 small_reads = if n <= IDLE_READ_BUF / 2 {
                     small_reads.saturating_add(1)
@@ -1049,6 +1056,13 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
         }
         if w.hop_armed.get() {
             w.hop_sampling.set(Some(now));
+        }
+        // A small read that ended inside a frame: acknowledge it at once, or a sender
+        // with Nagle on waits for our delayed ACK before sending the rest (see
+        // `ConnHandle::ack_now`). Large reads need not: the kernel acknowledges every
+        // second full segment anyway, and Nagle holds back only small writes.
+        if (sc.in_body() || !buf.is_empty()) && read_len < QUICKACK_BELOW {
+            h.ack_now();
         }
         // A header block in progress: the head timeout runs from its first byte.
         if !buf.is_empty() && !sc.in_body() {
