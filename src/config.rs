@@ -183,6 +183,13 @@ pub struct RelayArgs {
     /// when it is down.
     #[arg(long, value_name = "URL", help_heading = "Admin")]
     pub events_webhook: Option<String>,
+    /// Status code INVITE, MESSAGE and other SIP requests nobody owns are answered
+    /// with, 300 to 699 (RFC 3261 §8.2) [default: 404].
+    #[arg(long, value_name = "CODE", help_heading = "SIP")]
+    pub sip_reject: Option<u16>,
+    /// Do not take SIP over UDP on the listeners' ports (TCP and TLS still sniff SIP).
+    #[arg(long, help_heading = "SIP")]
+    pub no_sip_udp: bool,
 }
 
 /// The same settings as read from a TOML file (keys in snake_case).
@@ -227,6 +234,8 @@ pub struct FileConfig {
     pub admin: Option<String>,
     pub admin_token_file: Option<PathBuf>,
     pub events_webhook: Option<String>,
+    pub sip_reject: Option<u16>,
+    pub no_sip_udp: Option<bool>,
 }
 
 /// A setting that cannot be used, with what to fix.
@@ -654,6 +663,8 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
         f.log_level.as_deref(),
         rust_log.as_deref(),
     )?;
+    s.sip_reject = ranged(a.sip_reject.or(f.sip_reject), 404, 300, 699, "sip-reject")?;
+    s.sip_udp = !(a.no_sip_udp || f.no_sip_udp.unwrap_or(false));
     s.admin = admin;
     Ok(Resolved {
         server: s,
@@ -845,6 +856,8 @@ mod tests {
             "head_timeout = 0",
             "tls_handshake_timeout = -1",
             "body_timeout = 0",
+            "sip_reject = 200",
+            "sip_reject = 700",
         ] {
             let f: FileConfig = toml::from_str(bad).unwrap();
             assert!(resolve(&RelayArgs::default(), f).is_err(), "{bad}");

@@ -124,6 +124,31 @@ const COUNTERS: &[(&str, MetricType, &str)] = &[
         MetricType::Counter,
         "Outbound connections to next hops that could not be made.",
     ),
+    (
+        "sip_messages_in",
+        MetricType::Counter,
+        "SIP messages read on the MSRP ports (TCP, TLS, UDP).",
+    ),
+    (
+        "sip_malformed",
+        MetricType::Counter,
+        "SIP input that did not parse (datagrams dropped, connections closed).",
+    ),
+    (
+        "sip_pings",
+        MetricType::Counter,
+        "SIP CRLFCRLF keepalives answered (RFC 5626 4.4.1).",
+    ),
+    (
+        "nosip_packets",
+        MetricType::Counter,
+        "Packets and connections that were neither MSRP nor SIP (nosip).",
+    ),
+    (
+        "nosip_short",
+        MetricType::Counter,
+        "nosip packets under the minimum size, dropped as keepalives.",
+    ),
 ];
 
 /// One family: name (without `_total`, which the encoder adds to counters), help,

@@ -529,3 +529,4 @@ pub fn auth_on_worker(
         .expect("no connection landed on the wanted worker in 64 tries")
 }
 pub mod http;
+pub mod sip;
