@@ -142,12 +142,22 @@ const COUNTERS: &[(&str, MetricType, &str)] = &[
     (
         "nosip_packets",
         MetricType::Counter,
-        "Packets and connections that were neither MSRP nor SIP (nosip).",
+        "Packets and connections that were neither MSRP nor SIP, handled by nosip (logged, a nosip.packet event).",
     ),
     (
         "nosip_short",
         MetricType::Counter,
         "nosip packets under the minimum size, dropped as keepalives.",
+    ),
+    (
+        "nosip_skipped",
+        MetricType::Counter,
+        "nosip packets left out by nosip-skip or nosip-match.",
+    ),
+    (
+        "nosip_shed",
+        MetricType::Counter,
+        "nosip packets over the per-source or per-core event rate (a flood), not queued.",
     ),
 ];
 

@@ -419,6 +419,10 @@ pub struct Counters {
     pub nosip_packets: AtomicU64,
     /// nosip packets under the minimum size, dropped as keepalives.
     pub nosip_short: AtomicU64,
+    /// nosip packets --nosip-skip (or a missed --nosip-match) left out.
+    pub nosip_skipped: AtomicU64,
+    /// nosip packets over the per-source or per-core event rate: counted, not queued.
+    pub nosip_shed: AtomicU64,
     /// REPORTs sent, by status: one counter per code of [`REPORT_STATUSES`], then one
     /// for any other code.
     pub reports_by_status: [AtomicU64; REPORT_STATUSES.len() + 1],
@@ -479,6 +483,8 @@ pub struct CounterSnapshot {
     pub sip_pings: u64,
     pub nosip_packets: u64,
     pub nosip_short: u64,
+    pub nosip_skipped: u64,
+    pub nosip_shed: u64,
 }
 
 macro_rules! counter_fields {
@@ -509,7 +515,9 @@ macro_rules! counter_fields {
             sip_malformed,
             sip_pings,
             nosip_packets,
-            nosip_short
+            nosip_short,
+            nosip_skipped,
+            nosip_shed
         )
     };
 }

@@ -96,6 +96,8 @@ pub struct ServerConfig {
     /// The status INVITE, MESSAGE and other requests nobody owns get (300-699,
     /// RFC 3261 §8.2; 404 by default).
     pub sip_reject: u16,
+    /// What is neither MSRP nor SIP ([`crate::nosip`]).
+    pub nosip: crate::nosip::NosipConfig,
 }
 
 impl ServerConfig {
@@ -129,6 +131,7 @@ impl ServerConfig {
             admin: None,
             sip_udp: true,
             sip_reject: 404,
+            nosip: crate::nosip::NosipConfig::default(),
         }
     }
 }
@@ -601,6 +604,15 @@ pub fn check(cfg: &ServerConfig) -> Result<Vec<String>, ServerError> {
         format!("max_queue = {}", cfg.max_queue),
         format!("sip_udp = {}", cfg.sip_udp),
         format!("sip_reject = {}", cfg.sip_reject),
+        format!("nosip_min_bytes = {}", cfg.nosip.min_bytes),
+        format!(
+            "nosip_match = {:?}",
+            cfg.nosip.matches.as_ref().map(|r| r.as_str())
+        ),
+        format!(
+            "nosip_skip = {:?}",
+            cfg.nosip.skip.as_ref().map(|r| r.as_str())
+        ),
     ];
     match &cfg.admin {
         Some(a) => {
@@ -749,6 +761,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             events: event_sinks.next().flatten(),
             udp: udp.next().unwrap_or_default(),
             sip_reject: cfg.sip_reject,
+            nosip: cfg.nosip.clone(),
             sip_sent_by: all_addrs.iter().map(|a| a.to_string()).collect(),
         };
         let senders = senders.clone();

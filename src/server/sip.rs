@@ -5,8 +5,7 @@
 //! gets its CRLF pong, RFC 5626 §4.4.1), UDP datagrams whole (§18.1.1). Responses go
 //! where §18.2.2 and RFC 3581 (`rport`) say, which the table decides.
 //!
-//! Packets that are neither SIP nor MSRP are only counted and logged here (the nosip
-//! event handler is not wired yet).
+//! Packets that are neither SIP nor MSRP go to the nosip handler ([`crate::nosip`]).
 
 use std::time::Instant;
 

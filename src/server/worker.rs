@@ -83,15 +83,13 @@ pub struct WorkerConfig {
     pub sip_reject: u16,
     /// `host:port` values our Vias would carry (SIP loop detection, §8.2.2.2).
     pub sip_sent_by: Vec<String>,
+    /// The nosip handler's settings.
+    pub nosip: crate::nosip::NosipConfig,
 }
 
 /// A UDP socket of this worker as the SIP table's `Peer::conn`: its index in the slot,
 /// a generation no connection has.
 const UDP_GENERATION: u32 = u32::MAX;
-
-/// Packets shorter than this that are neither SIP nor MSRP are NAT keepalives: dropped
-/// and counted (Kamailio's nosip module uses the same limit).
-const NOSIP_MIN_BYTES: usize = 32;
 
 /// A listening socket and whether its connections speak TLS.
 pub type Listener = (std::net::TcpListener, bool);
@@ -221,6 +219,7 @@ pub struct Worker {
     /// The UDP sockets, for sending (non-blocking; a full socket buffer drops the
     /// datagram, which SIP's retransmissions cover, RFC 3261 §17).
     udp: Vec<std::net::UdpSocket>,
+    nosip: RefCell<crate::nosip::Nosip>,
 }
 
 async fn worker_main(
@@ -273,6 +272,7 @@ async fn worker_main(
     let w = Rc::new(Worker {
         sip: RefCell::new(sip),
         udp: udp_send,
+        nosip: RefCell::new(crate::nosip::Nosip::new(cfg.nosip.clone())),
         core,
         tls: RefCell::new(cfg.tls.clone()),
         cfg,
@@ -831,15 +831,39 @@ impl Worker {
         self.rearm_timer();
     }
 
-    /// What is neither MSRP nor SIP (Kamailio's `nosip`): under the minimum size it is
-    /// dropped as a NAT keepalive and counted; the rest is counted and logged.
+    /// What is neither MSRP nor SIP (Kamailio's `nosip`, see [`crate::nosip`]): short
+    /// ones dropped, skipped ones counted, the rest counted, logged and, unless shed,
+    /// a `nosip.packet` event.
     fn nosip(&self, data: &[u8], transport: &'static str, from: SocketAddr) {
-        if data.len() < NOSIP_MIN_BYTES {
-            bump(&self.counters.nosip_short, 1);
-            return;
+        use crate::nosip::Decision;
+        let d = self
+            .nosip
+            .borrow_mut()
+            .decide(Instant::now(), from.ip(), data);
+        let c = &self.counters;
+        match d {
+            Decision::Short => bump(&c.nosip_short, 1),
+            Decision::Skipped => bump(&c.nosip_skipped, 1),
+            Decision::Shed => bump(&c.nosip_shed, 1),
+            Decision::Event => {
+                bump(&c.nosip_packets, 1);
+                tracing::debug!(transport, %from, len = data.len(), "nosip packet");
+                if let Some(sink) = &self.cfg.events
+                    && sink.wanted()
+                {
+                    let n = data.len().min(crate::nosip::MAX_CONTENT);
+                    sink.push(OpsEvent {
+                        at: std::time::SystemTime::now(),
+                        body: EventBody::Nosip(crate::nosip::NosipPacket {
+                            transport,
+                            source: from,
+                            len: data.len(),
+                            content: Bytes::copy_from_slice(&data[..n]),
+                        }),
+                    });
+                }
+            }
         }
-        bump(&self.counters.nosip_packets, 1);
-        tracing::debug!(transport, %from, len = data.len(), "nosip packet");
     }
 
     /// Handles the frames other cores sent (control messages are dropped: the worker
@@ -1036,15 +1060,24 @@ async fn read_loop<R: AsyncReadRent>(
                 let why = sip_read_loop(&w, &h, &mut rd, buf, peer, transport).await;
                 return end_read(w, h, rd, why);
             }
-            Ok(Sniff::Http) => {
-                bump(&w.counters.nosip_packets, 1);
-                return end_read(w, h, rd, "HTTP is not served on this port");
-            }
+            // The seam of the WebSocket upgrade: not nosip, not served yet.
+            Ok(Sniff::Http) => return end_read(w, h, rd, "HTTP is not served on this port"),
+            // Neither MSRP nor SIP: what the sniff read (at most SNIFF_MAX plus one read)
+            // goes to the nosip handler and the connection is closed. A stream that
+            // starts wrong cannot be resynchronised, and keeping it open would let a
+            // peer hold a slot and a buffer for nothing.
             Ok(_) => {
-                w.nosip(&buf, "tcp", peer);
+                w.nosip(&buf, stream_transport(&kind), peer);
                 return end_read(w, h, rd, "neither MSRP nor SIP");
             }
-            Err(why) => return end_read(w, h, rd, why),
+            // Closed (or timed out by the head timeout) before the first bytes decided:
+            // what came is still the peer's packet, for the handler.
+            Err(why) => {
+                if !buf.is_empty() {
+                    w.nosip(&buf, stream_transport(&kind), peer);
+                }
+                return end_read(w, h, rd, why);
+            }
         }
     }
     // The buffer grows to READ_BUF when a read fills it, and shrinks back once drained
@@ -1158,6 +1191,14 @@ async fn read_loop<R: AsyncReadRent>(
         w.dispatch();
     };
     end_read(w, h, rd, why);
+}
+
+/// `tcp` or `tls`, as a nosip event names a stream's transport.
+fn stream_transport(kind: &ConnKind) -> &'static str {
+    match kind.transport() {
+        Transport::Tls => "tls",
+        _ => "tcp",
+    }
 }
 
 fn end_read<R>(w: Rc<Worker>, h: Rc<ConnHandle>, rd: R, why: &str) {
