@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::sip::core::{Policy, answer_stateless};
+use crate::sip::core::{Policy, answer};
 use crate::sip::txn::{Config, Event, Peer, Transactions};
 use crate::sip::{Limits, Message, ids};
 
@@ -137,12 +137,13 @@ impl SipCore {
     }
 
     /// Answers every new request: nobody owns any yet (no user agent), so each gets
-    /// [`answer_stateless`]'s response, sent through its server transaction so that
-    /// retransmissions are absorbed (§17.2).
+    /// [`answer`]'s response (482 for a merged request, §8.2.2.2, as the table tells),
+    /// sent through its server transaction so that retransmissions are absorbed
+    /// (§17.2).
     fn answer(&mut self, now: Instant) {
         while let Some(e) = self.txns.poll_event() {
             if let Event::Request { id, msg, .. } = e
-                && let Some(a) = answer_stateless(&msg, &self.policy)
+                && let Some(a) = answer(&msg, &self.policy, self.txns.is_merged(id))
             {
                 let tag = (a.code > 100).then(|| ids::tag(self.core, &mut self.rng));
                 let bytes = a.write(&msg, tag.as_deref());

@@ -1249,8 +1249,18 @@ async fn sip_read_loop<R: AsyncReadRent>(
             match Message::parse_stream(&mut buf, &limits) {
                 Ok(Frame::Message(m)) => {
                     bump(&w.counters.sip_messages_in, 1);
+                    let before = w.sip.borrow().txns.stats().dropped;
                     w.sip.borrow_mut().message(Instant::now(), from, m);
                     w.sip_flush();
+                    // A request without a usable top Via (or a response without Via
+                    // or CSeq) cannot be answered (§8.2.6.2 copies the Vias): on a
+                    // stream that is a broken peer, closed like malformed input.
+                    if w.sip.borrow().txns.stats().dropped != before {
+                        bump(&w.counters.sip_malformed, 1);
+                        tracing::info!(peer = %h.peer, "SIP message without a usable Via, closing connection");
+                        h.close();
+                        return "unanswerable SIP";
+                    }
                 }
                 Ok(Frame::Ping) => {
                     bump(&w.counters.sip_pings, 1);
@@ -1312,6 +1322,7 @@ async fn udp_loop(w: Rc<Worker>, sock: monoio::net::udp::UdpSocket, index: u32) 
                 w.sip.borrow_mut().datagram(Instant::now(), peer, data);
                 if w.sip.borrow().txns.stats().dropped != before {
                     bump(&w.counters.sip_malformed, 1);
+                    tracing::debug!(%from, len = n, "SIP datagram dropped: it does not parse, or has no usable Via to answer to");
                 }
                 w.sip_flush();
             }
