@@ -244,6 +244,19 @@ fn events_per_source_are_rate_limited_and_shed_counted() {
     );
 }
 
+/// An OPTIONS over UDP, sent again every 500 ms (as timer E would) until answered: a
+/// flood may fill the socket's buffer, and the kernel drops what does not fit.
+fn options_resent(to: SocketAddr, n: u32) -> String {
+    let s = udp();
+    let opt = request("OPTIONS", "UDP", s.local_addr().unwrap(), n, "");
+    (0..10)
+        .find_map(|_| {
+            s.send_to(opt.as_bytes(), to).unwrap();
+            recv_udp(&s, Duration::from_millis(500))
+        })
+        .expect("OPTIONS answered")
+}
+
 /// 100,000 matching datagrams at the `msrpd` binary with a webhook that is down (events
 /// wanted, so each handled one is queued): the flood is shed, the process answers SIP
 /// and MSRP, and its peak memory grows by less than 8 MiB.
@@ -272,17 +285,17 @@ fn flood_of_100k_datagrams_leaves_memory_flat_and_the_process_responsive() {
     for i in 0..5_000 {
         let _ = s.send_to(datagram(i).as_bytes(), p.addr);
     }
-    let r = udp_exchange(p.addr, |me| request("OPTIONS", "UDP", me, 1, ""));
-    assert_eq!(status(&r), 200);
+    assert_eq!(status(&options_resent(p.addr, 1)), 200);
     let before = p.peak_rss_kib();
     let t0 = Instant::now();
     for i in 0..100_000 {
         let _ = s.send_to(datagram(i).as_bytes(), p.addr);
     }
     eprintln!("100k datagrams sent in {:?}", t0.elapsed());
-    // Responsive: SIP over UDP and TCP, MSRP.
-    let r = udp_exchange(p.addr, |me| request("OPTIONS", "UDP", me, 2, ""));
-    assert_eq!(status(&r), 200);
+    // Responsive: SIP over UDP (sent again as a UA would, RFC 3261 §17.1.2.2 timer E:
+    // the flood may still fill the socket's buffer and the kernel drop the first try),
+    // TCP, MSRP.
+    assert_eq!(status(&options_resent(p.addr, 2)), 200);
     let mut t = SipTcp::connect(p.addr);
     let me = t.local();
     t.send(request("OPTIONS", "TCP", me, 3, "").as_bytes());
