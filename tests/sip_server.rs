@@ -1,4 +1,4 @@
-//! SIP on the MSRP port, on real sockets: stateless answers over UDP and TCP (RFC 3261
+//! SIP on the MSRP port, on real sockets: stateless answers over UDP, TCP and TLS (RFC 3261
 //! §8.2), the CRLF keepalive (RFC 5626 §4.4.1), MSRP on the same port meanwhile, and
 //! what is neither (nosip).
 
@@ -196,4 +196,83 @@ fn udp_flood_leaves_msrp_responsive() {
     assert_eq!(status(&r), 200);
     assert!(relay.counters().nosip_short > 0);
     let _ = Duration::ZERO;
+}
+
+/// SIP over TLS on the TLS listener (RFC 3261 §26.2, the `sips` scheme's transport): the
+/// first bytes after the handshake are sniffed as on TCP; OPTIONS gets 200 on the same
+/// connection, a CRLF ping its pong, and MSRP over TLS still works beside it.
+#[test]
+fn options_over_tls_get_200() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+    // A CA and a leaf for 127.0.0.1, made here.
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_pem = p.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(p, ca_key);
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let cert_path = temp_path("sip-tls-cert.pem");
+    let key_path = temp_path("sip-tls-key.pem");
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let relay = start(1, |c| {
+        c.listen_tls = vec!["127.0.0.1:0".parse().unwrap()];
+        c.tls.cert = Some(cert_path);
+        c.tls.key = Some(key_path);
+    });
+    let tls_addr = relay.handle.as_ref().unwrap().tls_addrs()[0];
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let cfg = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let mut c = Client::connect_tls(tls_addr, "msrps://x", cfg, "127.0.0.1");
+    // Any sent-by: over TLS the response goes back on the connection (§18.2.2).
+    let me: std::net::SocketAddr = "127.0.0.1:5061".parse().unwrap();
+    let read_response = |c: &mut Client| -> String {
+        let mut buf = Vec::new();
+        let mut b = [0u8; 4096];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+                let cl: usize = header(&head, "Content-Length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + cl {
+                    return String::from_utf8_lossy(&buf[..end + 4 + cl]).into_owned();
+                }
+            }
+            let n = c.stream.read(&mut b).expect("a response over TLS");
+            assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&b[..n]);
+        }
+    };
+    c.stream
+        .write_all(request("OPTIONS", "TLS", me, 1, "").as_bytes())
+        .unwrap();
+    let r = read_response(&mut c);
+    assert_eq!(status(&r), 200, "{r}");
+    assert!(header(&r, "Via").unwrap().starts_with("SIP/2.0/TLS"), "{r}");
+    c.stream
+        .write_all(request("MESSAGE", "TLS", me, 2, "").as_bytes())
+        .unwrap();
+    assert_eq!(status(&read_response(&mut c)), 404);
+    c.stream.write_all(b"\r\n\r\n").unwrap();
+    let mut pong = [0u8; 2];
+    c.stream.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"\r\n");
+    relay.settle("TLS SIP", |s| s.sip_messages_in == 2 && s.sip_pings == 1);
+    msrp_roundtrip(&relay, 9);
 }
