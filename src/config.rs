@@ -183,6 +183,25 @@ pub struct RelayArgs {
     /// when it is down.
     #[arg(long, value_name = "URL", help_heading = "Admin")]
     pub events_webhook: Option<String>,
+    /// Status code INVITE, MESSAGE and other SIP requests nobody owns are answered
+    /// with, 300 to 699 (RFC 3261 §8.2) [default: 404].
+    #[arg(long, value_name = "CODE", help_heading = "SIP")]
+    pub sip_reject: Option<u16>,
+    /// Do not take SIP over UDP on the listeners' ports (TCP and TLS still sniff SIP).
+    #[arg(long, help_heading = "SIP")]
+    pub no_sip_udp: bool,
+    /// What is neither MSRP nor SIP and shorter than this is a NAT keepalive: dropped and
+    /// counted, no event (as Kamailio's nosip module) [default: 32].
+    #[arg(long, value_name = "BYTES", help_heading = "SIP")]
+    pub nosip_min_bytes: Option<u32>,
+    /// Only what is neither MSRP nor SIP and matches this regular expression (Rust
+    /// `regex` syntax, on the raw bytes) becomes a nosip.packet event [default: all].
+    #[arg(long, value_name = "REGEX", help_heading = "SIP")]
+    pub nosip_match: Option<String>,
+    /// What is neither MSRP nor SIP and matches this regular expression is skipped:
+    /// counted, no event.
+    #[arg(long, value_name = "REGEX", help_heading = "SIP")]
+    pub nosip_skip: Option<String>,
 }
 
 /// The same settings as read from a TOML file (keys in snake_case).
@@ -227,6 +246,11 @@ pub struct FileConfig {
     pub admin: Option<String>,
     pub admin_token_file: Option<PathBuf>,
     pub events_webhook: Option<String>,
+    pub sip_reject: Option<u16>,
+    pub no_sip_udp: Option<bool>,
+    pub nosip_min_bytes: Option<u32>,
+    pub nosip_match: Option<String>,
+    pub nosip_skip: Option<String>,
 }
 
 /// A setting that cannot be used, with what to fix.
@@ -277,6 +301,13 @@ pub enum ConfigError {
     TlsWithoutCert,
     #[error("{0} must be between {1} and {2}")]
     Range(&'static str, u64, u64),
+    #[error("bad {flag} {pattern:?}: not a regular expression the regex crate takes:\n{reason}")]
+    Regex {
+        /// `--nosip-match` or `--nosip-skip`.
+        flag: &'static str,
+        pattern: String,
+        reason: String,
+    },
     #[error(
         "bad {source_name} {value:?}: {reason}; use one of error, warn, info, debug, trace, off, \
          or tracing directives such as msrpd=debug,info"
@@ -352,6 +383,27 @@ fn ranged<T: Copy + Into<u64>>(
         return Err(ConfigError::Range(name, lo.into(), hi.into()));
     }
     Ok(x)
+}
+
+/// A `--nosip-match` / `--nosip-skip` pattern, compiled once at start (the `regex`
+/// crate: matching time linear in the packet, no backtracking). A pattern that does not
+/// compile, or compiles too big, is refused with the crate's explanation.
+fn nosip_regex(
+    pattern: Option<String>,
+    flag: &'static str,
+) -> Result<Option<regex::bytes::Regex>, ConfigError> {
+    let Some(pattern) = pattern else {
+        return Ok(None);
+    };
+    regex::bytes::RegexBuilder::new(&pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map(Some)
+        .map_err(|e| ConfigError::Regex {
+            flag,
+            pattern,
+            reason: e.to_string(),
+        })
 }
 
 /// Reads a config file.
@@ -676,6 +728,17 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
         f.log_level.as_deref(),
         rust_log.as_deref(),
     )?;
+    s.sip_reject = ranged(a.sip_reject.or(f.sip_reject), 404, 300, 699, "sip-reject")?;
+    s.sip_udp = !(a.no_sip_udp || f.no_sip_udp.unwrap_or(false));
+    s.nosip.min_bytes = ranged(
+        a.nosip_min_bytes.or(f.nosip_min_bytes),
+        32,
+        0,
+        65_536,
+        "nosip-min-bytes",
+    )? as usize;
+    s.nosip.matches = nosip_regex(a.nosip_match.clone().or(f.nosip_match), "--nosip-match")?;
+    s.nosip.skip = nosip_regex(a.nosip_skip.clone().or(f.nosip_skip), "--nosip-skip")?;
     s.admin = admin;
     Ok(Resolved {
         server: s,
@@ -830,6 +893,32 @@ mod tests {
     }
 
     #[test]
+    fn nosip_settings() {
+        let d = resolve(&RelayArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(d.server.nosip.min_bytes, 32);
+        assert!(d.server.nosip.matches.is_none() && d.server.nosip.skip.is_none());
+        let f: FileConfig =
+            toml::from_str("nosip_min_bytes = 8\nnosip_match = \"^resume\"\n").unwrap();
+        let a = RelayArgs {
+            nosip_skip: Some("(?i)ignore".into()),
+            ..RelayArgs::default()
+        };
+        let r = resolve(&a, f).unwrap();
+        assert_eq!(r.server.nosip.min_bytes, 8);
+        assert!(r.server.nosip.matches.unwrap().is_match(b"resume 1"));
+        assert!(r.server.nosip.skip.unwrap().is_match(b"IGNORE"));
+        let bad = RelayArgs {
+            nosip_match: Some("[a-".into()),
+            ..RelayArgs::default()
+        };
+        let Err(e) = resolve(&bad, FileConfig::default()) else {
+            panic!("a bad regex accepted");
+        };
+        let e = e.to_string();
+        assert!(e.starts_with("bad --nosip-match \"[a-\""), "{e}");
+    }
+
+    #[test]
     fn limits_from_file_and_flags() {
         let d = resolve(&RelayArgs::default(), FileConfig::default()).unwrap();
         assert_eq!(d.server.max_non_send_body, 10240);
@@ -867,6 +956,11 @@ mod tests {
             "head_timeout = 0",
             "tls_handshake_timeout = -1",
             "body_timeout = 0",
+            "sip_reject = 200",
+            "sip_reject = 700",
+            "nosip_min_bytes = 65537",
+            "nosip_match = \"(unclosed\"",
+            "nosip_skip = \"a{99999}{99999}\"",
         ] {
             let f: FileConfig = toml::from_str(bad).unwrap();
             assert!(resolve(&RelayArgs::default(), f).is_err(), "{bad}");

@@ -8,6 +8,7 @@
 //!   per-connection send queue ([`conn::SendQueue`]) that decides what goes out next.
 //! - Engines, sans-I/O state machines: [`relay`] today (RFC 4976); a user agent and a
 //!   gateway next, each its own module.
+//! - [`nosip`]: what is neither MSRP nor SIP on our ports (counted, shed, events).
 //! - [`sip`]: a sans-I/O SIP stack (RFC 3261): messages, transactions, dialogs, digest
 //!   client authentication, the answers to requests nobody owns.
 //! - [`server`]: threads, monoio runtimes, sockets, TLS, the cross-core mesh.
@@ -55,6 +56,7 @@ pub mod admin;
 pub mod codec;
 pub mod config;
 pub mod conn;
+pub mod nosip;
 pub mod relay;
 pub mod server;
 pub mod sip;

@@ -969,6 +969,51 @@ fn full_table_answers_503_statelessly() {
 }
 
 #[test]
+fn held_bytes_are_limited_and_given_back() {
+    let one = msrpd::sip::txn::held_cost(&request("MESSAGE", "z9hG4bKb1", Transport::Udp, true));
+    let mut h = H::new(Config {
+        max_bytes: 2 * one + one / 2,
+        ..Config::default()
+    });
+    for b in ["z9hG4bKb1", "z9hG4bKb2", "z9hG4bKb3"] {
+        h.recv(udp(40_000), &request("MESSAGE", b, Transport::Udp, true));
+    }
+    assert_eq!(h.t.len(), 2, "the third is over the byte budget");
+    assert_eq!(h.t.held_bytes(), 2 * one);
+    assert_eq!(codes(&h.tx()), ["503"]);
+    assert_eq!(h.t.stats().overload, 1);
+    assert_eq!(
+        h.t.send_request(
+            h.now,
+            udp(5062),
+            own("OPTIONS", "z9hG4bK-0-g", Transport::Udp)
+        ),
+        Err(TxError::Full)
+    );
+    // Answered and past timer J: the bytes come back.
+    let ids: Vec<TxId> = h
+        .ev()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Request { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    for id in ids {
+        let req = h.t.request(id).unwrap().clone();
+        h.t.respond(h.now, id, reply(&req, 404, Some("t"))).unwrap();
+    }
+    h.go(ms(64 * 500 + 1));
+    assert!(h.t.is_empty());
+    assert_eq!(h.t.held_bytes(), 0);
+    h.recv(
+        udp(40_000),
+        &request("MESSAGE", "z9hG4bKb4", Transport::Udp, true),
+    );
+    assert_eq!(h.t.len(), 1);
+}
+
+#[test]
 fn datagrams_and_junk() {
     let mut h = H::udp();
     h.t.handle_datagram(h.now, udp(1), Bytes::from_static(b"hello"));
@@ -1024,4 +1069,54 @@ fn configured_timers() {
             Event::Terminated { .. }
         ]
     ));
+}
+
+// ------------------------------------------------------------------------------------
+// Merged requests (§8.2.2.2)
+
+#[test]
+fn merged_request_is_told_apart_until_the_first_transaction_ends() {
+    let mut h = H::udp();
+    let first = request("MESSAGE", "z9hG4bKpathA", Transport::Udp, true);
+    h.recv(udp(5062), &first);
+    let a = the_request_id(&h.ev());
+    assert!(!h.t.is_merged(a));
+    // The same request by another path: another branch, same Call-ID, From tag, CSeq.
+    let other = request("MESSAGE", "z9hG4bKpathB", Transport::Udp, true);
+    h.recv(udp(5062), &other);
+    let b = the_request_id(&h.ev());
+    assert_ne!(a, b);
+    assert!(h.t.is_merged(b), "a merged request");
+    assert!(!h.t.is_merged(a), "the first one is not");
+    // A retransmission of the first is absorbed, not merged.
+    h.recv(udp(5062), &first);
+    assert!(h.ev().is_empty());
+    // Another CSeq method (a CANCEL-like case) is not the same request.
+    let bye = request("BYE", "z9hG4bKpathC", Transport::Udp, true);
+    h.recv(udp(5062), &bye);
+    let c = the_request_id(&h.ev());
+    assert!(!h.t.is_merged(c));
+    // Once the first transaction is over, the same key is a fresh request.
+    h.t.respond(h.now, a, reply(&first, 404, Some("x")))
+        .unwrap();
+    h.t.respond(h.now, b, reply(&other, 482, Some("y")))
+        .unwrap();
+    h.go(ms(64 * 500 + 1)); // timer J
+    let _ = h.ev();
+    assert_eq!(h.t.len(), 1, "only the BYE is left");
+    let again = request("MESSAGE", "z9hG4bKpathD", Transport::Udp, true);
+    h.recv(udp(5062), &again);
+    let d = the_request_id(&h.ev());
+    assert!(!h.t.is_merged(d));
+    // In a dialog (To tag) nothing is merged.
+    let mut w = msrpd::sip::Writer::request("MESSAGE", "sip:bob@192.0.2.1");
+    w.header("Via", "SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKpathE");
+    w.header("From", "<sip:alice@example.com>;tag=af1");
+    w.header("To", "<sip:bob@example.com>;tag=bt");
+    w.header("Call-ID", "call-1@example.com");
+    w.header("CSeq", "7 MESSAGE");
+    let m = w.into_message().unwrap();
+    h.recv(udp(5062), &m);
+    let e = the_request_id(&h.ev());
+    assert!(!h.t.is_merged(e));
 }

@@ -417,5 +417,6 @@ pub fn sip_txn(data: &[u8]) {
         w.t.len()
     );
     assert_eq!(w.t.timer_count(), 0);
+    assert_eq!(w.t.held_bytes(), 0, "bytes charged to no transaction");
     assert!(w.now >= w.start);
 }

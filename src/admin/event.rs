@@ -18,7 +18,7 @@ use crate::relay::RelayEvent;
 pub const QUEUE_CAPACITY: usize = 4096;
 
 /// Every event type [`Event::kind`] gives (a `/v1/events?type=` prefix must match one).
-pub const KINDS: &[&str] = &["relay.auth", "relay.session.end"];
+pub const KINDS: &[&str] = &["relay.auth", "relay.session.end", "nosip.packet"];
 
 /// One event: when it happened and what.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct Event {
 #[derive(Debug, Clone)]
 pub enum EventBody {
     Relay(RelayEvent),
+    /// A packet or connection that was neither MSRP nor SIP ([`crate::nosip`]).
+    Nosip(crate::nosip::NosipPacket),
 }
 
 impl Event {
@@ -39,6 +41,7 @@ impl Event {
         match &self.body {
             EventBody::Relay(RelayEvent::Auth { .. }) => "relay.auth",
             EventBody::Relay(RelayEvent::SessionEnd { .. }) => "relay.session.end",
+            EventBody::Nosip(_) => "nosip.packet",
         }
     }
 
@@ -81,6 +84,25 @@ impl Event {
                 "core": core,
                 "reason": reason.name(),
             }),
+            EventBody::Nosip(p) => {
+                use base64::Engine as _;
+                let (encoding, content) = match std::str::from_utf8(&p.content) {
+                    Ok(t) => ("text", t.to_string()),
+                    Err(_) => (
+                        "base64",
+                        base64::engine::general_purpose::STANDARD.encode(&p.content),
+                    ),
+                };
+                json!({
+                    "transport": p.transport,
+                    "source": p.source.ip().to_string(),
+                    "port": p.source.port(),
+                    "length": p.len,
+                    "truncated": p.len > p.content.len(),
+                    "encoding": encoding,
+                    "content": content,
+                })
+            }
         };
         if let (Value::Object(m), Value::Object(f)) = (&mut v, fields) {
             m.extend(f);

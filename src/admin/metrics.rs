@@ -124,6 +124,41 @@ const COUNTERS: &[(&str, MetricType, &str)] = &[
         MetricType::Counter,
         "Outbound connections to next hops that could not be made.",
     ),
+    (
+        "sip_messages_in",
+        MetricType::Counter,
+        "SIP messages read on the MSRP ports (TCP, TLS, UDP).",
+    ),
+    (
+        "sip_malformed",
+        MetricType::Counter,
+        "SIP input that did not parse (datagrams dropped, connections closed).",
+    ),
+    (
+        "sip_pings",
+        MetricType::Counter,
+        "SIP CRLFCRLF keepalives answered (RFC 5626 4.4.1).",
+    ),
+    (
+        "nosip_packets",
+        MetricType::Counter,
+        "Packets and connections that were neither MSRP nor SIP, handled by nosip (logged, a nosip.packet event).",
+    ),
+    (
+        "nosip_short",
+        MetricType::Counter,
+        "nosip packets under the minimum size, dropped as keepalives.",
+    ),
+    (
+        "nosip_skipped",
+        MetricType::Counter,
+        "nosip packets left out by nosip-skip or nosip-match.",
+    ),
+    (
+        "nosip_shed",
+        MetricType::Counter,
+        "nosip packets over the per-source or per-core event rate (a flood), not queued.",
+    ),
 ];
 
 /// One family: name (without `_total`, which the encoder adds to counters), help,

@@ -409,6 +409,20 @@ pub struct Counters {
     pub connect_failures: AtomicU64,
     /// AUTH requests answered with a challenge (401, the first leg of digest AUTH).
     pub auth_challenges: AtomicU64,
+    /// SIP messages read (TCP, TLS and UDP; RFC 3261).
+    pub sip_messages_in: AtomicU64,
+    /// SIP input that did not parse (datagrams dropped, connections closed).
+    pub sip_malformed: AtomicU64,
+    /// CRLFCRLF keepalive pings answered with CRLF (RFC 5626 §4.4.1).
+    pub sip_pings: AtomicU64,
+    /// Packets and connections that were neither MSRP nor SIP (nosip).
+    pub nosip_packets: AtomicU64,
+    /// nosip packets under the minimum size, dropped as keepalives.
+    pub nosip_short: AtomicU64,
+    /// nosip packets --nosip-skip (or a missed --nosip-match) left out.
+    pub nosip_skipped: AtomicU64,
+    /// nosip packets over the per-source or per-core event rate: counted, not queued.
+    pub nosip_shed: AtomicU64,
     /// REPORTs sent, by status: one counter per code of [`REPORT_STATUSES`], then one
     /// for any other code.
     pub reports_by_status: [AtomicU64; REPORT_STATUSES.len() + 1],
@@ -464,6 +478,13 @@ pub struct CounterSnapshot {
     pub chunks_interrupted: u64,
     pub connect_failures: u64,
     pub auth_challenges: u64,
+    pub sip_messages_in: u64,
+    pub sip_malformed: u64,
+    pub sip_pings: u64,
+    pub nosip_packets: u64,
+    pub nosip_short: u64,
+    pub nosip_skipped: u64,
+    pub nosip_shed: u64,
 }
 
 macro_rules! counter_fields {
@@ -489,7 +510,14 @@ macro_rules! counter_fields {
             body_timeouts,
             chunks_interrupted,
             connect_failures,
-            auth_challenges
+            auth_challenges,
+            sip_messages_in,
+            sip_malformed,
+            sip_pings,
+            nosip_packets,
+            nosip_short,
+            nosip_skipped,
+            nosip_shed
         )
     };
 }

@@ -66,3 +66,28 @@ pub fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Vec<Bound>, Serv
     }
     Ok(out)
 }
+
+/// One SO_REUSEPORT UDP socket per worker on each of `addrs` (the MSRP listeners'
+/// bound addresses: SIP over UDP shares their port numbers, RFC 3261 §18.1).
+pub fn bind_udp(
+    addrs: &[SocketAddr],
+    workers: usize,
+) -> Result<Vec<Vec<std::net::UdpSocket>>, ServerError> {
+    let mut out: Vec<Vec<std::net::UdpSocket>> = (0..workers).map(|_| Vec::new()).collect();
+    for &addr in addrs {
+        let bind_err = |source| ServerError::Bind { addr, source };
+        for per in out.iter_mut() {
+            let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+                .map_err(bind_err)?;
+            s.set_reuse_address(true).map_err(bind_err)?;
+            s.set_reuse_port(true).map_err(bind_err)?;
+            if addr.is_ipv6() {
+                s.set_only_v6(true).map_err(bind_err)?;
+            }
+            s.set_nonblocking(true).map_err(bind_err)?;
+            s.bind(&addr.into()).map_err(bind_err)?;
+            per.push(s.into());
+        }
+    }
+    Ok(out)
+}

@@ -15,6 +15,7 @@ pub mod hop;
 pub mod listener;
 pub mod mesh;
 pub mod runtime;
+pub mod sip;
 pub mod tls;
 pub mod tls_stream;
 pub mod users_file;
@@ -90,6 +91,13 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The control thread (HTTP API, events, metrics); `None`: none.
     pub admin: Option<crate::admin::AdminConfig>,
+    /// SIP over UDP on the plain listeners' ports (one socket per worker).
+    pub sip_udp: bool,
+    /// The status INVITE, MESSAGE and other requests nobody owns get (300-699,
+    /// RFC 3261 §8.2; 404 by default).
+    pub sip_reject: u16,
+    /// What is neither MSRP nor SIP ([`crate::nosip`]).
+    pub nosip: crate::nosip::NosipConfig,
 }
 
 impl ServerConfig {
@@ -121,6 +129,9 @@ impl ServerConfig {
             driver: Driver::Auto,
             shutdown_grace: Duration::from_secs(5),
             admin: None,
+            sip_udp: true,
+            sip_reject: 404,
+            nosip: crate::nosip::NosipConfig::default(),
         }
     }
 }
@@ -790,6 +801,17 @@ pub fn check(cfg: &ServerConfig) -> Result<Vec<String>, ServerError> {
         format!("max_connections = {}", cfg.max_connections),
         format!("max_connections_per_ip = {}", cfg.max_connections_per_ip),
         format!("max_queue = {}", cfg.max_queue),
+        format!("sip_udp = {}", cfg.sip_udp),
+        format!("sip_reject = {}", cfg.sip_reject),
+        format!("nosip_min_bytes = {}", cfg.nosip.min_bytes),
+        format!(
+            "nosip_match = {:?}",
+            cfg.nosip.matches.as_ref().map(|r| r.as_str())
+        ),
+        format!(
+            "nosip_skip = {:?}",
+            cfg.nosip.skip.as_ref().map(|r| r.as_str())
+        ),
     ];
     match &cfg.admin {
         Some(a) => {
@@ -841,6 +863,12 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     let bound = listener::bind_all(&cfg.listen, workers)?;
     let bound_tls = listener::bind_all(&cfg.listen_tls, workers)?;
     let local_addrs: Vec<SocketAddr> = bound.iter().map(|b| b.addr).collect();
+    let mut udp = if cfg.sip_udp {
+        listener::bind_udp(&local_addrs, workers)?
+    } else {
+        (0..workers).map(|_| Vec::new()).collect()
+    }
+    .into_iter();
     let tls_addrs: Vec<SocketAddr> = bound_tls.iter().map(|b| b.addr).collect();
     let all_addrs: Vec<SocketAddr> = local_addrs.iter().chain(&tls_addrs).copied().collect();
     let (host, hosts) = advertised_hosts(&cfg, &all_addrs);
@@ -930,6 +958,10 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             limiter: limiter.clone(),
             shutdown_grace: cfg.shutdown_grace,
             events: event_sinks.next().flatten(),
+            udp: udp.next().unwrap_or_default(),
+            sip_reject: cfg.sip_reject,
+            nosip: cfg.nosip.clone(),
+            sip_sent_by: all_addrs.iter().map(|a| a.to_string()).collect(),
         };
         let senders = senders.clone();
         let gauges = gauges.clone();

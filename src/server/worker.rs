@@ -82,7 +82,19 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// Where this worker's events go (`None`: no control thread).
     pub events: Option<EventSink>,
+    /// This worker's SIP UDP sockets, one per plain listen address (same port).
+    pub udp: Vec<std::net::UdpSocket>,
+    /// The status INVITE and MESSAGE for nobody get (RFC 3261 §8.2; 404 by default).
+    pub sip_reject: u16,
+    /// `host:port` values our Vias would carry (SIP loop detection, §8.2.2.2).
+    pub sip_sent_by: Vec<String>,
+    /// The nosip handler's settings.
+    pub nosip: crate::nosip::NosipConfig,
 }
+
+/// A UDP socket of this worker as the SIP table's `Peer::conn`: its index in the slot,
+/// a generation no connection has.
+const UDP_GENERATION: u32 = u32::MAX;
 
 /// A listening socket and whether its connections speak TLS.
 pub type Listener = (std::net::TcpListener, bool);
@@ -215,6 +227,12 @@ pub struct Worker {
     hop_incoming: Cell<Option<Instant>>,
     /// A read was picked for sampling and has not yet queued a frame to take it.
     hop_armed: Cell<bool>,
+    /// SIP on this core's ports (transactions and stateless answers).
+    sip: RefCell<super::sip::SipCore>,
+    /// The UDP sockets, for sending (non-blocking; a full socket buffer drops the
+    /// datagram, which SIP's retransmissions cover, RFC 3261 §17).
+    udp: Vec<std::net::UdpSocket>,
+    nosip: RefCell<crate::nosip::Nosip>,
 }
 
 async fn worker_main(
@@ -244,7 +262,30 @@ async fn worker_main(
         max_head: cfg.max_head,
         max_non_send_body: Some(cfg.relay.max_non_send_body),
     };
+    let mut cfg = cfg;
+    let udp_std = std::mem::take(&mut cfg.udp);
+    let mut udp_send = Vec::new();
+    let mut udp_recv = Vec::new();
+    for u in udp_std {
+        match u
+            .try_clone()
+            .and_then(|c| Ok((c, monoio::net::udp::UdpSocket::from_std(u)?)))
+        {
+            Ok((c, r)) => {
+                udp_send.push(c);
+                udp_recv.push(r);
+            }
+            Err(e) => {
+                let _ = ready.send(Err(format!("UDP socket: {e}")));
+                return;
+            }
+        }
+    }
+    let sip = super::sip::SipCore::new(core, cfg.sip_reject, cfg.sip_sent_by.clone());
     let w = Rc::new(Worker {
+        sip: RefCell::new(sip),
+        udp: udp_send,
+        nosip: RefCell::new(crate::nosip::Nosip::new(cfg.nosip.clone())),
         core,
         tls: RefCell::new(cfg.tls.clone()),
         cfg,
@@ -277,6 +318,9 @@ async fn worker_main(
                 return;
             }
         }
+    }
+    for (i, u) in udp_recv.into_iter().enumerate() {
+        monoio::spawn(udp_loop(w.clone(), u, i as u32));
     }
     let _ = ready.send(Ok(()));
     drop(ready);
@@ -316,7 +360,7 @@ async fn timer_loop(w: Rc<Worker>) {
     let mut next_stall = Instant::now() + STALL_CHECK;
     while !w.stopping.get() {
         let now = Instant::now();
-        let engine = w.relay.borrow().poll_timeout();
+        let engine = w.next_deadline();
         let stall = (!w.conns.borrow().is_empty()).then_some(next_stall);
         let at = [engine, stall].into_iter().flatten().min();
         w.timer_at.set(at);
@@ -345,6 +389,10 @@ async fn timer_loop(w: Rc<Worker>) {
         if w.relay.borrow().poll_timeout().is_some_and(|t| t <= now) {
             w.relay.borrow_mut().handle_timeout(now);
             w.dispatch();
+        }
+        if w.sip.borrow().txns.poll_timeout().is_some_and(|t| t <= now) {
+            w.sip.borrow_mut().timeout(now);
+            w.sip_flush();
         }
         if now >= next_stall {
             next_stall = now + STALL_CHECK;
@@ -413,14 +461,13 @@ impl Worker {
             self.cfg.limiter.release(peer.ip());
             return;
         };
-        self.relay
-            .borrow_mut()
-            .handle_open(Instant::now(), id, kind);
         tracing::info!(%peer, core = self.core, slot = id.slot, "connection opened");
         let h = Rc::new(ConnHandle::new(id, peer.to_string(), false));
         h.limit_ip.set(Some(peer.ip()));
+        // Its first bytes must come within the head timeout (the stall check).
+        h.head_since.set(Some(Instant::now()));
         self.conns.borrow_mut().insert(id.slot, h.clone());
-        self.spawn_io(h, fd, stream);
+        self.spawn_io(h, fd, stream, Some((kind, peer)));
         self.rearm_timer();
     }
 
@@ -464,10 +511,16 @@ impl Worker {
 
     /// Splits the stream and starts the reader and writer tasks. `fd` is the socket
     /// under it, for closing from outside.
-    fn spawn_io<S: IntoHalves>(self: &Rc<Self>, h: Rc<ConnHandle>, fd: RawFd, stream: S) {
+    fn spawn_io<S: IntoHalves>(
+        self: &Rc<Self>,
+        h: Rc<ConnHandle>,
+        fd: RawFd,
+        stream: S,
+        sniff: Option<(ConnKind, SocketAddr)>,
+    ) {
         h.attach(fd);
         let (rd, mut wr) = stream.into_halves();
-        monoio::spawn(read_loop(self.clone(), h.clone(), rd));
+        monoio::spawn(read_loop(self.clone(), h.clone(), rd, sniff));
         let w = self.clone();
         monoio::spawn(async move {
             let id = h.id;
@@ -542,7 +595,7 @@ impl Worker {
             if transport == Transport::Tcp {
                 guard.set(true);
                 tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound connection open");
-                w.spawn_io(h, fd, s);
+                w.spawn_io(h, fd, s, None);
                 return;
             }
             // msrps: the certificate must be valid for the URI host.
@@ -560,7 +613,7 @@ impl Worker {
             match r {
                 Ok(t) if !h.is_closing() => {
                     tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "outbound TLS connection open");
-                    w.spawn_io(h, fd, t);
+                    w.spawn_io(h, fd, t, None);
                 }
                 r => {
                     if let Err(e) = r {
@@ -778,7 +831,7 @@ impl Worker {
     /// Wakes the timer task when an engine's next deadline is earlier than the one it
     /// sleeps until.
     fn rearm_timer(&self) {
-        let next = self.relay.borrow().poll_timeout();
+        let next = self.next_deadline();
         let armed = self.timer_at.get();
         let earlier = match (next, armed) {
             (Some(n), Some(a)) => n < a,
@@ -794,6 +847,74 @@ impl Worker {
             }
             if let Some(w) = self.timer_waker.borrow_mut().take() {
                 w.wake();
+            }
+        }
+    }
+
+    /// The earliest deadline of this core's engines.
+    fn next_deadline(&self) -> Option<Instant> {
+        let relay = self.relay.borrow().poll_timeout();
+        let sip = self.sip.borrow().txns.poll_timeout();
+        [relay, sip].into_iter().flatten().min()
+    }
+
+    /// Sends what the SIP table has to send: datagrams with `sendto` on the socket the
+    /// request came in on, stream messages on their connection's send queue. A
+    /// response whose connection is gone is dropped (opening one to the Via's sent-by,
+    /// §18.2.2, is left for the user agent work).
+    fn sip_flush(&self) {
+        loop {
+            let Some(t) = self.sip.borrow_mut().txns.poll_transmit() else {
+                break;
+            };
+            match t.to.conn {
+                Some(c) if c.generation == UDP_GENERATION => {
+                    if let Some(u) = self.udp.get(c.slot as usize)
+                        && let Err(e) = u.send_to(&t.bytes, t.to.addr)
+                    {
+                        tracing::debug!(to = %t.to.addr, error = %e, "SIP datagram not sent");
+                    }
+                }
+                Some(c) => self.write_local(c, t.bytes, Part::Whole, None),
+                None => {
+                    tracing::debug!(to = %t.to.addr, "SIP message for a connection that is gone dropped")
+                }
+            }
+        }
+        self.rearm_timer();
+    }
+
+    /// What is neither MSRP nor SIP (Kamailio's `nosip`, see [`crate::nosip`]): short
+    /// ones dropped, skipped ones counted, the rest counted, logged and, unless shed,
+    /// a `nosip.packet` event.
+    fn nosip(&self, data: &[u8], transport: &'static str, from: SocketAddr) {
+        use crate::nosip::Decision;
+        let d = self
+            .nosip
+            .borrow_mut()
+            .decide(Instant::now(), from.ip(), data);
+        let c = &self.counters;
+        match d {
+            Decision::Short => bump(&c.nosip_short, 1),
+            Decision::Skipped => bump(&c.nosip_skipped, 1),
+            Decision::Shed => bump(&c.nosip_shed, 1),
+            Decision::Event => {
+                bump(&c.nosip_packets, 1);
+                tracing::debug!(transport, %from, len = data.len(), "nosip packet");
+                if let Some(sink) = &self.cfg.events
+                    && sink.wanted()
+                {
+                    let n = data.len().min(crate::nosip::MAX_CONTENT);
+                    sink.push(OpsEvent {
+                        at: std::time::SystemTime::now(),
+                        body: EventBody::Nosip(crate::nosip::NosipPacket {
+                            transport,
+                            source: from,
+                            len: data.len(),
+                            content: Bytes::copy_from_slice(&data[..n]),
+                        }),
+                    });
+                }
             }
         }
     }
@@ -958,19 +1079,73 @@ fn handshake_guard(fd: RawFd, timeout: Duration) -> Rc<Cell<bool>> {
     done
 }
 
-async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R) {
+async fn read_loop<R: AsyncReadRent>(
+    w: Rc<Worker>,
+    h: Rc<ConnHandle>,
+    mut rd: R,
+    sniff: Option<(ConnKind, SocketAddr)>,
+) {
     let mut buf = BytesMut::with_capacity(IDLE_READ_BUF);
+    if let Some((kind, peer)) = sniff {
+        use super::sip::Sniff;
+        // An accepted connection: its first bytes say what it speaks.
+        let what = loop {
+            let s = super::sip::sniff(&buf);
+            if s != Sniff::NeedMore {
+                break Ok(s);
+            }
+            if let Err(why) = read_more(&mut rd, &mut buf).await {
+                break Err(why);
+            }
+        };
+        match what {
+            Ok(Sniff::Msrp) => {
+                w.relay.borrow_mut().handle_open(Instant::now(), h.id, kind);
+                // The relay's own head timeout takes over from here.
+                h.head_since.set(None);
+            }
+            Ok(Sniff::Sip) => {
+                h.head_since.set(None);
+                let transport = match kind.transport() {
+                    Transport::Tls => crate::sip::txn::Transport::Tls,
+                    _ => crate::sip::txn::Transport::Tcp,
+                };
+                let why = sip_read_loop(&w, &h, &mut rd, buf, peer, transport).await;
+                return end_read(w, h, rd, why);
+            }
+            // The seam of the WebSocket upgrade: not nosip, not served yet.
+            Ok(Sniff::Http) => return end_read(w, h, rd, "HTTP is not served on this port"),
+            // Neither MSRP nor SIP: what the sniff read (at most SNIFF_MAX plus one read)
+            // goes to the nosip handler and the connection is closed. A stream that
+            // starts wrong cannot be resynchronised, and keeping it open would let a
+            // peer hold a slot and a buffer for nothing.
+            Ok(_) => {
+                w.nosip(&buf, stream_transport(&kind), peer);
+                return end_read(w, h, rd, "neither MSRP nor SIP");
+            }
+            // Closed (or timed out by the head timeout) before the first bytes decided:
+            // what came is still the peer's packet, for the handler.
+            Err(why) => {
+                if !buf.is_empty() {
+                    w.nosip(&buf, stream_transport(&kind), peer);
+                }
+                return end_read(w, h, rd, why);
+            }
+        }
+    }
     // The buffer grows to READ_BUF when a read fills it, and shrinks back once drained
     // after SHRINK_AFTER small reads in a row.
     let mut busy = false;
     let mut small_reads = 0u32;
-    let mut read_len;
+    let mut read_len = 0;
     let mut sc = Scanner::new(w.limits);
     let id = h.id;
     let origin = Origin::Conn(id);
     // The head of the non-SEND frame being read (for a 413 when its body is too large;
     // a SEND's body has no such limit, so SEND heads, the common case, are not kept).
     let mut last_head: Option<bytes::Bytes> = None;
+    // Bytes the sniff already read are scanned before the first read.
+    let mut sniffed = !buf.is_empty();
     let why = 'outer: loop {
         // Backpressure: our own queue (responses to this peer) and the queue our current
         // frame is feeding must be below the high-water mark before we read more.
@@ -986,37 +1161,44 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
         if h.is_closing() {
             break "closed by relay";
         }
-        if buf.is_empty() && !busy && small_reads >= SHRINK_AFTER && buf.capacity() > IDLE_READ_BUF
-        {
-            buf = BytesMut::with_capacity(IDLE_READ_BUF);
-        }
-        if buf.capacity() - buf.len() < MIN_READ
-            || (busy && buf.capacity() - buf.len() < READ_BUF / 2)
-        {
-            buf.reserve(if busy { READ_BUF } else { IDLE_READ_BUF });
-        }
-        let (len, cap) = (buf.len(), buf.capacity());
-        // Waiting inside a frame's body: the body timeout runs (backpressure waits
-        // above do not count, the peer is not the one holding things up then).
-        if sc.in_body() {
-            h.body_wait_since.set(Some(Instant::now()));
-        }
-        let (res, slice) = rd
-            .read(monoio::buf::IoBufMut::slice_mut(buf, len..cap))
-            .await;
-        h.body_wait_since.set(None);
-        buf = slice.into_inner();
-        match res {
-            Ok(0) => break "closed by peer",
-            Err(_) => break "read error",
-            Ok(n) => {
-                read_len = n;
-                busy = n == cap - len;
-                small_reads = if n <= IDLE_READ_BUF / 2 {
-                    small_reads.saturating_add(1)
-                } else {
-                    0
-                };
+        if std::mem::take(&mut sniffed) {
+            // Straight to the scanner below.
+        } else {
+            if buf.is_empty()
+                && !busy
+                && small_reads >= SHRINK_AFTER
+                && buf.capacity() > IDLE_READ_BUF
+            {
+                buf = BytesMut::with_capacity(IDLE_READ_BUF);
+            }
+            if buf.capacity() - buf.len() < MIN_READ
+                || (busy && buf.capacity() - buf.len() < READ_BUF / 2)
+            {
+                buf.reserve(if busy { READ_BUF } else { IDLE_READ_BUF });
+            }
+            let (len, cap) = (buf.len(), buf.capacity());
+            // Waiting inside a frame's body: the body timeout runs (backpressure waits
+            // above do not count, the peer is not the one holding things up then).
+            if sc.in_body() {
+                h.body_wait_since.set(Some(Instant::now()));
+            }
+            let (res, slice) = rd
+                .read(monoio::buf::IoBufMut::slice_mut(buf, len..cap))
+                .await;
+            h.body_wait_since.set(None);
+            buf = slice.into_inner();
+            match res {
+                Ok(0) => break "closed by peer",
+                Err(_) => break "read error",
+                Ok(n) => {
+                    read_len = n;
+                    busy = n == cap - len;
+                    small_reads = if n <= IDLE_READ_BUF / 2 {
+                        small_reads.saturating_add(1)
+                    } else {
+                        0
+                    };
+                }
             }
         }
         let now = Instant::now();
@@ -1077,10 +1259,145 @@ async fn read_loop<R: AsyncReadRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut rd: R
             w.hop_armed.set(false);
         }
     };
-    tracing::info!(peer = %h.peer, core = id.core, slot = id.slot, reason = why, "connection closed");
+    end_read(w, h, rd, why);
+}
+
+/// `tcp` or `tls`, as a nosip event names a stream's transport.
+fn stream_transport(kind: &ConnKind) -> &'static str {
+    match kind.transport() {
+        Transport::Tls => "tls",
+        _ => "tcp",
+    }
+}
+
+fn end_read<R>(w: Rc<Worker>, h: Rc<ConnHandle>, rd: R, why: &str) {
+    tracing::info!(peer = %h.peer, core = h.id.core, slot = h.id.slot, reason = why, "connection closed");
     drop(rd);
     h.half_done();
     w.finish_conn(&h);
+}
+
+/// Appends one read to `buf` (at most [`IDLE_READ_BUF`] more bytes).
+async fn read_more<R: AsyncReadRent>(rd: &mut R, buf: &mut BytesMut) -> Result<(), &'static str> {
+    if buf.capacity() - buf.len() < MIN_READ {
+        buf.reserve(IDLE_READ_BUF);
+    }
+    let (len, cap) = (buf.len(), buf.capacity());
+    let b = std::mem::take(buf);
+    let (res, slice) = rd.read(monoio::buf::IoBufMut::slice_mut(b, len..cap)).await;
+    *buf = slice.into_inner();
+    match res {
+        Ok(0) => Err("closed by peer"),
+        Err(_) => Err("read error"),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// A SIP connection (TCP or TLS): messages framed by Content-Length (RFC 3261 §18.3)
+/// go to the core's transaction table; a CRLFCRLF ping gets a CRLF pong (RFC 5626
+/// §4.4.1). Input that is not a SIP message, or is larger than the parser's limits,
+/// closes the connection: a stream cannot be resynchronised (§18.3). Returns why it
+/// ended.
+async fn sip_read_loop<R: AsyncReadRent>(
+    w: &Rc<Worker>,
+    h: &Rc<ConnHandle>,
+    rd: &mut R,
+    mut buf: BytesMut,
+    peer: SocketAddr,
+    transport: crate::sip::txn::Transport,
+) -> &'static str {
+    use crate::sip::{Frame, Message};
+    let from = crate::sip::txn::Peer {
+        transport,
+        addr: peer,
+        conn: Some(h.id),
+    };
+    let limits = w.sip.borrow().limits;
+    loop {
+        loop {
+            match Message::parse_stream(&mut buf, &limits) {
+                Ok(Frame::Message(m)) => {
+                    bump(&w.counters.sip_messages_in, 1);
+                    let before = w.sip.borrow().txns.stats().dropped;
+                    w.sip.borrow_mut().message(Instant::now(), from, m);
+                    w.sip_flush();
+                    // A request without a usable top Via (or a response without Via
+                    // or CSeq) cannot be answered (§8.2.6.2 copies the Vias): on a
+                    // stream that is a broken peer, closed like malformed input.
+                    if w.sip.borrow().txns.stats().dropped != before {
+                        bump(&w.counters.sip_malformed, 1);
+                        tracing::info!(peer = %h.peer, "SIP message without a usable Via, closing connection");
+                        h.close();
+                        return "unanswerable SIP";
+                    }
+                }
+                Ok(Frame::Ping) => {
+                    bump(&w.counters.sip_pings, 1);
+                    w.write_local(h.id, Bytes::from_static(b"\r\n"), Part::Whole, None);
+                }
+                Ok(Frame::Crlf) => {}
+                Ok(Frame::Partial) => break,
+                Err(e) => {
+                    bump(&w.counters.sip_malformed, 1);
+                    tracing::info!(peer = %h.peer, error = %e, status = e.status(), "malformed SIP input, closing connection");
+                    h.close();
+                    return "malformed SIP";
+                }
+            }
+        }
+        // A message in progress must be complete within the head timeout.
+        if buf.is_empty() {
+            h.head_since.set(None);
+        } else if h.head_since.get().is_none() {
+            h.head_since.set(Some(Instant::now()));
+        }
+        if h.is_closing() {
+            return "closed";
+        }
+        if let Err(why) = read_more(rd, &mut buf).await {
+            return why;
+        }
+    }
+}
+
+/// Receives SIP datagrams on one UDP socket of this worker (socket `index`): each is
+/// sniffed, SIP goes to the transaction table whole (RFC 3261 §18.1.1), the rest to
+/// the nosip handler.
+async fn udp_loop(w: Rc<Worker>, sock: monoio::net::udp::UdpSocket, index: u32) {
+    let mut buf = Vec::with_capacity(65_536);
+    while !w.stopping.get() {
+        buf.clear();
+        let (res, b) = sock.recv_from(buf).await;
+        buf = b;
+        let Ok((n, from)) = res else {
+            monoio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let data = &buf[..n.min(buf.len())];
+        match super::sip::sniff(data) {
+            super::sip::Sniff::Sip => {
+                bump(&w.counters.sip_messages_in, 1);
+                let peer = crate::sip::txn::Peer {
+                    transport: crate::sip::txn::Transport::Udp,
+                    addr: from,
+                    conn: Some(ConnId {
+                        core: w.core,
+                        slot: index,
+                        generation: UDP_GENERATION,
+                    }),
+                };
+                let data = Bytes::copy_from_slice(data);
+                let before = w.sip.borrow().txns.stats().dropped;
+                w.sip.borrow_mut().datagram(Instant::now(), peer, data);
+                if w.sip.borrow().txns.stats().dropped != before {
+                    bump(&w.counters.sip_malformed, 1);
+                    tracing::debug!(%from, len = n, "SIP datagram dropped: it does not parse, or has no usable Via to answer to");
+                }
+                w.sip_flush();
+            }
+            _ => w.nosip(data, "udp", from),
+        }
+    }
 }
 
 /// The addresses of `host:port`: an IP literal at once, a name resolved on a thread of

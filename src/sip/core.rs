@@ -13,7 +13,10 @@
 //! 4. Request-URI scheme not in [`Policy::schemes`]: 416 (§8.2.2.1);
 //! 5. a loop: a Via with one of our sent-by values and a branch we made
 //!    ([`super::ids::branch_core`]), i.e. a request we sent came back: 482 (§8.2.2.2,
-//!    the §16.3 rule applied to a UA);
+//!    the §16.3 rule applied to a UA); or a merged request, which the caller tells
+//!    [`answer`] (the transaction table knows: [`super::txn::Transactions::is_merged`],
+//!    no To tag and the Call-ID, From tag and CSeq of another ongoing server
+//!    transaction): 482 (§8.2.2.2);
 //! 6. Max-Forwards 0: 483 (§16.3 item 3); an OPTIONS is answered anyway, as §16.3 lets
 //!    the element it reached act as its final recipient;
 //! 7. a Require (Proxy-Require is for proxies and ignored, §8.2.2.3) with a tag not in
@@ -113,8 +116,13 @@ fn is_own_sent_by(host: &str, port: Option<u16>, ours: &[String]) -> bool {
 }
 
 /// The answer to `req` when nobody owns it (module doc for the rules); `None` for ACK
-/// and for responses.
+/// and for responses. The request is taken as not merged (see [`answer`]).
 pub fn answer_stateless(req: &Message, policy: &Policy) -> Option<Answer> {
+    answer(req, policy, false)
+}
+
+/// [`answer_stateless`], told whether `req` is a merged request (§8.2.2.2).
+pub fn answer(req: &Message, policy: &Policy, merged: bool) -> Option<Answer> {
     let method = req.method()?;
     if method == Method::Ack {
         return None;
@@ -154,6 +162,9 @@ pub fn answer_stateless(req: &Message, policy: &Policy) -> Option<Answer> {
                 &policy.own_sent_by,
             )
     }) {
+        return Some(Answer::new(482));
+    }
+    if merged {
         return Some(Answer::new(482));
     }
     if req.max_forwards() == Some(0) && method != Method::Options {
@@ -279,6 +290,27 @@ Content-Length: 0\r\n\r\n";
                 "{what}"
             );
         }
+    }
+
+    #[test]
+    fn merged_requests_get_482_after_the_earlier_checks() {
+        let p = policy();
+        let merged = |m: &Message| answer(m, &p, true).map(|a| (a.code, a.reason));
+        assert_eq!(merged(&req(&[])), Some((482, "Loop Detected".into())));
+        let msg = req(&method("MESSAGE")
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect::<Vec<_>>());
+        assert_eq!(merged(&msg).unwrap().0, 482);
+        // §8.2.1 and §8.2.2.1 come first.
+        let foo = req(&method("FOO")
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect::<Vec<_>>());
+        assert_eq!(merged(&foo).unwrap().0, 501);
+        let tel = req(&[("OPTIONS sip:msrpd@192.0.2.1", "OPTIONS tel:+1")]);
+        assert_eq!(merged(&tel).unwrap().0, 416);
+        assert_eq!(answer(&req(&[]), &p, false).unwrap().code, 200);
     }
 
     #[test]

@@ -71,9 +71,12 @@
 //! Via has `rport`, else at the sent-by port (5060 if none). `maddr` (multicast) is not
 //! supported.
 //!
-//! Limits: at most [`Config::max_transactions`] at once; a new request beyond that is
-//! answered 503 without a transaction, [`Transactions::send_request`] fails with
-//! [`TxError::Full`].
+//! Limits: at most [`Config::max_transactions`] at once, and at most
+//! [`Config::max_bytes`] of requests held by them (each request is charged
+//! [`held_cost`]: twice its size, for it and its response, plus bookkeeping). Without
+//! the second limit a flood of 64 KiB datagrams, each kept for timer J's 32 s, could
+//! hold gigabytes. A new request beyond either is answered 503 without a transaction;
+//! [`Transactions::send_request`] fails with [`TxError::Full`].
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -100,6 +103,9 @@ pub struct Config {
     pub trying_after: Duration,
     /// Transactions at once.
     pub max_transactions: usize,
+    /// Bytes of requests (as [`held_cost`] counts them) the transactions hold at once
+    /// (default 32 MiB).
+    pub max_bytes: usize,
     /// The owning core, used in the To tags the table makes for CANCEL.
     pub core: u16,
     /// Limits for [`Transactions::handle_datagram`].
@@ -114,10 +120,18 @@ impl Default for Config {
             t4: Duration::from_secs(5),
             trying_after: Duration::from_millis(200),
             max_transactions: 65_536,
+            max_bytes: 32 << 20,
             core: 0,
             limits: Limits::default(),
         }
     }
+}
+
+/// What a transaction holding `req` is charged against [`Config::max_bytes`]: the
+/// request, a response about as large (ours copy its Vias, §8.2.6.2), and 512 bytes of
+/// keys and timers.
+pub fn held_cost(req: &Message) -> usize {
+    2 * req.raw().len() + 512
 }
 
 /// Timer D on unreliable transports (§17.1.1.2: at least 32 s).
@@ -328,10 +342,38 @@ pub struct Transactions {
     client: HashMap<ClientKey, TxId>,
     server: HashMap<ServerKey, TxId>,
     acks: HashMap<AckKey, TxId>,
+    /// Server transactions of requests without a To tag by Call-ID, From tag and CSeq
+    /// (the first one of each), for [`Transactions::is_merged`] (§8.2.2.2).
+    merge: HashMap<MergeKey, TxId>,
+    /// The sum of [`held_cost`] over the live transactions.
+    held: usize,
     timers: BTreeSet<(Instant, TxId, Timer)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
+}
+
+/// What §8.2.2.2 compares to tell a merged request: Call-ID, From tag, CSeq number and
+/// method, of a request outside a dialog (no To tag).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MergeKey {
+    call_id: Box<str>,
+    from_tag: Box<str>,
+    seq: u32,
+    method: Box<str>,
+}
+
+fn merge_key(msg: &Message) -> Option<MergeKey> {
+    if msg.to_tag().is_some() {
+        return None;
+    }
+    let cseq = msg.cseq()?;
+    Some(MergeKey {
+        call_id: msg.call_id()?.into(),
+        from_tag: msg.from_tag()?.into(),
+        seq: cseq.seq,
+        method: cseq.method_str.into(),
+    })
 }
 
 /// The §17.2.3 key of a request (ACK looks for its INVITE); `method` overrides the
@@ -419,6 +461,8 @@ impl Transactions {
             client: HashMap::new(),
             server: HashMap::new(),
             acks: HashMap::new(),
+            merge: HashMap::new(),
+            held: 0,
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -431,6 +475,26 @@ impl Transactions {
     }
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Whether server transaction `id`'s request is a merged request (RFC 3261
+    /// §8.2.2.2): no To tag, and the same Call-ID, From tag and CSeq as another
+    /// ongoing server transaction it does not match (a request that forked and came
+    /// back by another path). The UAS core answers it 482 (Loop Detected).
+    pub fn is_merged(&self, id: TxId) -> bool {
+        let Some(t) = self.txns.get(&id) else {
+            return false;
+        };
+        if !matches!(t.kind, Kind::InviteServer | Kind::NonInviteServer) {
+            return false;
+        }
+        merge_key(&t.request)
+            .and_then(|k| self.merge.get(&k))
+            .is_some_and(|&first| first != id)
+    }
+    /// Bytes the live transactions are charged ([`held_cost`], [`Config::max_bytes`]).
+    pub fn held_bytes(&self) -> usize {
+        self.held
     }
     /// Live transactions.
     pub fn len(&self) -> usize {
@@ -543,9 +607,12 @@ impl Transactions {
         if self.client.contains_key(&key) {
             return Err(TxError::Duplicate);
         }
-        if self.txns.len() >= self.cfg.max_transactions {
+        if self.txns.len() >= self.cfg.max_transactions
+            || self.held + held_cost(&req) > self.cfg.max_bytes
+        {
             return Err(TxError::Full);
         }
+        self.held += held_cost(&req);
         let id = self.new_id();
         let invite = method == Method::Invite;
         let bytes = req.raw().clone();
@@ -730,6 +797,7 @@ impl Transactions {
         let Some(t) = self.txns.remove(&id) else {
             return;
         };
+        self.held = self.held.saturating_sub(held_cost(&t.request));
         for (timer, at) in t.timers {
             self.timers.remove(&(at, id, timer));
         }
@@ -739,6 +807,11 @@ impl Transactions {
             }
             Key::Server(k) => {
                 self.server.remove(&k);
+                if let Some(m) = merge_key(&t.request)
+                    && self.merge.get(&m) == Some(&id)
+                {
+                    self.merge.remove(&m);
+                }
             }
         }
         if let Some(k) = t.ack_key {
@@ -833,7 +906,9 @@ impl Transactions {
             self.on_retransmitted_request(id);
             return;
         }
-        if self.txns.len() >= self.cfg.max_transactions {
+        if self.txns.len() >= self.cfg.max_transactions
+            || self.held + held_cost(&msg) > self.cfg.max_bytes
+        {
             self.stats.overload += 1;
             let mut w = response_to(&msg, 503, None, None);
             w.header("Retry-After", "5");
@@ -846,7 +921,11 @@ impl Transactions {
         }
         let id = self.new_id();
         let invite = method == Some(Method::Invite);
+        self.held += held_cost(&msg);
         self.server.insert(key.clone(), id);
+        if let Some(m) = merge_key(&msg) {
+            self.merge.entry(m).or_insert(id);
+        }
         self.txns.insert(
             id,
             Txn {

@@ -590,3 +590,4 @@ pub fn digest_login(
     assert_eq!(ch.kind(), "401", "no challenge: {}", ch.head);
     digest_answer(c, relay_uri, &ch, realm, user, password)
 }
+pub mod sip;
