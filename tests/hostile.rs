@@ -61,7 +61,15 @@ fn run_case(addr: std::net::SocketAddr, c: &Case) -> String {
     let mut out: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(4);
     let mut last = Instant::now();
+    let mut pinged = false;
     let state = loop {
+        // A connection that opens with CRLFCRLF is a SIP keepalive ping on a port shared
+        // with SIP (RFC 5626 §4.4.1): its CRLF pong is not MSRP.
+        while out.is_empty() && buf.starts_with(b"\r\n") && !pinged {
+            let _ = buf.split_to(2);
+            pinged = true;
+            out.push("pong".into());
+        }
         loop {
             match sc.next(&mut buf) {
                 Ok(Some(Event::Head(h))) => {
@@ -159,7 +167,12 @@ fn corpus(ru: &str, sess: &str) -> Vec<Case> {
         v.push(case(
             &format!("start line {i}: {start:?}"),
             format!("{start}\r\nTo-Path: {ru}\r\nFrom-Path: {me}\r\n-------abcd1234$\r\n"),
-            "|close",
+            // CRLFCRLF first is a SIP keepalive ping: ponged, then the rest is bad SIP.
+            if *start == "\r\n" {
+                "pong|close"
+            } else {
+                "|close"
+            },
         ));
     }
     // Bare LF, NUL and 8-bit bytes in the start line.
@@ -540,7 +553,7 @@ fn corpus(ru: &str, sess: &str) -> Vec<Case> {
         "MSRP hh000006 SEND\r\n",
         "|close",
     ));
-    v.push(case("blank line and nothing", "\r\n\r\n\r\n", "|close"));
+    v.push(case("blank line and nothing", "\r\n\r\n\r\n", "pong|close"));
     v.push(case("non-SEND body of 10241 bytes", format!("MSRP hh000007 NICKNAME\r\nTo-Path: {ru}\r\nFrom-Path: {me}\r\nContent-Type: text/plain\r\n\r\n{}\r\n-------hh000007$\r\n", "y".repeat(10241)), "403|close"));
 
     // --- torn frames: legitimate frames written a few bytes at a time.

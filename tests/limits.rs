@@ -370,6 +370,14 @@ fn a_header_block_unfinished_for_too_long_is_closed() {
     assert_eq!(relay.counters().head_timeouts, 1);
     assert!(!quiet.closed_within(Duration::from_millis(300)));
     quiet.auth(&ru);
+    // One that never sends a byte: its protocol is never known (MSRP, SIP or else, see
+    // the first-bytes sniffing), so the head timeout closes it, counted as one.
+    let mut mute = relay.connect(&peer_uri("m", 3));
+    assert_eq!(
+        read_to_close(&mut mute, Duration::from_secs(4)),
+        Ok(Vec::new())
+    );
+    assert_eq!(relay.counters().head_timeouts, 2);
 }
 
 /// The head timeout also holds for the first connection of a core that has been idle:
@@ -479,7 +487,8 @@ fn timeouts_and_limits_as_msrpd_flags() {
         "3",
     ]);
     let ru = p.uri();
-    // Probation: a silent connection goes after 0.5 s.
+    // A silent connection goes after 0.5 s (the head timeout: it never said what it
+    // speaks; probation counts from its first MSRP bytes).
     let mut silent = p.connect(&peer_uri("s", 1));
     let t0 = Instant::now();
     assert!(silent.closed_within(Duration::from_secs(3)));

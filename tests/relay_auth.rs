@@ -726,8 +726,19 @@ fn probation_and_idle_timeout_close_connections() {
                     cfg.relay.idle_timeout = Duration::from_millis(1200);
                 });
                 let t0 = Instant::now();
-                // Never sends anything: closed by probation, long before the idle timeout.
+                // Speaks MSRP but never succeeds (a SEND to no session, 481): closed by
+                // probation, long before the idle timeout. (One that sends nothing at all
+                // is not MSRP yet and falls to the head timeout, see tests/limits.rs.)
                 let mut silent = relay.connect(&peer_uri("silent", 1));
+                let to = format!("{}/nosuchsession;tcp", relay.uri().trim_end_matches(";tcp"));
+                silent.send(
+                    &format!("{to} {}", silent.me),
+                    &[("Message-ID", "probe0001"), ("Byte-Range", "1-2/2")],
+                    Some(b"hi"),
+                    msrpd::codec::Flag::Complete,
+                );
+                let r = silent.read_frame();
+                assert_eq!(r.kind(), "481", "{}", r.head);
                 // AUTHs at once: survives probation, then is closed when idle.
                 let mut good = relay.connect(&peer_uri("good", 2));
                 good.auth(&relay.uri());
