@@ -25,14 +25,6 @@ fn with_admin(cfg: &mut ServerConfig) -> &mut AdminConfig {
     cfg.admin.as_mut().unwrap()
 }
 
-fn admin_addr(r: &Relay) -> SocketAddr {
-    r.handle
-        .as_ref()
-        .unwrap()
-        .admin_addr()
-        .expect("admin API runs")
-}
-
 /// Two AUTHed clients and their Use-Path URIs.
 fn pair(relay: &Relay) -> (Client, String, Client, String) {
     let mut a = relay.connect(&peer_uri("alice", 1111));
@@ -40,24 +32,6 @@ fn pair(relay: &Relay) -> (Client, String, Client, String) {
     let ra = a.auth(&relay.uri());
     let rb = b.auth(&relay.uri());
     (a, ra, b, rb)
-}
-
-/// A -> B one message, answered by B; asserts it arrives whole.
-fn message(a: &mut Client, ra: &str, b: &mut Client, rb: &str, n: usize) {
-    let body = format!("message {n}");
-    let to_b = format!("{ra} {rb} {}", b.me);
-    let mid = format!("m{n:08}");
-    let range = format!("1-{}/{}", body.len(), body.len());
-    a.send(
-        &to_b,
-        &[("Message-ID", mid.as_str()), ("Byte-Range", range.as_str())],
-        Some(body.as_bytes()),
-        Flag::Complete,
-    );
-    assert_eq!(a.read_frame().kind(), "200");
-    let got = b.read_frame();
-    assert_eq!(got.body, body.as_bytes());
-    b.respond(&got, 200);
 }
 
 #[test]
@@ -412,13 +386,6 @@ fn webhook_delivers_then_drops_while_the_relay_relays() {
     message(&mut a, &ra, &mut b, &rb, 5000);
 }
 
-/// The value of a sample line `name value` in a scrape (0 when absent).
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn metrics_pass_promtool() {
     let relay = Relay::start(2, Driver::Auto, |c| {
@@ -457,32 +424,6 @@ fn metrics_pass_promtool() {
         .sum();
     assert!(hops >= 1.0, "one read in 16 is sampled: {m}");
     promtool_check(&m);
-}
-
-/// `promtool check metrics` on `text`, wherever promtool is installed. Without it: a
-/// failure when `CI` is set (.ci/run installs it and sets CI), else a skip that says so.
-fn promtool_check(text: &str) {
-    let path = temp_path("metrics.prom");
-    std::fs::write(&path, text).unwrap();
-    let out = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&path).unwrap())
-        .output();
-    let _ = std::fs::remove_file(&path);
-    match out {
-        Ok(o) => assert!(
-            o.status.success(),
-            "promtool check metrics failed:\n{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!(
-                "SKIPPED promtool check: promtool not runnable ({e}); apt-get install prometheus"
-            )
-        }
-        Err(e) => panic!("promtool is needed in CI (.ci/run installs it): {e}"),
-    }
 }
 
 /// The example config passes `check-config`, names every flag as a key, and the

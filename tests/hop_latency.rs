@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
@@ -20,21 +19,6 @@ use msrpd::server::Driver;
 const MESSAGES: usize = 8;
 const SIZE: usize = 1 << 20;
 const STALL: Duration = Duration::from_millis(700);
-
-fn admin_addr(r: &Relay) -> SocketAddr {
-    r.handle
-        .as_ref()
-        .unwrap()
-        .admin_addr()
-        .expect("admin API runs")
-}
-
-/// The value of the sample line `name value` in a scrape (0 when absent).
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
 
 #[test]
 fn frames_waiting_for_a_stalled_receiver_on_another_core_count_until_written() {

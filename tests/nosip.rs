@@ -16,7 +16,6 @@ use common::http::{self, Sse};
 use common::sip::*;
 use common::*;
 use msrpd::admin::AdminConfig;
-use msrpd::codec::Flag;
 use msrpd::server::{Driver, ServerConfig};
 
 const EVENT_WAIT: Duration = Duration::from_secs(10);
@@ -36,58 +35,6 @@ fn start(workers: usize, tune: impl FnOnce(&mut ServerConfig)) -> (Relay, Socket
     });
     let api = relay.handle.as_ref().unwrap().admin_addr().unwrap();
     (relay, api)
-}
-
-/// Two MSRP clients AUTHed through the relay and one message between them.
-fn msrp_roundtrip(relay: &Relay, n: u32) {
-    let mut a = relay.connect(&peer_uri(&format!("alice{n}"), 1111));
-    let mut b = relay.connect(&peer_uri(&format!("bob{n}"), 2222));
-    let ra = a.auth(&relay.uri());
-    let rb = b.auth(&relay.uri());
-    let to_b = format!("{ra} {rb} {}", b.me);
-    a.send(
-        &to_b,
-        &[("Message-ID", "msg00001"), ("Byte-Range", "1-5/5")],
-        Some(b"hello"),
-        Flag::Complete,
-    );
-    assert_eq!(a.read_frame().kind(), "200");
-    let got = b.read_frame();
-    assert_eq!(got.body, b"hello");
-    b.respond(&got, 200);
-}
-
-/// The value of a sample line `name value` in a scrape (0 when absent).
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
-
-/// `promtool check metrics` on `text`; fails without promtool in CI, skips (saying so)
-/// elsewhere (as tests/admin.rs).
-fn promtool_check(text: &str) {
-    let path = temp_path("nosip-metrics.prom");
-    std::fs::write(&path, text).unwrap();
-    let out = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&path).unwrap())
-        .output();
-    let _ = std::fs::remove_file(&path);
-    match out {
-        Ok(o) => assert!(
-            o.status.success(),
-            "promtool check metrics failed:\n{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!(
-                "SKIPPED promtool check: promtool not runnable ({e}); apt-get install prometheus"
-            )
-        }
-        Err(e) => panic!("promtool is needed in CI (.ci/run installs it): {e}"),
-    }
 }
 
 #[test]

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use common::http;
 use common::sip::*;
 use common::*;
-use msrpd::codec::Flag;
 
 /// What a case must get.
 #[derive(Debug, Clone, PartialEq)]
@@ -869,30 +868,6 @@ fn msrp_pair(p: &RelayProcess) -> (Client, String, Client, String) {
     (a, ra, b, rb)
 }
 
-fn msrp_message(a: &mut Client, ra: &str, b: &mut Client, rb: &str, n: usize) {
-    let body = format!("message {n}");
-    let to_b = format!("{ra} {rb} {}", b.me);
-    let mid = format!("m{n:08}");
-    let range = format!("1-{}/{}", body.len(), body.len());
-    a.send(
-        &to_b,
-        &[("Message-ID", mid.as_str()), ("Byte-Range", range.as_str())],
-        Some(body.as_bytes()),
-        Flag::Complete,
-    );
-    assert_eq!(a.read_frame().kind(), "200");
-    let got = b.read_frame();
-    assert_eq!(got.body, body.as_bytes());
-    b.respond(&got, 200);
-}
-
-/// The value of a sample line `name value` in a scrape (0 when absent).
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn hostile_corpus_over_udp_and_tcp() {
     let cases = corpus();
@@ -908,7 +883,7 @@ fn hostile_corpus_over_udp_and_tcp() {
     let api_arg = api.to_string();
     let p = RelayProcess::start(&["--cores", "2", "--admin", &api_arg, "--head-timeout", "1"]);
     let (mut a, ra, mut b, rb) = msrp_pair(&p);
-    msrp_message(&mut a, &ra, &mut b, &rb, 0);
+    message(&mut a, &ra, &mut b, &rb, 0);
     let rss_start = proc_status_kib(p.pid(), "RssAnon:");
     let mut rss_before = 0;
     let mut closes = 0;
@@ -952,7 +927,7 @@ fn hostile_corpus_over_udp_and_tcp() {
         }
         // The MSRP session on the same port keeps chatting.
         if i % 8 == 7 {
-            msrp_message(&mut a, &ra, &mut b, &rb, pass as usize * 1000 + i + 1);
+            message(&mut a, &ra, &mut b, &rb, pass as usize * 1000 + i + 1);
         }
     }
     assert!(
@@ -962,7 +937,7 @@ fn hostile_corpus_over_udp_and_tcp() {
         failed.join("\n")
     );
     eprintln!("{} cases, {runs} runs a pass, {PASSES} passes", cases.len());
-    msrp_message(&mut a, &ra, &mut b, &rb, 10_000);
+    message(&mut a, &ra, &mut b, &rb, 10_000);
 
     // Still answering, on both transports.
     let r = udp_exchange(p.addr, |me| request("OPTIONS", "UDP", me, 1, ""));

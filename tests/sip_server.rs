@@ -8,30 +8,10 @@ use std::time::Duration;
 
 use common::sip::*;
 use common::*;
-use msrpd::codec::Flag;
 
 /// A relay on one or two workers; `tune` adjusts it.
 fn start(workers: usize, tune: impl FnOnce(&mut msrpd::server::ServerConfig)) -> Relay {
     Relay::start(workers, msrpd::server::Driver::Auto, tune)
-}
-
-/// Two MSRP clients AUTHed through the relay and one message between them.
-fn msrp_roundtrip(relay: &Relay, n: u32) {
-    let mut a = relay.connect(&peer_uri(&format!("alice{n}"), 1111));
-    let mut b = relay.connect(&peer_uri(&format!("bob{n}"), 2222));
-    let ra = a.auth(&relay.uri());
-    let rb = b.auth(&relay.uri());
-    let to_b = format!("{ra} {rb} {}", b.me);
-    a.send(
-        &to_b,
-        &[("Message-ID", "msg00001"), ("Byte-Range", "1-5/5")],
-        Some(b"hello"),
-        Flag::Complete,
-    );
-    assert_eq!(a.read_frame().kind(), "200");
-    let got = b.read_frame();
-    assert_eq!(got.body, b"hello");
-    b.respond(&got, 200);
 }
 
 #[test]

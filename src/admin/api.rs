@@ -321,11 +321,11 @@ fn page_limit(v: Option<&str>) -> Result<usize, Response> {
     }
 }
 
-/// The query string, or the 400 naming what is valid.
+/// The query string's `after` and checked `limit`, or the 400 naming what is valid.
 fn page_args(
     args: Result<QueryArgs<PageArgs>, axum::extract::rejection::QueryRejection>,
-) -> Result<PageArgs, Response> {
-    args.map(|QueryArgs(a)| a).map_err(|e| {
+) -> Result<(Option<String>, usize), Response> {
+    let a = args.map(|QueryArgs(a)| a).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
             format!(
@@ -333,7 +333,8 @@ fn page_args(
                 e.body_text()
             ),
         )
-    })
+    })?;
+    Ok((a.after, page_limit(a.limit.as_deref())?))
 }
 
 /// One entry of `GET /v1/relay/sessions`.
@@ -366,15 +367,11 @@ async fn sessions(
     axum::extract::State(s): St,
     args: Result<QueryArgs<PageArgs>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let args = match page_args(args) {
+    let (after, limit) = match page_args(args) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let limit = match page_limit(args.limit.as_deref()) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    let after = match args.after.as_deref() {
+    let after = match after.as_deref() {
         None => None,
         Some(a) => match crate::relay::session::SessionKey::decode(a) {
             Some(k) => Some(k),
@@ -476,15 +473,11 @@ async fn connections(
     axum::extract::State(s): St,
     args: Result<QueryArgs<PageArgs>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let args = match page_args(args) {
+    let (after, limit) = match page_args(args) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let limit = match page_limit(args.limit.as_deref()) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    let after = match args.after.as_deref() {
+    let after = match after.as_deref() {
         None => None,
         Some(a) => match a
             .split_once(':')

@@ -538,6 +538,76 @@ pub fn auth_on_worker(
 }
 pub mod http;
 
+/// The admin API's address of an in-process relay started with `admin` set.
+pub fn admin_addr(r: &Relay) -> SocketAddr {
+    r.handle
+        .as_ref()
+        .unwrap()
+        .admin_addr()
+        .expect("admin API runs")
+}
+
+/// `a` sends `b` message number `n` through the relay (To-Path: `ra`, `rb`, `b`): the
+/// relay's 200 comes back, `b` gets the body whole and answers 200.
+pub fn message(a: &mut Client, ra: &str, b: &mut Client, rb: &str, n: usize) {
+    let body = format!("message {n}");
+    let to_b = format!("{ra} {rb} {}", b.me);
+    let mid = format!("m{n:08}");
+    let range = format!("1-{}/{}", body.len(), body.len());
+    a.send(
+        &to_b,
+        &[("Message-ID", mid.as_str()), ("Byte-Range", range.as_str())],
+        Some(body.as_bytes()),
+        Flag::Complete,
+    );
+    assert_eq!(a.read_frame().kind(), "200");
+    let got = b.read_frame();
+    assert_eq!(got.body, body.as_bytes());
+    b.respond(&got, 200);
+}
+
+/// Two fresh clients (named after `n`) AUTH at `relay` and exchange one [`message`].
+pub fn msrp_roundtrip(relay: &Relay, n: u32) {
+    let mut a = relay.connect(&peer_uri(&format!("alice{n}"), 1111));
+    let mut b = relay.connect(&peer_uri(&format!("bob{n}"), 2222));
+    let ra = a.auth(&relay.uri());
+    let rb = b.auth(&relay.uri());
+    message(&mut a, &ra, &mut b, &rb, n as usize);
+}
+
+/// The value of the sample line `name value` in a Prometheus scrape (0 when absent).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// `promtool check metrics` on `text`; fails without promtool in CI (`.ci/run` installs
+/// it), skips (saying so) elsewhere.
+pub fn promtool_check(text: &str) {
+    let path = temp_path("metrics.prom");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output();
+    let _ = std::fs::remove_file(&path);
+    match out {
+        Ok(o) => assert!(
+            o.status.success(),
+            "promtool check metrics failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "SKIPPED promtool check: promtool not runnable ({e}); apt-get install prometheus"
+            )
+        }
+        Err(e) => panic!("promtool is needed in CI (.ci/run installs it): {e}"),
+    }
+}
+
 /// The value of `name=...` in a `WWW-Authenticate: Digest ...` header, quotes removed.
 pub fn digest_param<'a>(v: &'a str, name: &str) -> Option<&'a str> {
     let v = v.strip_prefix("Digest ").unwrap_or(v);
