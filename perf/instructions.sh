@@ -10,6 +10,8 @@
 #        CG_OUT=/tmp/cg.out perf/instructions.sh   (keeps the callgrind profile for
 #        `callgrind_annotate --auto=yes /tmp/cg.out` line by line)
 #        MSRPD=/tmp/msrpd-old perf/instructions.sh   (another msrpd binary, for A/B)
+#        WORKERS=2 ADMIN_LOAD=1 perf/instructions.sh (two workers; the admin API on, an
+#        event reader and a 1 s /metrics scrape running)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,7 @@ DURATION=${DURATION:-5}
 SIZE=${SIZE:-1024}
 PAIRS=${PAIRS:-10}
 TOP=${TOP:-15}
+WORKERS=${WORKERS:-1}
 
 if ! command -v valgrind >/dev/null; then
   echo "installing valgrind (Debian package)"
@@ -25,17 +28,28 @@ if ! command -v valgrind >/dev/null; then
 fi
 cargo build --release --quiet --bin msrpd --bin msrpd-bench
 MSRPD=${MSRPD:-target/release/msrpd}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # No admin API (it would race other relays for 127.0.0.1:8665); a binary from before
-# the API has no --admin flag.
+# the API has no --admin flag. ADMIN_LOAD=1: the API on a free port, with a client
+# reading /v1/events and another scraping /metrics every second while it counts.
 admin=(); "$MSRPD" --help | grep -q -- '--admin ' && admin=(--admin off)
+if [ "${ADMIN_LOAD:-0}" = 1 ]; then
+  admin_port=$(free_port)
+  admin=(--admin 127.0.0.1:"$admin_port")
+fi
 WORK=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.out" \
-  "$MSRPD" --listen 127.0.0.1:"$port" --cores 1 --no-pin --log-level warn "${admin[@]}" \
+  "$MSRPD" --listen 127.0.0.1:"$port" --cores "$WORKERS" --no-pin --log-level warn "${admin[@]}" \
   >"$WORK/relay.log" 2>&1 &
 vg=$!
-trap 'kill -9 $vg 2>/dev/null || true; wait $vg 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; kill -9 $vg 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+if [ "${ADMIN_LOAD:-0}" = 1 ]; then
+  for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/"$admin_port") 2>/dev/null && break; sleep 0.1; done
+  curl -sN "http://127.0.0.1:$admin_port/v1/events" >/dev/null &
+  (while sleep 1; do curl -s "http://127.0.0.1:$admin_port/metrics" >/dev/null; done) &
+fi
 
 bench() {
   target/release/msrpd-bench --relay 127.0.0.1:"$port" --threads 1 --warmup 0 --json \
