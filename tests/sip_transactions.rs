@@ -9,7 +9,7 @@ use bytes::Bytes;
 use msrpd::conn::ConnId;
 use msrpd::sip::txn::{
     Config, Event, Kind, Peer, State, Timer, Transactions, Transmit, Transport, TxError, TxId,
-    request_writer,
+    completed_cost, held_cost, request_writer,
 };
 use msrpd::sip::write::{ack_for, cancel_for, response_to};
 use msrpd::sip::{HeaderName, Message};
@@ -1119,4 +1119,79 @@ fn merged_request_is_told_apart_until_the_first_transaction_ends() {
     h.recv(udp(5062), &m);
     let e = the_request_id(&h.ev());
     assert!(!h.t.is_merged(e));
+}
+
+#[test]
+fn completed_transactions_keep_their_response_not_their_request_and_make_room_after_t4() {
+    let mut h = H::new(Config {
+        max_transactions: 2,
+        ..Config::default()
+    });
+    let reqs: Vec<Message> = ["z9hG4bKc1", "z9hG4bKc2", "z9hG4bKc3", "z9hG4bKc4"]
+        .iter()
+        .map(|b| request("MESSAGE", b, Transport::Udp, true))
+        .collect();
+    let mut ids = Vec::new();
+    for r in &reqs[..2] {
+        h.recv(udp(40_000), r);
+        let id = the_request_id(&h.ev());
+        let before: usize = ids.iter().map(|(_, l)| l + completed_cost(None)).sum();
+        assert_eq!(h.t.held_bytes(), before + held_cost(r));
+        let ok = reply(r, 200, Some("t"));
+        let len = ok.raw().len();
+        h.t.respond(h.now, id, ok).unwrap();
+        // Completed: the request is dropped, the charge is the response and the keys.
+        assert!(h.t.request(id).is_none());
+        assert_eq!(h.t.state(id), Some(State::Completed));
+        ids.push((id, len));
+    }
+    let charged: usize = ids.iter().map(|(_, l)| l + completed_cost(None)).sum();
+    assert_eq!(h.t.held_bytes(), charged);
+    assert_eq!(codes(&h.tx()), ["200", "200"]);
+    // A retransmission is still absorbed and answered from the kept response.
+    h.recv(udp(40_000), &reqs[0]);
+    assert_eq!(codes(&h.tx()), ["200"]);
+    assert!(h.ev().is_empty());
+    // Full, and nothing has lingered T4 (5 s) yet: 503.
+    h.go(ms(4_999));
+    h.recv(udp(40_000), &reqs[2]);
+    assert_eq!(codes(&h.tx()), ["503"]);
+    assert_eq!((h.t.stats().overload, h.t.stats().evicted), (1, 0));
+    // At T4 the oldest Completed one makes room; the other stays until timer J.
+    h.go(ms(5_000));
+    h.recv(udp(40_000), &reqs[3]);
+    let evs = h.ev();
+    let id4 = match evs[..] {
+        [Event::Terminated { id }, Event::Request { id: id4, .. }] if id == ids[0].0 => id4,
+        _ => panic!("{evs:?}"),
+    };
+    h.t.respond(h.now, id4, reply(&reqs[3], 200, Some("t")))
+        .unwrap();
+    assert_eq!(h.t.stats().evicted, 1);
+    assert_eq!(h.t.state(ids[1].0), Some(State::Completed));
+    // Timer J (64*T1) ends the rest; every byte comes back.
+    assert_eq!(h.t.len(), 2);
+    h.go(ms(5_000 + 64 * 500 + 1));
+    assert!(h.t.is_empty(), "{} left", h.t.len());
+    assert_eq!(h.t.held_bytes(), 0);
+}
+
+#[test]
+fn an_invite_server_transaction_drops_its_request_with_its_final_response() {
+    let mut h = H::udp();
+    let inv = request("INVITE", "z9hG4bKi9", Transport::Udp, true);
+    h.recv(udp(40_000), &inv);
+    let id = the_request_id(&h.ev());
+    assert_eq!(h.t.held_bytes(), held_cost(&inv));
+    let busy = reply(&inv, 486, Some("t"));
+    let len = busy.raw().len();
+    h.t.respond(h.now, id, busy).unwrap();
+    assert!(h.t.request(id).is_none());
+    assert_eq!(h.t.held_bytes(), len + completed_cost(None));
+    // Timer G still retransmits the kept 486 until the ACK.
+    let sent = h.run_until(ms(600));
+    assert_eq!(
+        codes(&sent.into_iter().map(|(_, t)| t).collect::<Vec<_>>()),
+        ["486", "486"]
+    );
 }

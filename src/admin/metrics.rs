@@ -140,6 +140,16 @@ const COUNTERS: &[(&str, MetricType, &str)] = &[
         "SIP CRLFCRLF keepalives answered (RFC 5626 4.4.1).",
     ),
     (
+        "sip_overload",
+        MetricType::Counter,
+        "New SIP requests answered 503 because the transaction table was full.",
+    ),
+    (
+        "sip_evicted",
+        MetricType::Counter,
+        "Completed SIP transactions ended early (after T4, before timer J) to make room for new ones.",
+    ),
+    (
         "nosip_packets",
         MetricType::Counter,
         "Packets and connections that were neither MSRP nor SIP, handled by nosip (logged, a nosip.packet event).",

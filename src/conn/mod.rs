@@ -415,6 +415,10 @@ pub struct Counters {
     pub sip_malformed: AtomicU64,
     /// CRLFCRLF keepalive pings answered with CRLF (RFC 5626 §4.4.1).
     pub sip_pings: AtomicU64,
+    /// New SIP requests answered 503 because the transaction table was full.
+    pub sip_overload: AtomicU64,
+    /// Completed SIP transactions ended before timer J to make room (RFC 3261 §17.2.2).
+    pub sip_evicted: AtomicU64,
     /// Packets and connections that were neither MSRP nor SIP (nosip).
     pub nosip_packets: AtomicU64,
     /// nosip packets under the minimum size, dropped as keepalives.
@@ -481,6 +485,8 @@ pub struct CounterSnapshot {
     pub sip_messages_in: u64,
     pub sip_malformed: u64,
     pub sip_pings: u64,
+    pub sip_overload: u64,
+    pub sip_evicted: u64,
     pub nosip_packets: u64,
     pub nosip_short: u64,
     pub nosip_skipped: u64,
@@ -514,6 +520,8 @@ macro_rules! counter_fields {
             sip_messages_in,
             sip_malformed,
             sip_pings,
+            sip_overload,
+            sip_evicted,
             nosip_packets,
             nosip_short,
             nosip_skipped,

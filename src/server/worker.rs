@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -881,6 +882,20 @@ impl Worker {
                 }
             }
         }
+        let s = self.sip.borrow().txns.stats();
+        let c = &self.counters;
+        let old = c.sip_overload.load(Ordering::Relaxed);
+        // The first refusal, then one line per thousand.
+        if s.overload > old && (old == 0 || s.overload / 1000 > old / 1000) {
+            tracing::warn!(
+                core = self.core,
+                refused = s.overload,
+                evicted = s.evicted,
+                "SIP transaction table full: new requests answered 503"
+            );
+        }
+        c.sip_overload.store(s.overload, Ordering::Relaxed);
+        c.sip_evicted.store(s.evicted, Ordering::Relaxed);
         self.rearm_timer();
     }
 

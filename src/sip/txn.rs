@@ -72,11 +72,20 @@
 //! supported.
 //!
 //! Limits: at most [`Config::max_transactions`] at once, and at most
-//! [`Config::max_bytes`] of requests held by them (each request is charged
-//! [`held_cost`]: twice its size, for it and its response, plus bookkeeping). Without
-//! the second limit a flood of 64 KiB datagrams, each kept for timer J's 32 s, could
-//! hold gigabytes. A new request beyond either is answered 503 without a transaction;
-//! [`Transactions::send_request`] fails with [`TxError::Full`].
+//! [`Config::max_bytes`] held by them. A live transaction is charged [`held_cost`]:
+//! twice its request's size, for it and its response, plus bookkeeping. Once it has its
+//! final response (Completed, Confirmed) a transaction only absorbs retransmissions:
+//! it drops the request and keeps its keys and the last message it sent, and its
+//! charge falls to [`completed_cost`]. Without the byte limit a flood of 64 KiB
+//! datagrams, each kept for timer J's 32 s, could hold gigabytes.
+//!
+//! When a new request finds the table full, the oldest Completed non-INVITE server
+//! transaction over UDP that has lingered at least T4 (5 s; Kamailio keeps finished
+//! transactions 5 s) is ended early ([`Stats::evicted`]): a late retransmission of its
+//! request would be taken for a new one, which is better than refusing new requests
+//! while timer J's 64·T1 runs. Only when none is that old is the new request answered
+//! 503 without a transaction ([`Stats::overload`]); [`Transactions::send_request`]
+//! fails with [`TxError::Full`].
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -131,8 +140,18 @@ impl Default for Config {
 /// request, a response about as large (ours copy its Vias, §8.2.6.2), and 512 bytes of
 /// keys and timers.
 pub fn held_cost(req: &Message) -> usize {
-    2 * req.raw().len() + 512
+    2 * req.raw().len() + BOOKKEEPING
 }
+
+/// What a transaction is charged once it has dropped its request (Completed or
+/// Confirmed): the last message it sent (response or ACK), kept for retransmission,
+/// and its keys and timers.
+pub fn completed_cost(last: Option<&Bytes>) -> usize {
+    last.map_or(0, Bytes::len) + BOOKKEEPING
+}
+
+/// Bytes charged for a transaction's keys, timers and table entries.
+const BOOKKEEPING: usize = 512;
 
 /// Timer D on unreliable transports (§17.1.1.2: at least 32 s).
 pub const TIMER_D: Duration = Duration::from_secs(32);
@@ -288,6 +307,8 @@ pub struct Stats {
     pub stray: u64,
     /// Requests answered 503 because the table was full.
     pub overload: u64,
+    /// Completed non-INVITE server transactions ended before timer J to make room.
+    pub evicted: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -321,7 +342,12 @@ struct Txn {
     kind: Kind,
     state: State,
     peer: Peer,
-    request: Message,
+    /// The request, until the transaction has its final response.
+    request: Option<Message>,
+    /// What the transaction is charged against [`Config::max_bytes`].
+    charge: usize,
+    /// The §8.2.2.2 key it is registered under in [`Transactions::merge`] (server).
+    merge: Option<MergeKey>,
     key: Key,
     /// Server: the last response sent. INVITE client: the ACK sent.
     last: Option<Bytes>,
@@ -345,8 +371,11 @@ pub struct Transactions {
     /// Server transactions of requests without a To tag by Call-ID, From tag and CSeq
     /// (the first one of each), for [`Transactions::is_merged`] (§8.2.2.2).
     merge: HashMap<MergeKey, TxId>,
-    /// The sum of [`held_cost`] over the live transactions.
+    /// The sum of the live transactions' charges.
     held: usize,
+    /// Completed non-INVITE server transactions over UDP, oldest first, with when
+    /// they completed: the candidates for eviction (stale ids are skipped).
+    completed: VecDeque<(Instant, TxId)>,
     timers: BTreeSet<(Instant, TxId, Timer)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -463,6 +492,7 @@ impl Transactions {
             acks: HashMap::new(),
             merge: HashMap::new(),
             held: 0,
+            completed: VecDeque::new(),
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -488,8 +518,9 @@ impl Transactions {
         if !matches!(t.kind, Kind::InviteServer | Kind::NonInviteServer) {
             return false;
         }
-        merge_key(&t.request)
-            .and_then(|k| self.merge.get(&k))
+        t.merge
+            .as_ref()
+            .and_then(|k| self.merge.get(k))
             .is_some_and(|&first| first != id)
     }
     /// Bytes the live transactions are charged ([`held_cost`], [`Config::max_bytes`]).
@@ -509,9 +540,10 @@ impl Transactions {
     pub fn kind(&self, id: TxId) -> Option<Kind> {
         self.txns.get(&id).map(|t| t.kind)
     }
-    /// The request that made transaction `id`.
+    /// The request that made transaction `id`, until the transaction has its final
+    /// response (then only keys and the last message are kept).
     pub fn request(&self, id: TxId) -> Option<&Message> {
-        self.txns.get(&id).map(|t| &t.request)
+        self.txns.get(&id)?.request.as_ref()
     }
     /// When `timer` of transaction `id` fires, if it is set.
     pub fn deadline(&self, id: TxId, timer: Timer) -> Option<Instant> {
@@ -607,12 +639,11 @@ impl Transactions {
         if self.client.contains_key(&key) {
             return Err(TxError::Duplicate);
         }
-        if self.txns.len() >= self.cfg.max_transactions
-            || self.held + held_cost(&req) > self.cfg.max_bytes
-        {
+        let charge = held_cost(&req);
+        if !self.make_room(now, charge) {
             return Err(TxError::Full);
         }
-        self.held += held_cost(&req);
+        self.held += charge;
         let id = self.new_id();
         let invite = method == Method::Invite;
         let bytes = req.raw().clone();
@@ -631,7 +662,9 @@ impl Transactions {
                     State::Trying
                 },
                 peer: to,
-                request: req,
+                request: Some(req),
+                charge,
+                merge: None,
                 key: Key::Client(key),
                 last: None,
                 to_tag: None,
@@ -667,7 +700,8 @@ impl Transactions {
             _ => return Err(TxError::WrongState),
         }
         let peer = t.peer;
-        let cancel = Message::parse_own(cancel_for(&t.request)).map_err(|_| TxError::WrongState)?;
+        let req = t.request.as_ref().ok_or(TxError::WrongState)?;
+        let cancel = Message::parse_own(cancel_for(req)).map_err(|_| TxError::WrongState)?;
         // §9.1: without a final response 64*T1 after the CANCEL, the INVITE
         // transaction is given up (timer B reused: Event::Timeout with Timer::B). Set
         // even when the CANCEL cannot be sent (table full), so that the INVITE
@@ -702,13 +736,14 @@ impl Transactions {
                         self.arm(id, Timer::G, now + cfg.t1);
                     }
                     self.arm(id, Timer::H, now + 64 * cfg.t1);
+                    self.compact(id);
                 } else if code >= 200 {
                     self.set_state(id, State::Accepted);
                     self.set_interval(id, cfg.t1);
                     self.arm(id, Timer::Retransmit2xx, now + cfg.t1);
                     self.arm(id, Timer::L, now + 64 * cfg.t1);
                     if let Some(t) = self.txns.get_mut(&id) {
-                        if let Some(k) = ack_key(&t.request) {
+                        if let Some(k) = t.request.as_ref().and_then(ack_key) {
                             t.ack_key = Some(k.clone());
                             self.acks.insert(k, id);
                         }
@@ -727,6 +762,9 @@ impl Transactions {
                 if code >= 200 {
                     self.set_state(id, State::Completed);
                     self.wait_or_end(id, Timer::J, !reliable, now + 64 * cfg.t1);
+                    if self.compact(id) {
+                        self.completed.push_back((now, id));
+                    }
                 } else {
                     self.set_state(id, State::Proceeding);
                 }
@@ -797,7 +835,7 @@ impl Transactions {
         let Some(t) = self.txns.remove(&id) else {
             return;
         };
-        self.held = self.held.saturating_sub(held_cost(&t.request));
+        self.held = self.held.saturating_sub(t.charge);
         for (timer, at) in t.timers {
             self.timers.remove(&(at, id, timer));
         }
@@ -807,7 +845,7 @@ impl Transactions {
             }
             Key::Server(k) => {
                 self.server.remove(&k);
-                if let Some(m) = merge_key(&t.request)
+                if let Some(m) = t.merge
                     && self.merge.get(&m) == Some(&id)
                 {
                     self.merge.remove(&m);
@@ -819,7 +857,52 @@ impl Transactions {
                 self.acks.remove(&k);
             }
         }
+        while let Some(&(_, front)) = self.completed.front()
+            && !self.txns.contains_key(&front)
+        {
+            self.completed.pop_front();
+        }
         self.events.push_back(Event::Terminated { id });
+    }
+
+    /// Drops the request of transaction `id`, which has its final response (or, an
+    /// INVITE client, has sent its ACK): retransmissions are answered from
+    /// [`Txn::last`]. Its charge falls to [`completed_cost`]. False if `id` is gone.
+    fn compact(&mut self, id: TxId) -> bool {
+        let Some(t) = self.txns.get_mut(&id) else {
+            return false;
+        };
+        t.request = None;
+        let charge = completed_cost(t.last.as_ref());
+        self.held = (self.held + charge).saturating_sub(t.charge);
+        t.charge = charge;
+        true
+    }
+
+    /// Whether a transaction charged `charge` fits, after ending Completed non-INVITE
+    /// server transactions that have lingered at least T4 if it would not (oldest
+    /// first; see the module doc).
+    fn make_room(&mut self, now: Instant, charge: usize) -> bool {
+        loop {
+            if self.txns.len() < self.cfg.max_transactions
+                && self.held + charge <= self.cfg.max_bytes
+            {
+                return true;
+            }
+            let Some(&(at, id)) = self.completed.front() else {
+                return false;
+            };
+            if !self.txns.contains_key(&id) {
+                self.completed.pop_front();
+                continue;
+            }
+            if now < at + self.cfg.t4 {
+                return false;
+            }
+            self.completed.pop_front();
+            self.stats.evicted += 1;
+            self.terminate(id);
+        }
     }
 
     fn retransmit_last(&mut self, id: TxId) {
@@ -843,8 +926,9 @@ impl Transactions {
                     _ => return,
                 };
                 t.interval = next;
-                let bytes = t.request.raw().clone();
-                self.emit(id, bytes);
+                if let Some(bytes) = t.request.as_ref().map(|r| r.raw().clone()) {
+                    self.emit(id, bytes);
+                }
                 self.arm(id, timer, now + next);
             }
             Timer::G | Timer::Retransmit2xx => {
@@ -881,7 +965,10 @@ impl Transactions {
         let Some(t) = self.txns.get_mut(&id) else {
             return;
         };
-        let trying = response_to(&t.request, 100, None, None).finish();
+        let Some(req) = &t.request else {
+            return;
+        };
+        let trying = response_to(req, 100, None, None).finish();
         t.last = Some(trying.clone());
         self.disarm(id, Timer::Trying);
         self.emit(id, trying);
@@ -906,9 +993,8 @@ impl Transactions {
             self.on_retransmitted_request(id);
             return;
         }
-        if self.txns.len() >= self.cfg.max_transactions
-            || self.held + held_cost(&msg) > self.cfg.max_bytes
-        {
+        let charge = held_cost(&msg);
+        if !self.make_room(now, charge) {
             self.stats.overload += 1;
             let mut w = response_to(&msg, 503, None, None);
             w.header("Retry-After", "5");
@@ -921,10 +1007,11 @@ impl Transactions {
         }
         let id = self.new_id();
         let invite = method == Some(Method::Invite);
-        self.held += held_cost(&msg);
+        self.held += charge;
         self.server.insert(key.clone(), id);
-        if let Some(m) = merge_key(&msg) {
-            self.merge.entry(m).or_insert(id);
+        let merge = merge_key(&msg);
+        if let Some(m) = &merge {
+            self.merge.entry(m.clone()).or_insert(id);
         }
         self.txns.insert(
             id,
@@ -940,7 +1027,9 @@ impl Transactions {
                     State::Trying
                 },
                 peer,
-                request: msg.clone(),
+                request: Some(msg.clone()),
+                charge,
+                merge,
                 key: Key::Server(key),
                 last: None,
                 to_tag: None,
@@ -1029,21 +1118,23 @@ impl Transactions {
             }
             return;
         };
-        let (tag, proceeding, inv_req) = match self.txns.get(&invite) {
+        let (tag, inv_req) = match self.txns.get(&invite) {
             Some(t) => (
                 t.to_tag
                     .as_deref()
                     .map(str::to_string)
-                    .unwrap_or_else(|| derived_tag(self.cfg.core, &t.request)),
-                t.state == State::Proceeding,
-                t.request.clone(),
+                    .or_else(|| t.request.as_ref().map(|r| derived_tag(self.cfg.core, r))),
+                // Only a Proceeding INVITE still has its request; one that has its
+                // final response is not cancelled (§9.2).
+                t.request.clone().filter(|_| t.state == State::Proceeding),
             ),
             None => return,
         };
+        let tag = tag.unwrap_or_default();
         if let Ok(ok) = response_to(&msg, 200, None, Some(&tag)).into_message() {
             let _ = self.respond(now, cancel_id, ok);
         }
-        if proceeding {
+        if let Some(inv_req) = inv_req {
             if let Ok(r) = response_to(&inv_req, 487, None, Some(&tag)).into_message() {
                 let _ = self.respond(now, invite, r);
             }
@@ -1090,7 +1181,10 @@ impl Transactions {
                     self.arm(id, Timer::M, now + 64 * cfg.t1);
                     self.events.push_back(Event::Response { id, msg });
                 } else {
-                    let ack = ack_for(&t.request, &msg);
+                    let Some(req) = &t.request else {
+                        return;
+                    };
+                    let ack = ack_for(req, &msg);
                     t.last = Some(ack.clone());
                     t.state = State::Completed;
                     self.disarm(id, Timer::A);
@@ -1098,6 +1192,7 @@ impl Transactions {
                     self.emit(id, ack);
                     self.events.push_back(Event::Response { id, msg });
                     self.wait_or_end(id, Timer::D, unreliable, now + TIMER_D);
+                    self.compact(id);
                 }
             }
             (Kind::InviteClient, State::Completed) => {
@@ -1123,6 +1218,7 @@ impl Transactions {
                     self.disarm(id, Timer::F);
                     self.events.push_back(Event::Response { id, msg });
                     self.wait_or_end(id, Timer::K, unreliable, now + cfg.t4);
+                    self.compact(id);
                 }
             }
             _ => self.stats.absorbed += 1,
