@@ -60,3 +60,4 @@ pub mod nosip;
 pub mod relay;
 pub mod server;
 pub mod sip;
+pub mod ua;

@@ -1,0 +1,7 @@
+//! The MSRP user agent (an endpoint, RFC 4975): the sans-I/O receive side, whole-message
+//! reassembly ([`reassembly`]), the endpoint's responses and REPORTs ([`report`]) and
+//! the message/cpim parser for its events ([`cpim`], RFC 3862).
+
+pub mod cpim;
+pub mod reassembly;
+pub mod report;

@@ -1,0 +1,1354 @@
+//! Whole-message reassembly for the user agent (RFC 4975 §7.3.1, §7.1.1, §5.1): SEND
+//! chunks in, whole messages out, one [`Reassembler`] per session, sans-I/O, with the
+//! clock passed in.
+//!
+//! # Feeding it
+//! It is fed the way a worker sees a frame from the codec's [`Scanner`]: for a SEND of
+//! the session, [`Reassembler::begin`] with the parsed head (the engine parses it anyway
+//! to route it), [`Reassembler::body`] with each body piece as it arrives, and
+//! [`Reassembler::end`] with the end-line's flag, which gives the chunk's [`Chunk`]:
+//! the status to answer the SEND with, the report wishes of the SEND, the byte range
+//! actually received, and the [`Message`] when this chunk completed one. A chunk cut off
+//! by its connection's close goes to [`Reassembler::abandon`].
+//!
+//! One chunk is in progress at a time: a session is bound to one connection (RFC 4975
+//! §7.3), whose frames the scanner hands out one after the other. A `begin` while a chunk
+//! is in progress abandons that chunk first.
+//!
+//! # Rules (RFC 4975 §7.3.1 unless said otherwise)
+//! - Chunks of one Message-ID are placed by their Byte-Range start, in any order and
+//!   interleaved with other messages of the session. A SEND without Byte-Range starts at
+//!   byte 1. The actual length of a chunk is its body's (a chunk may be shorter than its
+//!   range-end says, as after an interruption; `*` range-ends and totals are fine).
+//! - Overlapping or repeated data: the chunk received last wins, byte for byte. A chunk
+//!   takes effect when its end-line arrives (or when it is abandoned), so "last received"
+//!   is decided per chunk.
+//! - The total is the first numeric total seen, or the end of the `$` chunk ("the chunk
+//!   that has a termination character of `$` defines the total length"). A chunk that
+//!   contradicts the known total (another total, data past it, a `$` ending elsewhere) or
+//!   carries more data than its own range-end allows is answered 400 and discarded; the
+//!   message keeps what it had.
+//! - `#` (§7.1: the sender aborts the message and sends no more of it): the message and
+//!   everything held for it are dropped. The chunk itself was received, so it is
+//!   answered 200.
+//! - Size (§10.5): a message whose declared or grown size passes the limit, the smaller
+//!   of the session's `a=max-size` and [`Limits::max_message`], is answered 413 and
+//!   dropped, and later chunks of the same Message-ID are answered 413 at once (a few
+//!   such ids are remembered). So are chunks that would pass the session's bound on
+//!   bytes held ([`Limits::max_held`]) or on messages in progress
+//!   ([`Limits::max_in_progress`]). A refusal is known as soon as a piece passes the
+//!   bound: [`Reassembler::begin`] and [`Reassembler::body`] return it then, so the
+//!   engine may answer at once (§10.5: the sender interrupts the chunk).
+//! - An incomplete message that no chunk touched for [`Limits::idle_timeout`] is dropped
+//!   ([`Reassembler::poll_timeout`], [`Reassembler::handle_timeout`]).
+//! - A SEND without a body (the one that binds a connection, §7.1) completes nothing,
+//!   nor does a message of total 0: neither makes a [`Message`]. Both are answered 200.
+//!
+//! What the engine still decides: whether the message's Content-Type is accepted (415,
+//! §7.3.1, §8.6; wrapped types for message/cpim), and what the answer and reports are
+//! ([`super::report::plan`]).
+//!
+//! # Memory
+//! Body pieces are kept as the scanner's [`Bytes`] (shared with the read buffer, never
+//! copied); overlaps are trimmed with `Bytes::slice`. A completed message's [`Body`] is
+//! a rope of those pieces in order; [`Body::to_bytes`] copies once, and only when there
+//! is more than one piece. The bytes counted as held are the pieces' lengths; the read
+//! buffers they share may be somewhat larger.
+//!
+//! [`Scanner`]: crate::codec::Scanner
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{ByteRange, ContentType, FailureReport, Flag, Head, SuccessReport};
+
+/// How many Message-IDs refused with 413 are remembered, so that their later chunks are
+/// refused at once instead of starting the message again.
+const REFUSED_REMEMBERED: usize = 16;
+
+/// The bounds of one session's reassembly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest message accepted, whatever the session's `a=max-size` says.
+    pub max_message: u64,
+    /// Bytes held for the session's messages in progress, the chunk in progress included.
+    pub max_held: u64,
+    /// Messages in progress at once (incomplete ones, kept between chunks).
+    pub max_in_progress: usize,
+    /// An incomplete message no chunk touched for this long is dropped.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message: 16 * 1024 * 1024,
+            max_held: 32 * 1024 * 1024,
+            max_in_progress: 16,
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Why a chunk was not taken; each maps to the status to answer it with
+/// ([`Refusal::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum Refusal {
+    /// No Message-ID on a SEND with a body (§7.1.1: every chunk carries it).
+    #[error("SEND with a body but no Message-ID")]
+    NoMessageId,
+    /// Byte-Range or body length inconsistent with itself or the message's total.
+    #[error("chunk inconsistent with its Byte-Range or the message's total")]
+    BadRange,
+    /// The message is larger than the limit (declared, grown, or refused before).
+    #[error("message larger than the session's limit")]
+    TooLarge,
+    /// Taking the chunk would pass the session's bound on bytes held.
+    #[error("session holds too many bytes in progress")]
+    HeldBound,
+    /// The chunk would start one message too many in progress.
+    #[error("session has too many messages in progress")]
+    InProgressBound,
+}
+
+impl Refusal {
+    /// The status to answer the SEND with (RFC 4975 §7.3, §10.2, §10.5).
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::NoMessageId | Refusal::BadRange => 400,
+            Refusal::TooLarge | Refusal::HeldBound | Refusal::InProgressBound => 413,
+        }
+    }
+}
+
+/// What [`Reassembler::end`] says about one chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The status to answer the SEND with: 200, or [`Refusal::status`].
+    pub status: u16,
+    /// Why the chunk was refused, when it was.
+    pub refusal: Option<Refusal>,
+    /// `true` when the refusal was already returned by `begin` or `body`.
+    pub refused_early: bool,
+    /// The SEND's Message-ID (empty for a bodiless SEND without one).
+    pub message_id: String,
+    /// The range this chunk's body actually covers (start and total as the SEND said,
+    /// end from the body, §7.1.4); `None` for a bodiless SEND.
+    pub range: Option<ByteRange>,
+    /// This SEND's Success-Report (absent: no, §7.1.1).
+    pub success_report: SuccessReport,
+    /// This SEND's Failure-Report (absent: yes, §7.1.1).
+    pub failure_report: FailureReport,
+    /// `true` for a `#` chunk: its message was dropped.
+    pub aborted: bool,
+    /// The message this chunk completed.
+    pub message: Option<Message>,
+}
+
+/// A whole message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub message_id: String,
+    /// The Content-Type value of the message's first chunk received, as written.
+    pub content_type: String,
+    /// Success-Report and Failure-Report of the message's first chunk received (all
+    /// chunks must carry the same, §7.1.1).
+    pub success_report: SuccessReport,
+    pub failure_report: FailureReport,
+    pub body: Body,
+}
+
+impl Message {
+    /// The message's size in bytes.
+    pub fn total(&self) -> u64 {
+        self.body.len()
+    }
+    /// The Content-Type parsed (it parsed when the head did).
+    pub fn content_type(&self) -> Option<ContentType<'_>> {
+        ContentType::parse(self.content_type.as_bytes()).ok()
+    }
+}
+
+/// A message body: the received pieces in order, as a rope. A rope, not one `Bytes`,
+/// because the pieces share the connection's read buffers and joining them is a copy
+/// of the whole message that many consumers (a base64 encoder, a gateway writing the
+/// pieces out) do not need; [`Body::to_bytes`] makes it when one is needed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Body {
+    pieces: Vec<Bytes>,
+    len: u64,
+}
+
+impl Body {
+    fn new(pieces: Vec<Bytes>) -> Body {
+        let len = pieces.iter().map(|p| p.len() as u64).sum();
+        Body { pieces, len }
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The pieces in order (none empty).
+    pub fn pieces(&self) -> &[Bytes] {
+        &self.pieces
+    }
+    /// The body as one `Bytes`: no copy for a body of one piece, one copy otherwise.
+    pub fn to_bytes(&self) -> Bytes {
+        match self.pieces.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => {
+                let mut b = BytesMut::with_capacity(usize::try_from(self.len).unwrap_or(0));
+                for p in many {
+                    b.extend_from_slice(p);
+                }
+                b.freeze()
+            }
+        }
+    }
+    /// The body for an event: text for a `text/*` type whose charset is UTF-8 (or
+    /// US-ASCII, or not given) when the bytes are valid UTF-8, base64 otherwise.
+    pub fn render(&self, content_type: &ContentType<'_>) -> Rendered {
+        render(content_type, &self.to_bytes())
+    }
+}
+
+/// A body as an event carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rendered {
+    Text(String),
+    Base64(String),
+}
+
+/// [`Body::render`] of contiguous bytes (a message/cpim's inner body, for one).
+pub fn render(content_type: &ContentType<'_>, bytes: &[u8]) -> Rendered {
+    use base64::Engine as _;
+    if content_type.media_type.eq_ignore_ascii_case("text")
+        && charset_is_utf8(content_type.params)
+        && let Ok(s) = core::str::from_utf8(bytes)
+    {
+        return Rendered::Text(s.to_owned());
+    }
+    Rendered::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// `true` unless the parameters name a charset other than UTF-8 or US-ASCII.
+fn charset_is_utf8(params: &str) -> bool {
+    for p in params.split(';') {
+        let Some((n, v)) = p.split_once('=') else {
+            continue;
+        };
+        if n.trim().eq_ignore_ascii_case("charset") {
+            let v = v.trim().trim_matches('"');
+            return v.eq_ignore_ascii_case("utf-8")
+                || v.eq_ignore_ascii_case("utf8")
+                || v.eq_ignore_ascii_case("us-ascii");
+        }
+    }
+    true
+}
+
+/// What the reassembler has counted since it was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub chunks: u64,
+    pub body_bytes: u64,
+    pub completed: u64,
+    /// Bodiless SENDs and messages of total 0.
+    pub empty: u64,
+    pub aborted: u64,
+    pub timed_out: u64,
+    pub abandoned_chunks: u64,
+    pub no_message_id: u64,
+    pub bad_range: u64,
+    pub too_large: u64,
+    pub held_bound: u64,
+    pub in_progress_bound: u64,
+}
+
+/// An incomplete message.
+#[derive(Debug)]
+struct Partial {
+    /// Received bytes by 0-based offset, never overlapping, none empty.
+    pieces: BTreeMap<u64, Bytes>,
+    /// Sum of the pieces' lengths.
+    held: u64,
+    /// The known total, once a numeric total or a `$` chunk gave it.
+    total: Option<u64>,
+    content_type: String,
+    success_report: SuccessReport,
+    failure_report: FailureReport,
+    touched: Instant,
+}
+
+impl Partial {
+    /// Places `data` at `at`, trimming what it overlaps (the newer data wins).
+    fn insert(&mut self, at: u64, data: Bytes) {
+        let len = data.len() as u64;
+        if len == 0 {
+            return;
+        }
+        let end = at + len;
+        // A piece that starts before `at` and reaches into the new one.
+        if let Some((&s, p)) = self.pieces.range(..at).next_back()
+            && s + p.len() as u64 > at
+        {
+            let p = self.pieces.remove(&s).unwrap_or_default();
+            let pe = s + p.len() as u64;
+            self.held -= p.len() as u64;
+            let head = p.slice(..(at - s) as usize);
+            self.held += head.len() as u64;
+            self.pieces.insert(s, head);
+            if pe > end {
+                let tail = p.slice((end - s) as usize..);
+                self.held += tail.len() as u64;
+                self.pieces.insert(end, tail);
+            }
+        }
+        // Pieces that start inside the new one.
+        while let Some((&s, _)) = self.pieces.range(at..end).next() {
+            let p = self.pieces.remove(&s).unwrap_or_default();
+            self.held -= p.len() as u64;
+            let pe = s + p.len() as u64;
+            if pe > end {
+                let tail = p.slice((end - s) as usize..);
+                self.held += tail.len() as u64;
+                self.pieces.insert(end, tail);
+            }
+        }
+        self.held += len;
+        self.pieces.insert(at, data);
+    }
+
+    /// Drops whatever lies at or past `total`.
+    fn truncate(&mut self, total: u64) {
+        let past: Vec<u64> = self.pieces.range(total..).map(|(&s, _)| s).collect();
+        for s in past {
+            if let Some(p) = self.pieces.remove(&s) {
+                self.held -= p.len() as u64;
+            }
+        }
+        if let Some((&s, p)) = self.pieces.range_mut(..total).next_back()
+            && s + p.len() as u64 > total
+        {
+            let keep = (total - s) as usize;
+            self.held -= (p.len() - keep) as u64;
+            p.truncate(keep);
+        }
+    }
+
+    fn is_complete(&self) -> bool {
+        // The pieces never overlap and never pass the total, so they cover it exactly
+        // when their lengths add up to it.
+        self.total == Some(self.held)
+    }
+}
+
+/// The chunk in progress.
+#[derive(Debug)]
+struct Current {
+    message_id: String,
+    /// 0-based offset of the chunk's first byte.
+    at: u64,
+    /// The Byte-Range as the SEND gave it (start 1, `*`, `*` when it gave none).
+    range: ByteRange,
+    has_body: bool,
+    content_type: String,
+    success_report: SuccessReport,
+    failure_report: FailureReport,
+    /// Body pieces received so far, and their length.
+    pieces: Vec<Bytes>,
+    len: u64,
+    /// Body bytes received, refused ones included (for the range reported).
+    received: u64,
+    refusal: Option<Refusal>,
+    refused_early: bool,
+}
+
+/// One session's reassembly: see the module documentation for the rules.
+#[derive(Debug)]
+pub struct Reassembler {
+    limits: Limits,
+    /// The session's `a=max-size` (RFC 4975 §8.6), if it gave one.
+    max_size: Option<u64>,
+    messages: HashMap<String, Partial>,
+    current: Option<Current>,
+    /// Message-IDs refused with 413, newest last.
+    refused: VecDeque<String>,
+    /// Bytes held: the messages' pieces and the current chunk's.
+    held: u64,
+    counters: Counters,
+}
+
+impl Reassembler {
+    /// A reassembler for a session whose SDP said `a=max-size:max_size` (if it did).
+    pub fn new(limits: Limits, max_size: Option<u64>) -> Reassembler {
+        Reassembler {
+            limits,
+            max_size,
+            messages: HashMap::new(),
+            current: None,
+            refused: VecDeque::new(),
+            held: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    /// A new `a=max-size` (an updated offer, §8.4); it applies to chunks from now on.
+    pub fn set_max_size(&mut self, max_size: Option<u64>) {
+        self.max_size = max_size;
+    }
+
+    /// The largest message accepted: the smaller of `a=max-size` and the configured limit.
+    pub fn max_message(&self) -> u64 {
+        self.max_size
+            .map_or(self.limits.max_message, |m| m.min(self.limits.max_message))
+    }
+
+    /// Bytes held for messages in progress and the chunk in progress.
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
+    /// Incomplete messages kept between chunks.
+    pub fn in_progress(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// `true` between `begin` and `end` (or `abandon`).
+    pub fn in_chunk(&self) -> bool {
+        self.current.is_some()
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The head of a SEND of this session; `has_body` as the scanner said
+    /// ([`crate::codec::RawHead::has_body`]). `Some(refusal)` when the chunk is refused
+    /// already (its body still goes to [`Reassembler::body`], which discards it, and
+    /// [`Reassembler::end`] gives the answer).
+    pub fn begin(&mut self, now: Instant, head: &Head<'_>, has_body: bool) -> Option<Refusal> {
+        if self.current.is_some() {
+            self.abandon(now);
+        }
+        self.counters.chunks += 1;
+        let range = head.byte_range().unwrap_or(ByteRange {
+            start: 1,
+            end: None,
+            total: None,
+        });
+        let mut cur = Current {
+            message_id: head.message_id().unwrap_or_default().to_owned(),
+            at: range.start.saturating_sub(1),
+            range,
+            has_body,
+            content_type: head
+                .content_type()
+                .map(|_| head_value(head, "Content-Type"))
+                .unwrap_or_default(),
+            success_report: head.success_report(),
+            failure_report: head.failure_report(),
+            pieces: Vec::new(),
+            len: 0,
+            received: 0,
+            refusal: None,
+            refused_early: false,
+        };
+        let refusal = if !has_body {
+            None
+        } else if cur.message_id.is_empty() {
+            Some(Refusal::NoMessageId)
+        } else if self.refused.iter().any(|id| *id == cur.message_id) {
+            Some(Refusal::TooLarge)
+        } else {
+            self.check_declared(&cur)
+        };
+        if let Some(r) = refusal {
+            self.refuse(&mut cur, r);
+            cur.refused_early = true;
+        }
+        if let Some(p) = self.messages.get_mut(&cur.message_id) {
+            p.touched = now;
+        }
+        self.current = Some(cur);
+        refusal
+    }
+
+    /// What the head alone says is wrong with the chunk.
+    fn check_declared(&self, cur: &Current) -> Option<Refusal> {
+        let max = self.max_message();
+        let r = cur.range;
+        if r.total.is_some_and(|t| t > max) || r.end.is_some_and(|e| e > max) || cur.at > max {
+            return Some(Refusal::TooLarge);
+        }
+        let known = self.messages.get(&cur.message_id).and_then(|p| p.total);
+        if let (Some(k), Some(t)) = (known, r.total)
+            && k != t
+        {
+            return Some(Refusal::BadRange);
+        }
+        if known.is_some_and(|k| cur.at > k) {
+            return Some(Refusal::BadRange);
+        }
+        None
+    }
+
+    /// Marks the chunk refused and lets go of what it held; a 413 drops its message.
+    fn refuse(&mut self, cur: &mut Current, r: Refusal) {
+        if cur.refusal.is_some() {
+            return;
+        }
+        cur.refusal = Some(r);
+        self.held -= cur.len;
+        cur.len = 0;
+        cur.pieces = Vec::new();
+        match r {
+            Refusal::NoMessageId => self.counters.no_message_id += 1,
+            Refusal::BadRange => self.counters.bad_range += 1,
+            Refusal::TooLarge => self.counters.too_large += 1,
+            Refusal::HeldBound => self.counters.held_bound += 1,
+            Refusal::InProgressBound => self.counters.in_progress_bound += 1,
+        }
+        if r.status() == 413 {
+            self.drop_message(&cur.message_id);
+            if !self.refused.iter().any(|id| *id == cur.message_id) {
+                if self.refused.len() == REFUSED_REMEMBERED {
+                    self.refused.pop_front();
+                }
+                self.refused.push_back(cur.message_id.clone());
+            }
+        }
+    }
+
+    fn drop_message(&mut self, id: &str) {
+        if let Some(p) = self.messages.remove(id) {
+            self.held -= p.held;
+        }
+    }
+
+    /// A body piece of the chunk in progress. `Some(refusal)` the first time the chunk
+    /// is refused (it passed a bound with this piece); the engine may answer at once.
+    pub fn body(&mut self, bytes: Bytes) -> Option<Refusal> {
+        let mut cur = self.current.take()?;
+        let n = bytes.len() as u64;
+        self.counters.body_bytes += n;
+        cur.received = cur.received.saturating_add(n);
+        let out = if cur.refusal.is_some() || n == 0 {
+            None
+        } else {
+            let end = cur.at.saturating_add(cur.len).saturating_add(n);
+            let known = self.messages.get(&cur.message_id).and_then(|p| p.total);
+            let r = cur.range;
+            let bound = if end > self.max_message() {
+                Some(Refusal::TooLarge)
+            } else if r.end.is_some_and(|e| end > e)
+                || r.total.is_some_and(|t| end > t)
+                || known.is_some_and(|k| end > k)
+            {
+                Some(Refusal::BadRange)
+            } else if self.held + n > self.limits.max_held {
+                Some(Refusal::HeldBound)
+            } else {
+                None
+            };
+            match bound {
+                Some(b) => {
+                    self.refuse(&mut cur, b);
+                    cur.refused_early = true;
+                    Some(b)
+                }
+                None => {
+                    self.held += n;
+                    cur.len += n;
+                    cur.pieces.push(bytes);
+                    None
+                }
+            }
+        };
+        self.current = Some(cur);
+        out
+    }
+
+    /// The end-line of the chunk in progress: what to answer, and the message if this
+    /// chunk completed one. `None` when no chunk is in progress.
+    pub fn end(&mut self, now: Instant, flag: Flag) -> Option<Chunk> {
+        let mut cur = self.current.take()?;
+        let mut message = None;
+        let aborted = flag == Flag::Aborted;
+        if aborted {
+            self.counters.aborted += 1;
+            self.held -= cur.len;
+            cur.len = 0;
+            cur.pieces = Vec::new();
+            if !cur.message_id.is_empty() {
+                self.drop_message(&cur.message_id);
+            }
+        } else if !cur.has_body {
+            self.counters.empty += 1;
+        } else if cur.refusal.is_none() {
+            match self.commit(now, &mut cur, flag == Flag::Complete) {
+                Ok(m) => message = m,
+                Err(r) => self.refuse(&mut cur, r),
+            }
+        }
+        let status = cur.refusal.map_or(200, Refusal::status);
+        let range = cur.has_body.then(|| ByteRange {
+            start: cur.range.start,
+            end: Some(cur.at.saturating_add(cur.received)),
+            total: cur.range.total,
+        });
+        Some(Chunk {
+            status,
+            refusal: cur.refusal,
+            refused_early: cur.refused_early,
+            message_id: cur.message_id,
+            range,
+            success_report: cur.success_report,
+            failure_report: cur.failure_report,
+            aborted,
+            message,
+        })
+    }
+
+    /// The chunk in progress stops without its end-line (its connection closed): what
+    /// arrived of it is kept, as for an interrupted chunk (§7.3.1), and nothing is owed
+    /// for it. That may complete a message (its other chunks, `$` among them, came
+    /// first): then it is returned, for its event and success report.
+    pub fn abandon(&mut self, now: Instant) -> Option<Message> {
+        let mut cur = self.current.take()?;
+        self.counters.abandoned_chunks += 1;
+        if cur.refusal.is_some() || !cur.has_body || cur.len == 0 {
+            self.held -= cur.len;
+            return None;
+        }
+        // Taken like a `+` chunk. A refusal here (too many messages in progress) just
+        // lets the bytes go.
+        match self.commit(now, &mut cur, false) {
+            Ok(m) => m,
+            Err(r) => {
+                self.refuse(&mut cur, r);
+                None
+            }
+        }
+    }
+
+    /// Puts the chunk's pieces into its message; the message if that completed it.
+    fn commit(
+        &mut self,
+        now: Instant,
+        cur: &mut Current,
+        last: bool,
+    ) -> Result<Option<Message>, Refusal> {
+        let end = cur.at + cur.len;
+        let exists = self.messages.contains_key(&cur.message_id);
+        let known = self.messages.get(&cur.message_id).and_then(|p| p.total);
+        let declared = cur.range.total;
+        let total = match (known, declared, last) {
+            (Some(k), _, true) if k != end => return Err(Refusal::BadRange),
+            (None, Some(t), true) if t != end => return Err(Refusal::BadRange),
+            (_, _, true) => Some(end),
+            (k, d, false) => k.or(d),
+        };
+        // A whole message in one chunk, the usual case: no table entry.
+        if !exists && cur.at == 0 && total == Some(end) {
+            self.held -= cur.len;
+            cur.len = 0;
+            return Ok(self.finish(
+                cur.message_id.clone(),
+                cur.content_type.clone(),
+                cur.success_report,
+                cur.failure_report,
+                std::mem::take(&mut cur.pieces),
+            ));
+        }
+        if !exists && self.messages.len() >= self.limits.max_in_progress {
+            return Err(Refusal::InProgressBound);
+        }
+        let p = self
+            .messages
+            .entry(cur.message_id.clone())
+            .or_insert_with(|| Partial {
+                pieces: BTreeMap::new(),
+                held: 0,
+                total: None,
+                content_type: cur.content_type.clone(),
+                success_report: cur.success_report,
+                failure_report: cur.failure_report,
+                touched: now,
+            });
+        p.touched = now;
+        let before = p.held;
+        let mut at = cur.at;
+        for piece in std::mem::take(&mut cur.pieces) {
+            let n = piece.len() as u64;
+            p.insert(at, piece);
+            at += n;
+        }
+        if p.total.is_none()
+            && let Some(t) = total
+        {
+            p.total = Some(t);
+            p.truncate(t);
+        }
+        // The chunk's bytes were counted as the chunk's; now they are the message's.
+        self.held = self.held - cur.len - before + p.held;
+        cur.len = 0;
+        Ok(self.take_complete(&cur.message_id))
+    }
+
+    /// Removes the message if it is complete and makes its [`Message`].
+    fn take_complete(&mut self, id: &str) -> Option<Message> {
+        if !self.messages.get(id).is_some_and(Partial::is_complete) {
+            return None;
+        }
+        let p = self.messages.remove(id)?;
+        self.held -= p.held;
+        self.finish(
+            id.to_owned(),
+            p.content_type,
+            p.success_report,
+            p.failure_report,
+            p.pieces.into_values().collect(),
+        )
+    }
+
+    fn finish(
+        &mut self,
+        message_id: String,
+        content_type: String,
+        success_report: SuccessReport,
+        failure_report: FailureReport,
+        pieces: Vec<Bytes>,
+    ) -> Option<Message> {
+        let body = Body::new(pieces.into_iter().filter(|p| !p.is_empty()).collect());
+        if body.is_empty() {
+            self.counters.empty += 1;
+            return None;
+        }
+        self.counters.completed += 1;
+        Some(Message {
+            message_id,
+            content_type,
+            success_report,
+            failure_report,
+            body,
+        })
+    }
+
+    /// When [`Reassembler::handle_timeout`] next has work: the earliest time an
+    /// incomplete message falls idle.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let busy = self.current.as_ref().map(|c| c.message_id.as_str());
+        self.messages
+            .iter()
+            .filter(|(id, _)| Some(id.as_str()) != busy)
+            .map(|(_, p)| p.touched + self.limits.idle_timeout)
+            .min()
+    }
+
+    /// Drops the incomplete messages idle since `now - idle_timeout` or longer (not the
+    /// one whose chunk is in progress). Returns how many it dropped.
+    pub fn handle_timeout(&mut self, now: Instant) -> usize {
+        let idle = self.limits.idle_timeout;
+        let busy = self.current.as_ref().map(|c| c.message_id.clone());
+        let before = self.messages.len();
+        let mut freed = 0;
+        self.messages.retain(|id, p| {
+            let keep = Some(id) == busy.as_ref() || p.touched + idle > now;
+            if !keep {
+                freed += p.held;
+            }
+            keep
+        });
+        self.held -= freed;
+        let n = before - self.messages.len();
+        self.counters.timed_out += n as u64;
+        n
+    }
+
+    /// Drops everything (the session ends). Returns the bytes it let go.
+    pub fn clear(&mut self) -> u64 {
+        let held = self.held;
+        self.messages.clear();
+        self.current = None;
+        self.held = 0;
+        held
+    }
+}
+
+/// A header value as written, from a head that parsed.
+fn head_value(head: &Head<'_>, name: &str) -> String {
+    head.get(name)
+        .and_then(|v| core::str::from_utf8(v).ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Event, Scanner};
+    use rand::rngs::StdRng;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+
+    /// A SEND frame: Message-ID `mid`, Byte-Range `br` (none when `None`), `extra`
+    /// header lines, a text/plain body (none: bodiless), end-line flag `flag`.
+    /// Message-IDs are written `mid-<mid>` (an `ident` has at least 4 characters).
+    fn send(
+        tid: &str,
+        mid: &str,
+        br: Option<&str>,
+        extra: &str,
+        body: Option<&[u8]>,
+        flag: char,
+    ) -> Vec<u8> {
+        let mut f = format!(
+            "MSRP {tid} SEND\r\nTo-Path: msrp://b.example.com:7654/jshA7we;tcp\r\nFrom-Path: msrp://a.example.com:12763/kjhd37s2s20w2a;tcp\r\nMessage-ID: mid-{mid}\r\n"
+        )
+        .into_bytes();
+        if let Some(br) = br {
+            f.extend_from_slice(format!("Byte-Range: {br}\r\n").as_bytes());
+        }
+        f.extend_from_slice(extra.as_bytes());
+        match body {
+            Some(b) => {
+                f.extend_from_slice(b"Content-Type: text/plain\r\n\r\n");
+                f.extend_from_slice(b);
+                f.extend_from_slice(format!("\r\n-------{tid}{flag}\r\n").as_bytes());
+            }
+            None => f.extend_from_slice(format!("-------{tid}{flag}\r\n").as_bytes()),
+        }
+        f
+    }
+
+    /// A connection's receive path: the codec's scanner feeding one reassembler.
+    struct Rx {
+        sc: Scanner,
+        buf: BytesMut,
+        r: Reassembler,
+        chunks: Vec<Chunk>,
+        early: Vec<Refusal>,
+        tid: u64,
+    }
+
+    impl Rx {
+        fn new(limits: Limits, max_size: Option<u64>) -> Rx {
+            Rx {
+                sc: Scanner::default(),
+                buf: BytesMut::new(),
+                r: Reassembler::new(limits, max_size),
+                chunks: Vec::new(),
+                early: Vec::new(),
+                tid: 0,
+            }
+        }
+        fn tid(&mut self) -> String {
+            self.tid += 1;
+            format!("t{:08}", self.tid)
+        }
+        /// Feeds `bytes` in reads of `step`.
+        fn feed(&mut self, now: Instant, bytes: &[u8], step: usize) {
+            for piece in bytes.chunks(step.max(1)) {
+                self.buf.extend_from_slice(piece);
+                while let Some(ev) = self.sc.next(&mut self.buf).expect("frames scan") {
+                    match ev {
+                        Event::Head(h) => {
+                            let head = h.parse().expect("head parses");
+                            self.early.extend(self.r.begin(now, &head, h.has_body()));
+                        }
+                        Event::Body(b) => self.early.extend(self.r.body(b)),
+                        Event::End(f) => self.chunks.push(self.r.end(now, f).expect("in a chunk")),
+                    }
+                }
+            }
+        }
+        /// One SEND, whole, in one read.
+        fn send(
+            &mut self,
+            now: Instant,
+            mid: &str,
+            br: Option<&str>,
+            body: &[u8],
+            flag: char,
+        ) -> Chunk {
+            let tid = self.tid();
+            let f = send(&tid, mid, br, "", Some(body), flag);
+            self.feed(now, &f, f.len());
+            self.chunks.pop().expect("a chunk")
+        }
+        fn body_of(c: &Chunk) -> Vec<u8> {
+            c.message
+                .as_ref()
+                .expect("a message")
+                .body
+                .to_bytes()
+                .to_vec()
+        }
+    }
+
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn whole_message_in_one_chunk() {
+        let now = t0();
+        let mut rx = Rx::new(Limits::default(), None);
+        for br in [
+            None,
+            Some("1-25/25"),
+            Some("1-*/25"),
+            Some("1-25/*"),
+            Some("1-*/*"),
+        ] {
+            let c = rx.send(now, "87652491", br, b"Hey Bob, are you there?\r\n", '$');
+            assert_eq!(c.status, 200, "{br:?}");
+            let m = c.message.as_ref().unwrap();
+            assert_eq!(m.message_id, "mid-87652491");
+            assert_eq!(m.content_type, "text/plain");
+            assert_eq!(m.total(), 25);
+            assert_eq!(Rx::body_of(&c), b"Hey Bob, are you there?\r\n");
+            assert_eq!(
+                c.range,
+                Some(ByteRange {
+                    start: 1,
+                    end: Some(25),
+                    total: br.map_or(None, |b| if b.ends_with('*') { None } else { Some(25) })
+                })
+            );
+            assert_eq!(rx.r.held(), 0);
+            assert_eq!(rx.r.in_progress(), 0);
+        }
+        // Any split of the frame gives the same.
+        let f = send("abcd1234", "m1", Some("1-5/5"), "", Some(b"hello"), '$');
+        for step in [1, 2, 3, 7, 40] {
+            rx.feed(now, &f, step);
+            let c = rx.chunks.pop().unwrap();
+            assert_eq!(Rx::body_of(&c), b"hello", "step {step}");
+        }
+        assert_eq!(rx.r.counters().completed, 10);
+    }
+
+    #[test]
+    fn out_of_order_with_star_ends_and_totals() {
+        // RFC 4975 §5.1's example, second chunk first.
+        let now = t0();
+        let mut rx = Rx::new(Limits::default(), None);
+        let c = rx.send(now, "4564dpWd", Some("5-8/8"), b"EFGH", '$');
+        assert_eq!((c.status, c.message.is_none()), (200, true));
+        assert_eq!(rx.r.held(), 4);
+        let c = rx.send(now, "4564dpWd", Some("1-*/8"), b"abcd", '+');
+        assert_eq!(Rx::body_of(&c), b"abcdEFGH");
+        assert_eq!(rx.r.held(), 0);
+        // `*` totals: the `$` chunk defines the total (§7.3.1); it may come first.
+        let c = rx.send(now, "m2", Some("4-*/*"), b"defg", '$');
+        assert!(c.message.is_none());
+        let c = rx.send(now, "m2", Some("1-3/*"), b"abc", '+');
+        assert_eq!(Rx::body_of(&c), b"abcdefg");
+        // An interrupted chunk: shorter than its range-end, the rest resent.
+        rx.send(now, "m3", Some("1-10/10"), b"0123", '+');
+        let c = rx.send(now, "m3", Some("5-10/10"), b"456789", '$');
+        assert_eq!(Rx::body_of(&c), b"0123456789");
+        // Without any total until the last chunk, three pieces in a shuffled order.
+        rx.send(now, "m4", Some("3-4/*"), b"cd", '+');
+        rx.send(now, "m4", Some("5-6/*"), b"ef", '$');
+        let c = rx.send(now, "m4", Some("1-2/*"), b"ab", '+');
+        assert_eq!(Rx::body_of(&c), b"abcdef");
+        assert_eq!((rx.r.held(), rx.r.in_progress()), (0, 0));
+    }
+
+    #[test]
+    fn overlaps_and_repeats_last_received_wins() {
+        let now = t0();
+        let mut rx = Rx::new(Limits::default(), None);
+        // §7.3.1's example: bytes 1-100, then 50-150 overwrite 50-100.
+        let a = vec![b'a'; 100];
+        let b = vec![b'b'; 101];
+        rx.send(now, "ov", Some("1-100/200"), &a, '+');
+        rx.send(now, "ov", Some("50-150/200"), &b, '+');
+        assert_eq!(rx.r.held(), 150);
+        // A chunk inside an older one, one across two, a repeat of the first.
+        rx.send(now, "ov", Some("10-19/200"), &[b'c'; 10], '+');
+        rx.send(now, "ov", Some("140-160/200"), &[b'd'; 21], '+');
+        let c = rx.send(now, "ov", Some("151-200/200"), &[b'e'; 50], '$');
+        let mut want = vec![b'a'; 49];
+        want.extend(vec![b'b'; 101]);
+        want[9..19].fill(b'c');
+        want[139..150].fill(b'd');
+        want.extend(vec![b'e'; 50]);
+        assert_eq!(Rx::body_of(&c), want);
+        // Repeats: the same chunk twice, then the whole again with other bytes.
+        rx.send(now, "rp", Some("1-4/8"), b"abcd", '+');
+        rx.send(now, "rp", Some("1-4/8"), b"abcd", '+');
+        assert_eq!(rx.r.held(), 4);
+        rx.send(now, "rp", Some("1-8/8"), b"ABCDEFGH", '+')
+            .message
+            .unwrap();
+        assert_eq!(rx.r.held(), 0);
+    }
+
+    #[test]
+    fn interleaved_messages_of_one_session() {
+        let now = t0();
+        let mut rx = Rx::new(Limits::default(), None);
+        let mut done = Vec::new();
+        for i in 0..4u8 {
+            for m in ["x", "y", "z"] {
+                let start = u64::from(i) * 3 + 1;
+                let br = format!("{start}-{}/12", start + 2);
+                let flag = if i == 3 { '$' } else { '+' };
+                let body = [m.as_bytes()[0], b'0' + i, b'-'];
+                if let Some(msg) = rx.send(now, m, Some(&br), &body, flag).message {
+                    done.push((msg.message_id.clone(), msg.body.to_bytes()));
+                }
+                // A short whole message between the chunks.
+                let c = rx.send(now, &format!("s{i}{m}"), None, b"hi", '$');
+                assert_eq!(Rx::body_of(&c), b"hi");
+            }
+        }
+        assert_eq!(done.len(), 3);
+        for (id, body) in done {
+            let c = id.as_bytes()[4];
+            assert_eq!(
+                &body[..],
+                &[c, b'0', b'-', c, b'1', b'-', c, b'2', b'-', c, b'3', b'-']
+            );
+        }
+        assert_eq!(rx.r.held(), 0);
+    }
+
+    #[test]
+    fn abort_drops_the_message() {
+        let now = t0();
+        let mut rx = Rx::new(Limits::default(), None);
+        rx.send(now, "ab", Some("1-4/*"), b"abcd", '+');
+        rx.send(now, "ab", Some("9-12/*"), b"ijkl", '+');
+        assert_eq!(rx.r.held(), 8);
+        let c = rx.send(now, "ab", Some("5-8/*"), b"efgh", '#');
+        assert_eq!(
+            (c.status, c.aborted, c.message.is_none()),
+            (200, true, true)
+        );
+        assert_eq!((rx.r.held(), rx.r.in_progress()), (0, 0));
+        // A message aborted in its first chunk leaves nothing either.
+        let c = rx.send(now, "ab2", Some("1-*/100"), b"abcd", '#');
+        assert!(c.aborted && c.message.is_none());
+        assert_eq!(
+            (rx.r.held(), rx.r.in_progress(), rx.r.counters().aborted),
+            (0, 0, 2)
+        );
+    }
+
+    #[test]
+    fn too_large_by_config_and_by_max_size() {
+        let now = t0();
+        let limits = Limits {
+            max_message: 100,
+            ..Limits::default()
+        };
+        for max_size in [None, Some(50)] {
+            let mut rx = Rx::new(limits, max_size);
+            let limit = rx.r.max_message();
+            assert_eq!(limit, max_size.unwrap_or(100));
+            // Declared total over the limit: refused at the head.
+            let c = rx.send(
+                now,
+                "big",
+                Some(&format!("1-10/{}", limit + 1)),
+                &[b'x'; 10],
+                '+',
+            );
+            assert_eq!(
+                (c.status, c.refusal, c.refused_early),
+                (413, Some(Refusal::TooLarge), true)
+            );
+            assert_eq!(rx.r.held(), 0);
+            // Exactly the limit is fine.
+            let body = vec![b'y'; limit as usize];
+            let c = rx.send(now, "ok", Some(&format!("1-{limit}/{limit}")), &body, '$');
+            assert_eq!(c.message.unwrap().total(), limit);
+            // Grown past the limit with `*` totals: refused in the body, message dropped.
+            rx.send(
+                now,
+                "grow",
+                Some("1-*/*"),
+                &vec![b'g'; limit as usize - 5],
+                '+',
+            );
+            assert_eq!(rx.r.held(), limit - 5);
+            let early = rx.early.len();
+            let c = rx.send(
+                now,
+                "grow",
+                Some(&format!("{}-*/*", limit - 4)),
+                &[b'g'; 10],
+                '+',
+            );
+            assert_eq!((c.status, c.refused_early), (413, true));
+            assert_eq!(rx.early[early..], [Refusal::TooLarge]);
+            assert_eq!((rx.r.held(), rx.r.in_progress()), (0, 0));
+            // Later chunks of a refused message are refused at once.
+            let c = rx.send(now, "grow", Some("1-2/*"), b"gg", '+');
+            assert_eq!(c.status, 413);
+            assert_eq!((rx.r.held(), rx.r.in_progress()), (0, 0));
+            // A range starting past the limit.
+            let c = rx.send(now, "far", Some(&format!("{}-*/*", limit + 2)), b"z", '+');
+            assert_eq!(c.status, 413);
+        }
+    }
+
+    #[test]
+    fn bad_ranges_are_400_and_keep_the_message() {
+        let now = t0();
+        let mut rx = Rx::new(Limits::default(), None);
+        rx.send(now, "m", Some("1-4/8"), b"abcd", '+');
+        // Another total.
+        let c = rx.send(now, "m", Some("5-8/9"), b"efgh", '$');
+        assert_eq!((c.status, c.refusal), (400, Some(Refusal::BadRange)));
+        // More body than the range-end allows.
+        let c = rx.send(now, "m", Some("5-6/8"), b"efgh", '+');
+        assert_eq!(c.status, 400);
+        // Data past the total (range `*`), a `$` that ends short of the total.
+        let c = rx.send(now, "m", Some("5-*/*"), b"efghi", '+');
+        assert_eq!(c.status, 400);
+        let c = rx.send(now, "m", Some("5-*/*"), b"ef", '$');
+        assert_eq!(c.status, 400);
+        assert_eq!(rx.r.held(), 4);
+        let c = rx.send(now, "m", Some("5-8/8"), b"efgh", '$');
+        assert_eq!(Rx::body_of(&c), b"abcdefgh");
+        // A body with no Message-ID.
+        let f = b"MSRP abcd1234 SEND\r\nTo-Path: msrp://b:1/s;tcp\r\nFrom-Path: msrp://a:2/t;tcp\r\nContent-Type: text/plain\r\n\r\nhi\r\n-------abcd1234$\r\n";
+        rx.feed(now, f, f.len());
+        assert_eq!(rx.chunks.pop().unwrap().refusal, Some(Refusal::NoMessageId));
+        assert_eq!(rx.r.held(), 0);
+    }
+
+    #[test]
+    fn bodiless_and_empty_sends_make_no_message() {
+        let now = t0();
+        let mut rx = Rx::new(Limits::default(), None);
+        let f = send("abcd1234", "bind", Some("1-0/0"), "", None, '$');
+        rx.feed(now, &f, f.len());
+        let c = rx.chunks.pop().unwrap();
+        assert_eq!((c.status, c.message.is_none(), c.range), (200, true, None));
+        // No Message-ID on a bodiless SEND is fine too.
+        let f = b"MSRP abcd1235 SEND\r\nTo-Path: msrp://b:1/s;tcp\r\nFrom-Path: msrp://a:2/t;tcp\r\n-------abcd1235$\r\n";
+        rx.feed(now, f, 7);
+        assert_eq!(rx.chunks.pop().unwrap().status, 200);
+        let c = rx.send(now, "empty", Some("1-0/0"), b"", '$');
+        assert_eq!((c.status, c.message.is_none()), (200, true));
+        assert_eq!(
+            (rx.r.held(), rx.r.in_progress(), rx.r.counters().empty),
+            (0, 0, 3)
+        );
+    }
+
+    #[test]
+    fn idle_messages_time_out() {
+        let now = t0();
+        let idle = Duration::from_secs(30);
+        let mut rx = Rx::new(
+            Limits {
+                idle_timeout: idle,
+                ..Limits::default()
+            },
+            None,
+        );
+        assert_eq!(rx.r.poll_timeout(), None);
+        rx.send(now, "a", Some("1-4/8"), b"abcd", '+');
+        rx.send(
+            now + Duration::from_secs(10),
+            "b",
+            Some("1-4/8"),
+            b"abcd",
+            '+',
+        );
+        assert_eq!(rx.r.poll_timeout(), Some(now + idle));
+        assert_eq!(
+            rx.r.handle_timeout(now + idle - Duration::from_millis(1)),
+            0
+        );
+        assert_eq!(rx.r.handle_timeout(now + idle), 1);
+        assert_eq!((rx.r.held(), rx.r.in_progress()), (4, 1));
+        assert_eq!(
+            rx.r.poll_timeout(),
+            Some(now + Duration::from_secs(10) + idle)
+        );
+        // A chunk touching "b" restarts its clock; one in progress keeps it alive.
+        let t = now + Duration::from_secs(35);
+        let tid = rx.tid();
+        let f = send(&tid, "b", Some("5-8/8"), "", Some(b"efgh"), '$');
+        rx.feed(t, &f[..f.len() - 20], 1000);
+        assert!(rx.r.in_chunk());
+        assert_eq!(rx.r.poll_timeout(), None);
+        assert_eq!(rx.r.handle_timeout(t + idle * 10), 0);
+        rx.feed(t + idle * 10, &f[f.len() - 20..], 1000);
+        assert_eq!(Rx::body_of(&rx.chunks.pop().unwrap()), b"abcdefgh");
+        assert_eq!(
+            (rx.r.held(), rx.r.in_progress(), rx.r.counters().timed_out),
+            (0, 0, 1)
+        );
+        assert_eq!(rx.r.poll_timeout(), None);
+    }
+
+    #[test]
+    fn held_and_in_progress_bounds() {
+        let now = t0();
+        let limits = Limits {
+            max_held: 10,
+            max_in_progress: 2,
+            ..Limits::default()
+        };
+        let mut rx = Rx::new(limits, None);
+        rx.send(now, "a", Some("1-4/*"), b"abcd", '+');
+        rx.send(now, "b", Some("1-4/*"), b"abcd", '+');
+        // A third message in progress: refused.
+        let c = rx.send(now, "c", Some("1-1/*"), b"a", '+');
+        assert_eq!((c.status, c.refusal), (413, Some(Refusal::InProgressBound)));
+        // A whole message still passes (it is never kept between chunks).
+        assert!(rx.send(now, "d", None, b"ab", '$').message.is_some());
+        // Bytes held: 8 + 3 > 10.
+        let c = rx.send(now, "a", Some("5-7/*"), b"efg", '+');
+        assert_eq!((c.status, c.refusal), (413, Some(Refusal::HeldBound)));
+        assert_eq!((rx.r.held(), rx.r.in_progress()), (4, 1));
+        let c = rx.r.counters();
+        assert_eq!((c.in_progress_bound, c.held_bound), (1, 1));
+    }
+
+    #[test]
+    fn abandoned_chunk_keeps_what_arrived() {
+        let now = t0();
+        let mut rx = Rx::new(Limits::default(), None);
+        rx.send(now, "m", Some("7-8/8"), b"gh", '$');
+        // The head and body of a chunk, then its connection closes.
+        let raw = send("abcd1234", "m", Some("1-6/8"), "", Some(b"abcdef"), '+');
+        let mut sc = Scanner::default();
+        let mut buf = BytesMut::from(&raw[..]);
+        let Some(Event::Head(h)) = sc.next(&mut buf).unwrap() else {
+            panic!("a head")
+        };
+        let head = h.parse().unwrap();
+        rx.r.begin(now, &head, true);
+        rx.r.body(Bytes::from_static(b"abc"));
+        rx.r.body(Bytes::from_static(b"def"));
+        assert!(rx.r.in_chunk());
+        assert_eq!(rx.r.held(), 2 + 6);
+        let m =
+            rx.r.abandon(now)
+                .expect("the abandoned chunk completed the message");
+        assert_eq!(&m.body.to_bytes()[..], b"abcdefgh");
+        assert_eq!(
+            (rx.r.held(), rx.r.in_progress(), rx.r.in_chunk()),
+            (0, 0, false)
+        );
+        // A begin while a chunk is in progress abandons it.
+        let mut r = Reassembler::new(Limits::default(), None);
+        r.begin(now, &head, true);
+        r.body(Bytes::from_static(b"ab"));
+        r.begin(now, &head, true);
+        assert_eq!(
+            (r.held(), r.in_progress(), r.counters().abandoned_chunks),
+            (2, 1, 1)
+        );
+        assert_eq!(r.clear(), 2);
+    }
+
+    /// 10 MiB in chunks of 1 KiB to 4 MiB, sent in a random order through one scanner
+    /// in 64 KiB reads, with a short whole message after each chunk: byte-exact, every
+    /// short message delivered, nothing held afterwards.
+    #[test]
+    fn ten_mib_in_random_chunks_byte_exact() {
+        let now = t0();
+        let mut rng = StdRng::seed_from_u64(16);
+        let total: usize = 10 * 1024 * 1024;
+        let mut big = vec![0u8; total];
+        rng.fill(&mut big[..]);
+        let mut cuts = Vec::new();
+        let mut at = 0;
+        while at < total {
+            let n = rng.random_range(1024..=4 * 1024 * 1024).min(total - at);
+            cuts.push((at, n));
+            at += n;
+        }
+        cuts.shuffle(&mut rng);
+        let limits = Limits {
+            max_message: total as u64,
+            max_held: total as u64 + 4096,
+            ..Limits::default()
+        };
+        let mut rx = Rx::new(limits, None);
+        let mut stream = Vec::new();
+        for (i, &(at, n)) in cuts.iter().enumerate() {
+            let tid = rx.tid();
+            let end = at + n;
+            let star = rng.random_bool(0.5);
+            let br = match (star, rng.random_bool(0.5)) {
+                (true, true) => format!("{}-*/{total}", at + 1),
+                (true, false) => format!("{}-*/*", at + 1),
+                (false, _) => format!("{}-{end}/{total}", at + 1),
+            };
+            let flag = if end == total { '$' } else { '+' };
+            stream.extend(send(&tid, "big", Some(&br), "", Some(&big[at..end]), flag));
+            let tid = rx.tid();
+            stream.extend(send(
+                &tid,
+                &format!("short{i}"),
+                None,
+                "",
+                Some(format!("short {i}").as_bytes()),
+                '$',
+            ));
+        }
+        rx.feed(now, &stream, 64 * 1024);
+        assert!(rx.early.is_empty());
+        let mut bigs = 0;
+        let mut shorts = 0;
+        for c in &rx.chunks {
+            assert_eq!(c.status, 200);
+            if let Some(m) = &c.message {
+                if m.message_id == "mid-big" {
+                    bigs += 1;
+                    assert_eq!(m.total(), total as u64);
+                    assert!(m.body.to_bytes() == big[..], "10 MiB body differs");
+                } else {
+                    assert_eq!(m.body.to_bytes(), format!("short {shorts}").as_bytes());
+                    shorts += 1;
+                }
+            }
+        }
+        assert_eq!((bigs, shorts), (1, cuts.len()));
+        assert_eq!((rx.r.held(), rx.r.in_progress()), (0, 0));
+    }
+
+    #[test]
+    fn render_text_or_base64() {
+        let ct = |s: &'static str| ContentType::parse(s.as_bytes()).unwrap();
+        assert_eq!(
+            render(&ct("text/plain"), "héllo".as_bytes()),
+            Rendered::Text("héllo".into())
+        );
+        assert_eq!(
+            render(&ct("text/plain; charset=\"UTF-8\""), b"a"),
+            Rendered::Text("a".into())
+        );
+        assert_eq!(
+            render(&ct("text/plain;charset=iso-8859-1"), b"a"),
+            Rendered::Base64("YQ==".into())
+        );
+        assert_eq!(
+            render(&ct("text/plain"), &[0xff]),
+            Rendered::Base64("/w==".into())
+        );
+        assert_eq!(
+            render(&ct("image/png"), b"a"),
+            Rendered::Base64("YQ==".into())
+        );
+    }
+}
