@@ -3,5 +3,6 @@
 //! the message/cpim parser for its events ([`cpim`], RFC 3862).
 
 pub mod cpim;
+pub mod engine;
 pub mod reassembly;
 pub mod report;

@@ -1,0 +1,904 @@
+//! The MSRP user agent's engine (RFC 4975 endpoints set up over SIP INVITE with SDP,
+//! RFC 3264 and RFC 4975 §8): sans-I/O, one per core, in the quinn-proto shape of the
+//! other engines (`handle_*(now, ..)` in; `poll_action()`, `poll_event()` and
+//! `poll_timeout()` out).
+//!
+//! # What it owns
+//! - Sessions, by session id: `u` + 4 hex digits of the owning core + 16 hex digits from
+//!   the caller's CSPRNG ([`SessionKey`]), the session-id part of the MSRP URI we put in
+//!   `a=path` (RFC 4975 §6, §8.2). The server routes every MSRP frame whose first To-Path
+//!   URI carries such an id to this engine ([`is_session_id`]).
+//! - The SIP side of each session: the INVITE server transaction it answered, the
+//!   dialog (RFC 3261 §12), the ACK that makes it live, BYE. The SIP stack
+//!   ([`crate::sip`]) carries it; this engine is the transaction user of the INVITEs its
+//!   rules take and of requests inside its dialogs. It is lent the transaction table
+//!   for each call, so every answer goes out through a server transaction.
+//! - The MSRP side: the connection a session is bound to (as the answerer we are the
+//!   passive side and the peer's first SEND binds it, RFC 4975 §5.4), reassembly of
+//!   what arrives ([`super::reassembly`]), responses and REPORTs ([`super::report`]),
+//!   and the SENDs of the messages the operator sends, with their transactions.
+//!
+//! # Not in this cut (issue 16)
+//! Originating sessions and connecting out (the active side) need the outbound SIP
+//! layer; CEMA, relays with AUTH, frames of a session arriving on another core, and
+//! sending BYE when the MSRP connection fails come with them.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rand::RngCore;
+
+use crate::codec::{ByteRange, FailureReport, Flag, Head, RawHead, SuccessReport, encode};
+use crate::conn::{Action, CloseReason, ConnId, Part};
+use crate::sdp;
+use crate::sip::dialog::{Dialog, DialogId};
+use crate::sip::txn::{Transactions, TxId};
+use crate::sip::write::response_to;
+use crate::sip::{HeaderName, Message as SipMessage, Method as SipMethod, ids};
+
+use super::reassembly::{self, Reassembler, Rendered};
+use super::report;
+
+/// How long a SEND we sent waits for its response before the message counts as failed
+/// (RFC 4975 §7.1.1: 30 s is a reasonable value).
+pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A session id made by this engine: owning core and a random key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    pub core: u16,
+    pub key: u64,
+}
+
+impl SessionKey {
+    /// The session-id text: 21 characters, all `unreserved` (RFC 4975 §9).
+    pub fn encode(&self) -> String {
+        format!("u{:04x}{:016x}", self.core, self.key)
+    }
+    /// Parses an id made by [`SessionKey::encode`]; anything else is `None`.
+    pub fn decode(sid: &str) -> Option<SessionKey> {
+        let b = sid.as_bytes();
+        if b.len() != 21 || b[0] != b'u' || !b[1..].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        Some(SessionKey {
+            core: u16::from_str_radix(sid.get(1..5)?, 16).ok()?,
+            key: u64::from_str_radix(sid.get(5..)?, 16).ok()?,
+        })
+    }
+}
+
+/// Whether `sid` (the session-id part of a To-Path URI) is a user agent's.
+pub fn is_session_id(sid: &str) -> bool {
+    SessionKey::decode(sid).is_some()
+}
+
+/// Which INVITEs the user agent answers, and with what. The first rule that matches
+/// wins; a missing pattern matches anything.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub ruri: Option<regex::Regex>,
+    pub from: Option<regex::Regex>,
+    pub to: Option<regex::Regex>,
+    /// What we accept (`a=accept-types`, RFC 4975 §8.6).
+    pub accept_types: Vec<String>,
+    /// What we accept only inside a wrapper (`a=accept-wrapped-types`).
+    pub accept_wrapped_types: Vec<String>,
+}
+
+impl Rule {
+    /// A rule taking every INVITE with `accept_types`.
+    pub fn any(accept_types: &[&str]) -> Rule {
+        Rule {
+            ruri: None,
+            from: None,
+            to: None,
+            accept_types: accept_types.iter().map(|s| s.to_string()).collect(),
+            accept_wrapped_types: Vec::new(),
+        }
+    }
+    fn matches(&self, req: &SipMessage) -> bool {
+        let m = |re: &Option<regex::Regex>, v: Option<&str>| {
+            re.as_ref().is_none_or(|re| v.is_some_and(|v| re.is_match(v)))
+        };
+        m(&self.ruri, Some(req.request_uri()))
+            && m(&self.from, req.get(HeaderName::From))
+            && m(&self.to, req.get(HeaderName::To))
+    }
+}
+
+/// The engine's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub core: u16,
+    pub rules: Vec<Rule>,
+    /// The host and port of our MSRP URIs and of the SDP `c=` line.
+    pub host: String,
+    pub port: u16,
+    /// Our SIP Contact URI (`sip:msrpd@host:port`).
+    pub contact: String,
+    pub limits: reassembly::Limits,
+    /// Sessions end this long after they start (`None`: never; default 12 h).
+    pub max_duration: Option<Duration>,
+    /// A session whose peer has not bound a connection this long after the ACK ends.
+    pub connect_timeout: Duration,
+    /// Sessions at once on this core; an INVITE beyond gets 486.
+    pub max_sessions: usize,
+}
+
+impl Config {
+    pub fn new(core: u16, host: &str, port: u16) -> Config {
+        Config {
+            core,
+            rules: Vec::new(),
+            host: host.to_string(),
+            port,
+            contact: format!("sip:msrpd@{host}:{port}"),
+            limits: reassembly::Limits::default(),
+            max_duration: Some(Duration::from_secs(12 * 3600)),
+            connect_timeout: Duration::from_secs(30),
+            max_sessions: 10_000,
+        }
+    }
+}
+
+/// What the operator hears: the `ua.*` events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UaEvent {
+    /// The ACK came: the session is up.
+    SessionNew {
+        session: String,
+        from: String,
+        to: String,
+        ruri: String,
+        peer_accept_types: Vec<String>,
+    },
+    /// The session never came up (cancelled, 2xx never ACKed).
+    SessionFailed {
+        session: String,
+        code: u16,
+        reason: String,
+    },
+    /// The session ended: `by` is `local` or `remote`.
+    SessionEnd {
+        session: String,
+        by: &'static str,
+        why: &'static str,
+    },
+    /// A whole message arrived.
+    MessageReceived {
+        session: String,
+        message_id: String,
+        content_type: String,
+        body: Rendered,
+    },
+    /// What became of a message we sent: a REPORT, an error response, or a local
+    /// timeout (`source` says which).
+    ReportReceived {
+        session: String,
+        message_id: String,
+        status: u16,
+        range: Option<ByteRange>,
+        source: &'static str,
+    },
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UaError {
+    #[error("no such session")]
+    NoSession,
+    #[error("the session has no MSRP connection yet")]
+    NotConnected,
+    #[error("the peer does not accept that content type")]
+    NotAccepted,
+    #[error("message larger than the peer's a=max-size")]
+    TooLarge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// 200 sent, waiting for the ACK.
+    Answered,
+    /// ACKed.
+    Up,
+}
+
+#[derive(Debug)]
+struct Session {
+    phase: Phase,
+    dialog: Dialog,
+    invite: TxId,
+    from: String,
+    to: String,
+    ruri: String,
+    local_uri: String,
+    /// Our SDP answer, for re-INVITEs.
+    sdp: Bytes,
+    peer: sdp::Session,
+    local: sdp::Local,
+    conn: Option<ConnId>,
+    rx: Reassembler,
+    started: Instant,
+    msgs_in: u64,
+    msgs_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+/// A SEND of ours waiting for its response, by transaction id.
+#[derive(Debug)]
+struct Pending {
+    session: String,
+    message_id: String,
+    range: ByteRange,
+    deadline: Instant,
+}
+
+/// The frame being read on a connection, when it is a SEND of one of our sessions.
+#[derive(Debug)]
+struct Reading {
+    session: String,
+    head: RawHead,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// The peer has not bound a connection.
+    Connect,
+    /// The maximum duration.
+    End,
+}
+
+/// One session as `GET /v1/ua/sessions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub state: &'static str,
+    pub peer_path: Vec<String>,
+    pub msgs_in: u64,
+    pub msgs_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub started: Instant,
+}
+
+/// The user agent of one core.
+pub struct Ua {
+    cfg: Config,
+    sessions: HashMap<String, Session>,
+    by_dialog: HashMap<DialogId, String>,
+    by_invite: HashMap<TxId, String>,
+    reading: HashMap<ConnId, Reading>,
+    pending: HashMap<String, Pending>,
+    timers: BTreeSet<(Instant, Timer, String)>,
+    actions: VecDeque<Action<()>>,
+    events: VecDeque<UaEvent>,
+    rng: Box<dyn RngCore>,
+}
+
+impl std::fmt::Debug for Ua {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ua")
+            .field("core", &self.cfg.core)
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ua {
+    /// An engine with `cfg`; ids, tags and transaction ids come from `rng` (a CSPRNG).
+    pub fn new(cfg: Config, rng: Box<dyn RngCore>) -> Ua {
+        Ua {
+            cfg,
+            sessions: HashMap::new(),
+            by_dialog: HashMap::new(),
+            by_invite: HashMap::new(),
+            reading: HashMap::new(),
+            pending: HashMap::new(),
+            timers: BTreeSet::new(),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            rng,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+    pub fn poll_action(&mut self) -> Option<Action<()>> {
+        self.actions.pop_front()
+    }
+    pub fn poll_event(&mut self) -> Option<UaEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest deadline: session timers, reassembly timeouts, our SENDs' responses.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timers = self.timers.first().map(|(at, _, _)| *at);
+        let pending = self.pending.values().map(|p| p.deadline).min();
+        let rx = self.sessions.values().filter_map(|s| s.rx.poll_timeout()).min();
+        [timers, pending, rx].into_iter().flatten().min()
+    }
+
+    /// Runs what is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((at, timer, sid)) = self.timers.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            match timer {
+                Timer::Connect => {
+                    if self.sessions.get(&sid).is_some_and(|s| s.conn.is_none()) {
+                        tracing::info!(session = %sid, "the peer never connected: session ends");
+                        self.end(now, &sid, "local", "peer never connected");
+                    }
+                }
+                Timer::End => self.end(now, &sid, "local", "maximum duration"),
+            }
+        }
+        let late: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for tid in late {
+            if let Some(p) = self.pending.remove(&tid) {
+                self.events.push_back(UaEvent::ReportReceived {
+                    session: p.session,
+                    message_id: p.message_id,
+                    status: 408,
+                    range: Some(p.range),
+                    source: "timeout",
+                });
+            }
+        }
+        for s in self.sessions.values_mut() {
+            if s.rx.poll_timeout().is_some_and(|t| t <= now) {
+                s.rx.handle_timeout(now);
+            }
+        }
+    }
+
+    /// The sessions, for the API.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        let mut v: Vec<SessionInfo> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| SessionInfo {
+                id: id.clone(),
+                from: s.from.clone(),
+                to: s.to.clone(),
+                state: match (s.phase, s.conn) {
+                    (Phase::Answered, _) => "answered",
+                    (Phase::Up, None) => "waiting_for_connection",
+                    (Phase::Up, Some(_)) => "active",
+                },
+                peer_path: s.peer.peer_path.clone(),
+                msgs_in: s.msgs_in,
+                msgs_out: s.msgs_out,
+                bytes_in: s.bytes_in,
+                bytes_out: s.bytes_out,
+                started: s.started,
+            })
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    // ------------------------------------------------------------------ SIP side
+
+    /// A new INVITE (server transaction `id`). `false` when it is not ours: no rule
+    /// matches a dialog-creating one (the SIP layer answers it with its rejection). A
+    /// re-INVITE of one of our dialogs is answered with the session's SDP unchanged
+    /// (RFC 3264 §8: an offer that changes nothing); one of a dialog we do not know gets
+    /// 481 (RFC 3261 §12.2.2).
+    pub fn handle_invite(
+        &mut self,
+        now: Instant,
+        txns: &mut Transactions,
+        id: TxId,
+        req: &SipMessage,
+    ) -> bool {
+        if req.to_tag().is_some() {
+            let sid = DialogId::of_incoming_request(req).and_then(|d| self.by_dialog.get(&d).cloned());
+            let contact = self.cfg.contact.clone();
+            match sid.as_ref().and_then(|s| self.sessions.get_mut(s)) {
+                Some(s) => match s.dialog.check_request(req) {
+                    Ok(()) => {
+                        let body = s.sdp.clone();
+                        respond(now, txns, id, req, 200, None, Some((&contact, &body)));
+                    }
+                    Err(e) => {
+                        respond(now, txns, id, req, e.status(), None, None);
+                    }
+                },
+                None => {
+                    respond(now, txns, id, req, 481, None, None);
+                }
+            }
+            return true;
+        }
+        let Some(rule) = self.cfg.rules.iter().find(|r| r.matches(req)) else {
+            return false;
+        };
+        if self.sessions.len() >= self.cfg.max_sessions {
+            tracing::warn!(core = self.cfg.core, max = self.cfg.max_sessions, "user agent at its session limit: INVITE answered 486");
+            respond(now, txns, id, req, 486, None, None);
+            return true;
+        }
+        let sid = SessionKey {
+            core: self.cfg.core,
+            key: self.rng.next_u64(),
+        }
+        .encode();
+        let local_uri = format!("msrp://{}:{}/{sid};tcp", self.cfg.host, self.cfg.port);
+        let accept: Vec<&str> = rule.accept_types.iter().map(String::as_str).collect();
+        let mut local = sdp::Local::new(&local_uri, &self.cfg.host, &accept);
+        local.accept_wrapped_types = rule.accept_wrapped_types.clone();
+        local.max_size = Some(self.cfg.limits.max_message);
+        let a = match sdp::answer(req.body_bytes(), &local) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::info!(error = %e, status = e.status(), call_id = req.call_id().unwrap_or(""), "INVITE offer refused");
+                respond(now, txns, id, req, e.status(), None, None);
+                return true;
+            }
+        };
+        let tag = ids::tag(self.cfg.core, &mut *self.rng);
+        let contact = self.cfg.contact.clone();
+        if respond(now, txns, id, req, 200, Some(&tag), Some((&contact, &a.sdp))).is_none() {
+            return true;
+        }
+        let Ok(dialog) = Dialog::uas(req, 200, &tag, false) else {
+            return true;
+        };
+        self.by_dialog.insert(dialog.id.clone(), sid.clone());
+        self.by_invite.insert(id, sid.clone());
+        let rx = Reassembler::new(self.cfg.limits, Some(self.cfg.limits.max_message));
+        if let Some(d) = self.cfg.max_duration {
+            self.timers.insert((now + d, Timer::End, sid.clone()));
+        }
+        tracing::info!(session = %sid, from = req.get(HeaderName::From).unwrap_or(""), ruri = req.request_uri(), "INVITE answered: user agent session");
+        self.sessions.insert(
+            sid,
+            Session {
+                phase: Phase::Answered,
+                dialog,
+                invite: id,
+                from: req.get(HeaderName::From).unwrap_or("").to_string(),
+                to: req.get(HeaderName::To).unwrap_or("").to_string(),
+                ruri: req.request_uri().to_string(),
+                local_uri,
+                sdp: a.sdp.clone(),
+                peer: a.session,
+                local,
+                conn: None,
+                rx,
+                started: now,
+                msgs_in: 0,
+                msgs_out: 0,
+                bytes_in: 0,
+                bytes_out: 0,
+            },
+        );
+        true
+    }
+
+    /// An ACK for our 2xx (RFC 3261 §13.3.1.4): the session is up.
+    pub fn handle_ack(&mut self, now: Instant, req: &SipMessage) {
+        let Some(sid) = self.dialog_of(req) else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if s.phase != Phase::Answered {
+            return;
+        }
+        s.phase = Phase::Up;
+        s.dialog.confirm();
+        self.by_invite.remove(&s.invite);
+        if s.conn.is_none() {
+            self.timers
+                .insert((now + self.cfg.connect_timeout, Timer::Connect, sid.clone()));
+        }
+        self.events.push_back(UaEvent::SessionNew {
+            session: sid,
+            from: s.from.clone(),
+            to: s.to.clone(),
+            ruri: s.ruri.clone(),
+            peer_accept_types: s.peer.peer_accept_types.clone(),
+        });
+    }
+
+    /// A request other than INVITE and ACK: `false` when it is not inside one of our
+    /// dialogs. BYE ends the session (RFC 3261 §15.1.2); anything else is answered 405.
+    pub fn handle_in_dialog(
+        &mut self,
+        now: Instant,
+        txns: &mut Transactions,
+        id: TxId,
+        req: &SipMessage,
+    ) -> bool {
+        let Some(sid) = self.dialog_of(req) else {
+            return false;
+        };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return false;
+        };
+        if let Err(e) = s.dialog.check_request(req) {
+            respond(now, txns, id, req, e.status(), None, None);
+            return true;
+        }
+        if req.method() == Some(SipMethod::Bye) {
+            respond(now, txns, id, req, 200, None, None);
+            self.end(now, &sid, "remote", "bye");
+        } else {
+            respond(now, txns, id, req, 405, None, None);
+        }
+        true
+    }
+
+    /// INVITE server transaction `invite` ended before its session came up: cancelled
+    /// (487, RFC 3261 §9.2) or its 2xx never ACKed (timer L, RFC 6026).
+    pub fn handle_invite_gone(&mut self, now: Instant, invite: TxId, code: u16, reason: &str) {
+        let Some(sid) = self.by_invite.remove(&invite) else {
+            return;
+        };
+        if self.sessions.get(&sid).is_some_and(|s| s.phase == Phase::Answered) {
+            self.forget(now, &sid);
+            self.events.push_back(UaEvent::SessionFailed {
+                session: sid,
+                code,
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    fn dialog_of(&self, req: &SipMessage) -> Option<String> {
+        DialogId::of_incoming_request(req).and_then(|d| self.by_dialog.get(&d).cloned())
+    }
+
+    // ----------------------------------------------------------------- MSRP side
+
+    /// The connection is gone: the sessions bound to it end (RFC 4975 §5.4: the session
+    /// has no other connection), and a chunk it was carrying is abandoned.
+    pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
+        self.reading.remove(&conn);
+        let gone: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.conn == Some(conn))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for sid in gone {
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.conn = None;
+            }
+            self.end(now, &sid, "remote", "msrp connection closed");
+        }
+    }
+
+    /// A frame's head on `conn`, whose first To-Path URI names one of our session ids
+    /// (or looks like one).
+    pub fn handle_head(&mut self, now: Instant, conn: ConnId, raw: RawHead) {
+        self.reading.remove(&conn);
+        let Ok(head) = raw.parse() else {
+            if raw.is_request() {
+                let mut b = BytesMut::new();
+                encode::response(
+                    &mut b,
+                    std::str::from_utf8(raw.tid()).unwrap_or("-"),
+                    400,
+                    Some(encode::reason(400)),
+                    "",
+                    "",
+                    &[],
+                );
+                self.write(conn, b.freeze());
+            }
+            return;
+        };
+        let first = head.to_path().first();
+        let sid = first.session_id().filter(|s| self.sessions.contains_key(*s)).map(str::to_string);
+        let Some(sid) = sid else {
+            // RFC 4975 §7.3.1: a request for a session we do not know gets 481
+            // (REPORTs are never answered, §7.1.2).
+            if head.is_request() && !is_report(&head) {
+                self.respond_msrp(conn, &head, 481, first.as_str());
+            }
+            return;
+        };
+        if let Some(code) = head.status_code() {
+            self.handle_response(head.tid(), code);
+            return;
+        }
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        match s.conn {
+            None => {
+                // The passive side: the peer's first request binds the connection
+                // (RFC 4975 §5.4).
+                tracing::info!(session = %sid, "MSRP connection bound");
+                s.conn = Some(conn);
+            }
+            Some(c) if c != conn => {
+                let uri = s.local_uri.clone();
+                self.respond_msrp(conn, &head, 403, &uri);
+                return;
+            }
+            Some(_) => {}
+        }
+        if is_report(&head) {
+            self.events.push_back(UaEvent::ReportReceived {
+                session: sid,
+                message_id: head.message_id().unwrap_or("").to_string(),
+                status: head.status().map_or(0, |st| st.code),
+                range: head.byte_range(),
+                source: "report",
+            });
+            return;
+        }
+        if !raw.is_send() {
+            let uri = s.local_uri.clone();
+            self.respond_msrp(conn, &head, 501, &uri);
+            return;
+        }
+        let _ = s.rx.begin(now, &head, raw.has_body());
+        drop(head);
+        self.reading.insert(conn, Reading { session: sid, head: raw });
+    }
+
+    /// A piece of the body of the frame being read on `conn`.
+    pub fn handle_body(&mut self, conn: ConnId, bytes: Bytes) {
+        let Some(r) = self.reading.get(&conn) else {
+            return;
+        };
+        if let Some(s) = self.sessions.get_mut(&r.session) {
+            s.bytes_in += bytes.len() as u64;
+            let _ = s.rx.body(bytes);
+        }
+    }
+
+    /// The end-line of the frame being read on `conn`: the SEND is answered, and a
+    /// message it completed is checked against what we accept (415, RFC 4975 §7.3.1),
+    /// raised as an event and reported on as asked (§7.1.2).
+    pub fn handle_end(&mut self, now: Instant, conn: ConnId, flag: Flag) {
+        let Some(r) = self.reading.remove(&conn) else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&r.session) else {
+            return;
+        };
+        let Some(chunk) = s.rx.end(now, flag) else {
+            return;
+        };
+        let Ok(head) = r.head.parse() else {
+            return;
+        };
+        let mut status = chunk.status;
+        if let Some(m) = &chunk.message
+            && status == 200
+            && !s.local.accepts_received(&m.content_type)
+        {
+            status = 415;
+        }
+        let plan = report::plan(&chunk, status);
+        let mut out = BytesMut::new();
+        if let Some(code) = plan.response {
+            report::write_response(&mut out, &head, code, &s.local_uri);
+        }
+        if let (Some(rep), Some(m)) = (plan.report, &chunk.message) {
+            let tid = tid(&mut *self.rng);
+            report::write_report(
+                &mut out,
+                &tid,
+                head.from_path().as_str(),
+                &s.local_uri,
+                &m.message_id,
+                &rep,
+            );
+        }
+        if let Some(m) = chunk.message.filter(|_| status == 200) {
+            s.msgs_in += 1;
+            let body = match m.content_type() {
+                Some(ct) => m.body.render(&ct),
+                None => Rendered::Base64(String::new()),
+            };
+            self.events.push_back(UaEvent::MessageReceived {
+                session: r.session.clone(),
+                message_id: m.message_id.clone(),
+                content_type: m.content_type.clone(),
+                body,
+            });
+        }
+        if !out.is_empty() {
+            self.write(conn, out.freeze());
+        }
+    }
+
+    fn handle_response(&mut self, tid: &str, code: u16) {
+        // An interrupted chunk's pieces come back as `tid.N` (crate::conn::queue).
+        let base = tid.split_once('.').map_or(tid, |(b, _)| b);
+        let Some(p) = self.pending.remove(base) else {
+            return;
+        };
+        if code != 200 {
+            self.events.push_back(UaEvent::ReportReceived {
+                session: p.session,
+                message_id: p.message_id,
+                status: code,
+                range: Some(p.range),
+                source: "response",
+            });
+        }
+    }
+
+    // ------------------------------------------------------------------- commands
+
+    /// Sends a whole message in session `sid` (RFC 4975 §7.1.1): one SEND, which the
+    /// connection's send queue may interrupt and resume when other frames wait (§7.1.1).
+    /// Its fate comes as [`UaEvent::ReportReceived`]: a success REPORT when asked for,
+    /// an error response, a failure REPORT, or a local timeout.
+    pub fn send_message(
+        &mut self,
+        now: Instant,
+        sid: &str,
+        content_type: &str,
+        body: &[u8],
+        success_report: SuccessReport,
+        failure_report: FailureReport,
+    ) -> Result<String, UaError> {
+        let s = self.sessions.get_mut(sid).ok_or(UaError::NoSession)?;
+        let conn = s.conn.ok_or(UaError::NotConnected)?;
+        if !s.peer.may_send(content_type, None) {
+            return Err(UaError::NotAccepted);
+        }
+        if s.peer.peer_max_size.is_some_and(|m| body.len() as u64 > m) {
+            return Err(UaError::TooLarge);
+        }
+        let message_id = tid(&mut *self.rng);
+        let t = tid(&mut *self.rng);
+        let total = body.len() as u64;
+        let range = report::whole(total);
+        let mut br = BytesMut::new();
+        encode::byte_range(&mut br, range);
+        let mut headers: Vec<(&str, &[u8])> = vec![("Message-ID", message_id.as_bytes()), ("Byte-Range", &br)];
+        if success_report == SuccessReport::Yes {
+            headers.push(("Success-Report", b"yes"));
+        }
+        match failure_report {
+            FailureReport::Yes => {}
+            FailureReport::No => headers.push(("Failure-Report", b"no")),
+            FailureReport::Partial => headers.push(("Failure-Report", b"partial")),
+        }
+        let to_path = s.peer.peer_path.join(" ");
+        let mut out = BytesMut::new();
+        encode::request(
+            &mut out,
+            &t,
+            "SEND",
+            &to_path,
+            &s.local_uri,
+            &headers,
+            Some((content_type, body)),
+            Flag::End,
+        );
+        s.msgs_out += 1;
+        s.bytes_out += total;
+        if failure_report != FailureReport::No {
+            self.pending.insert(
+                t,
+                Pending {
+                    session: sid.to_string(),
+                    message_id: message_id.clone(),
+                    range,
+                    deadline: now + TRANSACTION_TIMEOUT,
+                },
+            );
+        }
+        self.write(conn, out.freeze());
+        Ok(message_id)
+    }
+
+    /// Ends session `sid` from our side: BYE (when the outbound SIP layer carries it)
+    /// and the connection closed. `false` when there is no such session.
+    pub fn end_session(&mut self, now: Instant, sid: &str) -> bool {
+        if !self.sessions.contains_key(sid) {
+            return false;
+        }
+        self.end(now, sid, "local", "operator");
+        true
+    }
+
+    // -------------------------------------------------------------------- helpers
+
+    fn end(&mut self, now: Instant, sid: &str, by: &'static str, why: &'static str) {
+        if let Some(conn) = self.forget(now, sid) {
+            // A connection serves one session here (no sharing yet): close it.
+            self.actions.push_back(Action::Close {
+                conn,
+                reason: CloseReason::PeerClosed,
+            });
+        }
+        self.events.push_back(UaEvent::SessionEnd {
+            session: sid.to_string(),
+            by,
+            why,
+        });
+    }
+
+    /// Drops every trace of session `sid`; the connection it was bound to.
+    fn forget(&mut self, _now: Instant, sid: &str) -> Option<ConnId> {
+        let s = self.sessions.remove(sid)?;
+        self.by_dialog.remove(&s.dialog.id);
+        self.by_invite.remove(&s.invite);
+        self.timers.retain(|(_, _, t)| t != sid);
+        self.pending.retain(|_, p| p.session != sid);
+        if let Some(c) = s.conn {
+            self.reading.remove(&c);
+        }
+        s.conn
+    }
+
+    fn respond_msrp(&mut self, conn: ConnId, head: &Head<'_>, code: u16, own_uri: &str) {
+        let mut b = BytesMut::new();
+        report::write_response(&mut b, head, code, own_uri);
+        self.write(conn, b.freeze());
+    }
+
+    fn write(&mut self, conn: ConnId, bytes: Bytes) {
+        self.actions.push_back(Action::Write {
+            conn,
+            bytes,
+            part: Part::Whole,
+        });
+    }
+}
+
+fn is_report(head: &Head<'_>) -> bool {
+    head.method().is_some_and(|m| m.as_str() == "REPORT")
+}
+
+/// A transaction or message id: 16 hex digits, 64 bits from the CSPRNG (RFC 4975 §7.1).
+fn tid(rng: &mut dyn RngCore) -> String {
+    format!("{:016x}", rng.next_u64())
+}
+
+/// Answers server transaction `id` with `code`, a To tag when given, and for a 2xx to
+/// an INVITE our Contact and SDP; the response as sent, `None` if it could not be.
+fn respond(
+    now: Instant,
+    txns: &mut Transactions,
+    id: TxId,
+    req: &SipMessage,
+    code: u16,
+    tag: Option<&str>,
+    sdp: Option<(&str, &Bytes)>,
+) -> Option<SipMessage> {
+    let mut w = response_to(req, code, None, tag);
+    let m = match sdp {
+        Some((contact, body)) => {
+            w.header("Contact", &format!("<{contact}>"));
+            w.into_message_body(Some("application/sdp"), body).ok()?
+        }
+        None => w.into_message().ok()?,
+    };
+    match txns.respond(now, id, m.clone()) {
+        Ok(()) => Some(m),
+        Err(e) => {
+            tracing::debug!(error = %e, code, "user agent response not sent");
+            None
+        }
+    }
+}
