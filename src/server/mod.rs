@@ -772,6 +772,9 @@ pub fn check(cfg: &ServerConfig) -> Result<Vec<String>, ServerError> {
     if !cfg.listen_tls.is_empty() && !tls_ctx.can_serve() {
         return Err(ServerError::TlsWithoutCert);
     }
+    if let Some(p) = &cfg.sip_credentials {
+        credentials::load(p)?;
+    }
     let list = |v: &[SocketAddr]| {
         v.iter()
             .map(|a| format!("{:?}", a.to_string()))
@@ -832,6 +835,16 @@ pub fn check(cfg: &ServerConfig) -> Result<Vec<String>, ServerError> {
         format!("max_queue = {}", cfg.max_queue),
         format!("sip_udp = {}", cfg.sip_udp),
         format!("sip_reject = {}", cfg.sip_reject),
+        format!("sip_t1_ms = {}", cfg.sip_t1.as_millis()),
+        format!("sip_t2_ms = {}", cfg.sip_t2.as_millis()),
+        format!("sip_t4_ms = {}", cfg.sip_t4.as_millis()),
+        format!(
+            "sip_outbound_proxy = {}",
+            cfg.sip_outbound_proxy
+                .as_ref()
+                .map_or("(none)".to_string(), |p| format!("{p:?}"))
+        ),
+        format!("sip_credentials = {}", path(&cfg.sip_credentials)),
         format!("nosip_min_bytes = {}", cfg.nosip.min_bytes),
         format!(
             "nosip_match = {:?}",

@@ -168,6 +168,8 @@ pub struct SipCore {
     /// The admin API's requests in progress.
     api: HashMap<ReqId, ApiRequest>,
     done: VecDeque<RequestDone>,
+    /// Responses for other cores' requests: (core, from, response).
+    handover: VecDeque<(u16, Peer, Message)>,
 }
 
 impl SipCore {
@@ -209,6 +211,7 @@ impl SipCore {
             rng: rand::rng(),
             api: HashMap::new(),
             done: VecDeque::new(),
+            handover: VecDeque::new(),
         }
     }
 
@@ -261,6 +264,11 @@ impl SipCore {
         self.outbound
             .handle_conn_closed(now, &mut self.txns, conn, why);
         self.answer(now);
+    }
+
+    /// A response another core's branch names, for that core.
+    pub fn poll_handover(&mut self) -> Option<(u16, Peer, Message)> {
+        self.handover.pop_front()
     }
 
     /// API requests that ended.
@@ -347,6 +355,15 @@ impl SipCore {
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "own SIP response does not parse"),
+                }
+            } else if let Event::StrayResponse { msg, from } = e {
+                // A response to another core's request (UDP: the kernel picks the
+                // socket by its 4-tuple): handed to that core (ARCHITECTURE.md).
+                let owner = msg
+                    .top_via()
+                    .and_then(|v| v.branch().and_then(ids::branch_core));
+                if let Some(c) = owner.filter(|&c| c != self.core) {
+                    self.handover.push_back((c, from, msg));
                 }
             } else {
                 self.outbound.handle_txn_event(now, &mut self.txns, &e);

@@ -846,6 +846,10 @@ impl Worker {
             }
             Envelope::Relay(m) => self.relay.borrow_mut().handle_mesh(now, m),
             Envelope::HopMark(at) => self.hop_incoming.set(Some(at)),
+            Envelope::Sip { from, msg } => {
+                self.sip.borrow_mut().message(now, from, msg);
+                self.sip_flush();
+            }
             Envelope::Control(_) => {}
         }
     }
@@ -1101,6 +1105,14 @@ impl Worker {
                     }
                     self.sip.borrow_mut().opened(Instant::now(), req, peer);
                 }
+            }
+        }
+        loop {
+            let Some((core, from, msg)) = self.sip.borrow_mut().poll_handover() else {
+                break;
+            };
+            if usize::from(core) < self.mesh.len() {
+                self.send_to(core, Envelope::Sip { from, msg });
             }
         }
         loop {
