@@ -371,15 +371,16 @@ impl SipCore {
         }
         while let Some(e) = self.outbound.poll_event() {
             // Requests that are not the API's are the user agent's (none yet).
-            let (req, status, reason, local) = match &e {
-                OutEvent::Final { req, msg } => (
+            let (req, status, reason, local, peer) = match &e {
+                OutEvent::Final { req, msg, peer } => (
                     *req,
                     msg.status().unwrap_or(0),
                     msg.reason().to_string(),
                     false,
+                    *peer,
                 ),
-                OutEvent::Failed { req, failure } => {
-                    (*req, failure.status(), failure.reason(), true)
+                OutEvent::Failed { req, failure, peer } => {
+                    (*req, failure.status(), failure.reason(), true, *peer)
                 }
                 OutEvent::Provisional { .. } | OutEvent::Done { .. } => {
                     if let OutEvent::Done { req } = e {
@@ -393,7 +394,6 @@ impl SipCore {
                 }
             };
             if let Some(r) = self.api.remove(&req) {
-                let peer = self.outbound.peer(req);
                 self.done.push_back(RequestDone {
                     request_id: r.request_id,
                     method: r.method,

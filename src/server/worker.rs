@@ -1073,6 +1073,7 @@ impl Worker {
     /// Carries out what the outbound layer asks for, and reports the admin API's
     /// requests that ended.
     fn sip_outbound(self: &Rc<Self>) {
+        let mut opened = false;
         loop {
             let Some(a) = self.sip.borrow_mut().poll_action() else {
                 break;
@@ -1104,6 +1105,7 @@ impl Worker {
                         tracing::info!(%host, transport = transport.as_str(), side = "outbound", reason = %why, "SIP request not sent");
                     }
                     self.sip.borrow_mut().opened(Instant::now(), req, peer);
+                    opened = true;
                 }
             }
         }
@@ -1145,6 +1147,11 @@ impl Worker {
                     body: EventBody::SipRequestDone(d),
                 });
             }
+        }
+        if opened {
+            // Requests whose way is now open have bytes to send (no more actions
+            // come of that, so this goes one level deep).
+            self.sip_flush();
         }
     }
 

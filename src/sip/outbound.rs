@@ -170,10 +170,20 @@ impl Failure {
 pub enum OutEvent {
     /// A 1xx.
     Provisional { req: ReqId, msg: Message },
-    /// A final response (for an INVITE, every 2xx: send the ACK for each).
-    Final { req: ReqId, msg: Message },
-    /// No response will come; treat as a `failure.status()` response.
-    Failed { req: ReqId, failure: Failure },
+    /// A final response (for an INVITE, every 2xx: send the ACK for each), and
+    /// where the request went.
+    Final {
+        req: ReqId,
+        msg: Message,
+        peer: Option<Peer>,
+    },
+    /// No response will come; treat as a `failure.status()` response. `peer`: where
+    /// the request went, if it got that far.
+    Failed {
+        req: ReqId,
+        failure: Failure,
+        peer: Option<Peer>,
+    },
     /// The request is forgotten; its id will not come again.
     Done { req: ReqId },
 }
@@ -433,7 +443,11 @@ impl Outbound {
             },
         };
         let fail = |s: &mut Outbound, f: Failure| {
-            s.events.push_back(OutEvent::Failed { req: id, failure: f });
+            s.events.push_back(OutEvent::Failed {
+                req: id,
+                failure: f,
+                peer: None,
+            });
             s.events.push_back(OutEvent::Done { req: id });
             Ok(id)
         };
@@ -622,7 +636,8 @@ impl Outbound {
                             .unwrap_or_else(|| "the message could not be sent".into()),
                     ),
                 };
-                self.events.push_back(OutEvent::Failed { req, failure });
+                let peer = o.peer;
+                self.events.push_back(OutEvent::Failed { req, failure, peer });
                 true
             }
             Event::Terminated { id } => {
@@ -699,9 +714,11 @@ impl Outbound {
             }
         }
         o.final_seen = true;
+        let peer = o.peer;
         self.events.push_back(OutEvent::Final {
             req,
             msg: msg.clone(),
+            peer,
         });
     }
 
@@ -714,7 +731,11 @@ impl Outbound {
             if let Some(tx) = o.tx {
                 self.by_tx.remove(&tx);
             }
-            self.events.push_back(OutEvent::Failed { req, failure });
+            self.events.push_back(OutEvent::Failed {
+                req,
+                failure,
+                peer: o.peer,
+            });
             self.events.push_back(OutEvent::Done { req });
         }
     }
@@ -845,13 +866,13 @@ mod tests {
         let b = o.send(now, options("sip:y@example.com", ""), Hop::Default).unwrap();
         assert!(matches!(
             o.poll_event(),
-            Some(OutEvent::Failed { req, failure: Failure::ResolverBusy }) if req == b
+            Some(OutEvent::Failed { req, failure: Failure::ResolverBusy, .. }) if req == b
         ));
         assert!(matches!(o.poll_event(), Some(OutEvent::Done { .. })));
         o.handle_timeout(o.poll_timeout().unwrap());
         assert!(matches!(
             o.poll_event(),
-            Some(OutEvent::Failed { req, failure: Failure::ResolveTimeout(_) }) if req == a
+            Some(OutEvent::Failed { req, failure: Failure::ResolveTimeout(_), .. }) if req == a
         ));
         // Still busy until the late answer comes.
         o.send(now, options("sip:z@example.com", ""), Hop::Default).unwrap();
