@@ -330,7 +330,9 @@ pub enum ConfigError {
     Range(&'static str, u64, u64),
     #[error("sip-t2-ms ({t2}) must be at least sip-t1-ms ({t1})")]
     SipT2BelowT1 { t1: u64, t2: u64 },
-    #[error("bad --sip-outbound-proxy {uri:?}: {reason}; use a sip: or sips: URI such as sip:proxy.example.com:5060")]
+    #[error(
+        "bad --sip-outbound-proxy {uri:?}: {reason}; use a sip: or sips: URI such as sip:proxy.example.com:5060"
+    )]
     SipProxy { uri: String, reason: String },
     #[error("bad {flag} {pattern:?}: not a regular expression the regex crate takes:\n{reason}")]
     Regex {

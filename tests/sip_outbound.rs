@@ -79,12 +79,10 @@ fn recv(s: &UdpSocket) -> (String, SocketAddr) {
 }
 
 fn hdr<'a>(m: &'a str, name: &str) -> Option<&'a str> {
-    m.split("\r\n")
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
+    m.split("\r\n").take_while(|l| !l.is_empty()).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }
 
 fn request_line(m: &str) -> &str {
@@ -129,7 +127,15 @@ fn param<'a>(v: &'a str, name: &str) -> Option<&'a str> {
 
 /// Checks `Authorization` value `auth` against the digest computed here (RFC 2617
 /// §3.2.2.1 with qop=auth; `sha256` for RFC 8760).
-fn check_digest(auth: &str, method: &str, user: &str, realm: &str, pass: &str, nonce: &str, sha256: bool) {
+fn check_digest(
+    auth: &str,
+    method: &str,
+    user: &str,
+    realm: &str,
+    pass: &str,
+    nonce: &str,
+    sha256: bool,
+) {
     use sha2::Digest;
     let h = |s: String| {
         if sha256 {
@@ -178,8 +184,11 @@ fn digest_case(code: u16, sha256: bool) {
         );
         let (first, from) = recv(&peer);
         assert!(hdr(&first, auth).is_none());
-        peer.send_to(response(&first, code, "Challenge", &challenge).as_bytes(), from)
-            .unwrap();
+        peer.send_to(
+            response(&first, code, "Challenge", &challenge).as_bytes(),
+            from,
+        )
+        .unwrap();
         let (retry, from) = loop {
             let (m, f) = recv(&peer);
             if hdr(&m, auth).is_some() {
@@ -189,7 +198,15 @@ fn digest_case(code: u16, sha256: bool) {
         assert_eq!(hdr(&retry, "Call-ID"), hdr(&first, "Call-ID"));
         assert_eq!(hdr(&retry, "CSeq"), Some("2 MESSAGE"));
         assert_ne!(hdr(&retry, "Via"), hdr(&first, "Via"), "a new branch");
-        check_digest(hdr(&retry, auth).unwrap(), "MESSAGE", "alice", "test.realm", "s3cret:x", "n0nce", sha256);
+        check_digest(
+            hdr(&retry, auth).unwrap(),
+            "MESSAGE",
+            "alice",
+            "test.realm",
+            "s3cret:x",
+            "n0nce",
+            sha256,
+        );
         let answer = if twice {
             response(&retry, code, "Challenge", &challenge)
         } else {
@@ -246,12 +263,20 @@ fn an_outbound_proxy_gets_the_request_with_its_route() {
     let id = post(api, serde_json::json!({"method": "OPTIONS", "ruri": ruri}));
     let (req, from) = recv(&proxy);
     assert_eq!(request_line(&req), format!("OPTIONS {ruri} SIP/2.0"));
-    assert_eq!(hdr(&req, "Route"), Some(format!("<sip:127.0.0.1:{pport};lr>").as_str()));
+    assert_eq!(
+        hdr(&req, "Route"),
+        Some(format!("<sip:127.0.0.1:{pport};lr>").as_str())
+    );
     let via = hdr(&req, "Via").unwrap();
-    assert!(via.starts_with("SIP/2.0/UDP 127.0.0.1:") && via.contains(";rport"), "{via}");
+    assert!(
+        via.starts_with("SIP/2.0/UDP 127.0.0.1:") && via.contains(";rport"),
+        "{via}"
+    );
     assert!(via.contains("branch=z9hG4bK"), "{via}");
     assert_eq!(hdr(&req, "Max-Forwards"), Some("70"));
-    proxy.send_to(response(&req, 200, "OK", "").as_bytes(), from).unwrap();
+    proxy
+        .send_to(response(&req, 200, "OK", "").as_bytes(), from)
+        .unwrap();
     let d = done(&mut sse, &id);
     assert_eq!(d["status"], 200, "{d}");
     assert_eq!(d["ruri"], ruri);
@@ -263,8 +288,13 @@ fn an_outbound_proxy_gets_the_request_with_its_route() {
         serde_json::json!({"method": "OPTIONS", "ruri": ruri, "proxy": format!("sip:127.0.0.1:{oport};lr")}),
     );
     let (req, from) = recv(&other);
-    assert_eq!(hdr(&req, "Route"), Some(format!("<sip:127.0.0.1:{oport};lr>").as_str()));
-    other.send_to(response(&req, 202, "Accepted", "").as_bytes(), from).unwrap();
+    assert_eq!(
+        hdr(&req, "Route"),
+        Some(format!("<sip:127.0.0.1:{oport};lr>").as_str())
+    );
+    other
+        .send_to(response(&req, 202, "Accepted", "").as_bytes(), from)
+        .unwrap();
     assert_eq!(done(&mut sse, &id)["status"], 202);
 }
 
@@ -278,7 +308,8 @@ fn a_name_is_resolved_off_the_worker() {
     );
     let (req, from) = recv(&peer);
     assert_eq!(hdr(&req, "Content-Type"), Some("text/plain"));
-    peer.send_to(response(&req, 200, "OK", "").as_bytes(), from).unwrap();
+    peer.send_to(response(&req, 200, "OK", "").as_bytes(), from)
+        .unwrap();
     let d = done(&mut sse, &id);
     assert_eq!(d["status"], 200, "{d}");
     assert_eq!(d["peer"], format!("127.0.0.1:{port}"));
@@ -300,7 +331,8 @@ fn nobody_answering_is_a_408_after_timer_f() {
     assert!(took >= 64 * T1, "408 after {took:?}, before timer F");
     // Timer E retransmitted it meanwhile (§17.1.2.2).
     let mut n = 0;
-    peer.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let mut b = [0u8; 4096];
     while peer.recv_from(&mut b).is_ok() {
         n += 1;
@@ -323,7 +355,10 @@ fn a_refused_tcp_connection_is_a_503_with_the_reason() {
     assert_eq!(d["status"], 503, "{d}");
     assert_eq!(d["transport"], "TCP");
     let reason = d["reason"].as_str().unwrap();
-    assert!(reason.contains("transport error") && reason.contains("refused"), "{d}");
+    assert!(
+        reason.contains("transport error") && reason.contains("refused"),
+        "{d}"
+    );
     // An unresolvable name is a 503 too, saying so.
     let id = post(
         api,
@@ -331,7 +366,13 @@ fn a_refused_tcp_connection_is_a_503_with_the_reason() {
     );
     let d = done(&mut sse, &id);
     assert_eq!(d["status"], 503, "{d}");
-    assert!(d["reason"].as_str().unwrap().contains("cannot resolve nobody.invalid"), "{d}");
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot resolve nobody.invalid"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -363,9 +404,13 @@ fn a_big_message_for_udp_goes_over_tcp() {
             }
         }
     };
-    assert!(hdr(&req, "Via").unwrap().starts_with("SIP/2.0/TCP "), "{req}");
+    assert!(
+        hdr(&req, "Via").unwrap().starts_with("SIP/2.0/TCP "),
+        "{req}"
+    );
     assert_eq!(hdr(&req, "Content-Length"), Some("2000"));
-    s.write_all(response(&req, 200, "OK", "").as_bytes()).unwrap();
+    s.write_all(response(&req, 200, "OK", "").as_bytes())
+        .unwrap();
     let d = done(&mut sse, &id);
     assert_eq!(d["status"], 200, "{d}");
     assert_eq!(d["transport"], "TCP");
@@ -379,22 +424,53 @@ fn bad_api_input_gets_400_with_the_reason() {
     for (body, want) in [
         ("not json", "bad JSON body"),
         (r#"{"ruri": "sip:a@b"}"#, "missing field `method`"),
-        (r#"{"method": "INVITE", "ruri": "sip:a@b"}"#, "use OPTIONS or MESSAGE"),
-        (r#"{"method": "OPTIONS", "ruri": "http://a"}"#, "is not sip or sips"),
-        (r#"{"method": "OPTIONS", "ruri": "sip:a@b;transport=sctp"}"#, "not supported"),
-        (r#"{"method": "OPTIONS", "ruri": "sip:a@b", "from": "alice"}"#, "bad from"),
-        (r#"{"method": "OPTIONS", "ruri": "sip:a@b", "to": "<sip:b@c>\r\nX: y"}"#, "control character"),
-        (r#"{"method": "OPTIONS", "ruri": "sip:a@b", "content_type": "plain"}"#, "bad content_type"),
-        (r#"{"method": "OPTIONS", "ruri": "sip:a@b", "proxy": "mailto:x"}"#, "bad proxy"),
-        (r#"{"method": "OPTIONS", "ruri": "sip:a@b", "extra": 1}"#, "unknown field"),
+        (
+            r#"{"method": "INVITE", "ruri": "sip:a@b"}"#,
+            "use OPTIONS or MESSAGE",
+        ),
+        (
+            r#"{"method": "OPTIONS", "ruri": "http://a"}"#,
+            "is not sip or sips",
+        ),
+        (
+            r#"{"method": "OPTIONS", "ruri": "sip:a@b;transport=sctp"}"#,
+            "not supported",
+        ),
+        (
+            r#"{"method": "OPTIONS", "ruri": "sip:a@b", "from": "alice"}"#,
+            "bad from",
+        ),
+        (
+            r#"{"method": "OPTIONS", "ruri": "sip:a@b", "to": "<sip:b@c>\r\nX: y"}"#,
+            "control character",
+        ),
+        (
+            r#"{"method": "OPTIONS", "ruri": "sip:a@b", "content_type": "plain"}"#,
+            "bad content_type",
+        ),
+        (
+            r#"{"method": "OPTIONS", "ruri": "sip:a@b", "proxy": "mailto:x"}"#,
+            "bad proxy",
+        ),
+        (
+            r#"{"method": "OPTIONS", "ruri": "sip:a@b", "extra": 1}"#,
+            "unknown field",
+        ),
     ] {
         let r = request(api, "POST", "/v1/sip/requests", &[], body.as_bytes());
         assert_eq!(r.status, 400, "{body}: {}", r.text());
         let e = r.json()["error"].as_str().unwrap().to_string();
         assert!(e.contains(want), "{body}: {e}");
     }
-    let big = serde_json::json!({"method": "MESSAGE", "ruri": "sip:a@b", "body": "x".repeat(40_000)});
-    let r = request(api, "POST", "/v1/sip/requests", &[], big.to_string().as_bytes());
+    let big =
+        serde_json::json!({"method": "MESSAGE", "ruri": "sip:a@b", "body": "x".repeat(40_000)});
+    let r = request(
+        api,
+        "POST",
+        "/v1/sip/requests",
+        &[],
+        big.to_string().as_bytes(),
+    );
     assert_eq!(r.status, 400, "{}", r.text());
 }
 
@@ -423,12 +499,30 @@ fn refused(args: &[&str], want: &str) {
 
 #[test]
 fn bad_sip_flags_are_refused_at_start() {
-    refused(&["--sip-t1-ms", "0"], "sip-t1-ms must be between 1 and 10000");
-    refused(&["--sip-t2-ms", "60001"], "sip-t2-ms must be between 1 and 60000");
-    refused(&["--sip-t4-ms", "0"], "sip-t4-ms must be between 1 and 60000");
-    refused(&["--sip-t1-ms", "600", "--sip-t2-ms", "500"], "must be at least sip-t1-ms");
-    refused(&["--sip-outbound-proxy", "http://proxy"], "bad --sip-outbound-proxy");
-    refused(&["--sip-credentials", "/nonexistent/creds"], "cannot read SIP credentials file");
+    refused(
+        &["--sip-t1-ms", "0"],
+        "sip-t1-ms must be between 1 and 10000",
+    );
+    refused(
+        &["--sip-t2-ms", "60001"],
+        "sip-t2-ms must be between 1 and 60000",
+    );
+    refused(
+        &["--sip-t4-ms", "0"],
+        "sip-t4-ms must be between 1 and 60000",
+    );
+    refused(
+        &["--sip-t1-ms", "600", "--sip-t2-ms", "500"],
+        "must be at least sip-t1-ms",
+    );
+    refused(
+        &["--sip-outbound-proxy", "http://proxy"],
+        "bad --sip-outbound-proxy",
+    );
+    refused(
+        &["--sip-credentials", "/nonexistent/creds"],
+        "cannot read SIP credentials file",
+    );
     let bad = credentials("alice:realm:pw\nbroken line\n");
     refused(&["--sip-credentials", bad.to_str().unwrap()], "line 2");
 }

@@ -74,7 +74,10 @@ fn check(b: &Body) -> Result<(), String> {
     }
     field("ruri", &b.ruri, MAX_FIELD)?;
     if b.ruri.contains('<') || b.ruri.contains(' ') {
-        return Err(format!("bad ruri {:?}: give the bare URI, no <> or spaces", b.ruri));
+        return Err(format!(
+            "bad ruri {:?}: give the bare URI, no <> or spaces",
+            b.ruri
+        ));
     }
     outbound::target(&b.ruri).map_err(|f| format!("bad ruri {:?}: {}", b.ruri, f.reason()))?;
     if let Some(f) = &b.from {

@@ -18,9 +18,7 @@ pub enum CredentialsError {
         path: String,
         source: std::io::Error,
     },
-    #[error(
-        "SIP credentials file {path} line {line}: {reason}; each line is user:realm:password"
-    )]
+    #[error("SIP credentials file {path} line {line}: {reason}; each line is user:realm:password")]
     Malformed {
         path: String,
         line: usize,
@@ -51,7 +49,10 @@ pub fn parse(text: &str, path: &str) -> Result<RealmCredentials, CredentialsErro
         if realm.is_empty() {
             return Err(bad("empty realm"));
         }
-        if entries.iter().any(|(r, _, _): &(String, String, String)| r == realm) {
+        if entries
+            .iter()
+            .any(|(r, _, _): &(String, String, String)| r == realm)
+        {
             return Err(bad("a second credential for the same realm"));
         }
         entries.push((realm.to_string(), user.to_string(), pass.to_string()));
@@ -92,7 +93,12 @@ mod tests {
         let c = parse("# c\n\nalice:example.com:pa:ss\nbob:other:x\r\n", "f").unwrap();
         assert_eq!(c.lookup("example.com"), Some(("alice", "pa:ss")));
         assert_eq!(c.lookup("other"), Some(("bob", "x")));
-        for (text, line) in [("a:b\n", 1), ("\n:r:p\n", 2), ("u::p", 1), ("u:r:p\nv:r:q", 2)] {
+        for (text, line) in [
+            ("a:b\n", 1),
+            ("\n:r:p\n", 2),
+            ("u::p", 1),
+            ("u:r:p\nv:r:q", 2),
+        ] {
             let e = parse(text, "f").unwrap_err().to_string();
             assert!(e.contains(&format!("line {line}")), "{e}");
         }

@@ -41,7 +41,7 @@ impl Envelope {
         match self {
             Envelope::Write { bytes, .. } => bytes.len(),
             Envelope::Relay(m) => m.payload_len(),
-            Envelope::Control(_) | Envelope::HopMark(_) | Envelope::Sip { .. } => 0,
+            Envelope::Control(_) | Envelope::HopMark(_) | Envelope::Sip(_) => 0,
         }
     }
 }
@@ -63,10 +63,7 @@ pub enum Envelope {
     HopMark(Instant),
     /// A SIP response that reached this core's socket for a request the receiving
     /// core sent (its branch names that core, see `sip::ids`).
-    Sip {
-        from: crate::sip::txn::Peer,
-        msg: crate::sip::Message,
-    },
+    Sip(Box<(crate::sip::txn::Peer, crate::sip::Message)>),
     Control(Control),
 }
 

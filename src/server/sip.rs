@@ -254,8 +254,7 @@ impl SipCore {
 
     /// The answer to an [`outbound::Action::Open`].
     pub fn opened(&mut self, now: Instant, req: ReqId, peer: Result<Peer, String>) {
-        self.outbound
-            .handle_opened(now, &mut self.txns, req, peer);
+        self.outbound.handle_opened(now, &mut self.txns, req, peer);
         self.answer(now);
     }
 
@@ -312,11 +311,7 @@ impl SipCore {
         let sent = w
             .into_message_body(ct, body.as_bytes())
             .map_err(|e| e.to_string())
-            .and_then(|m| {
-                self.outbound
-                    .send(now, m, hop)
-                    .map_err(|e| e.to_string())
-            });
+            .and_then(|m| self.outbound.send(now, m, hop).map_err(|e| e.to_string()));
         match sent {
             Ok(id) => {
                 self.api.insert(id, r);

@@ -846,7 +846,8 @@ impl Worker {
             }
             Envelope::Relay(m) => self.relay.borrow_mut().handle_mesh(now, m),
             Envelope::HopMark(at) => self.hop_incoming.set(Some(at)),
-            Envelope::Sip { from, msg } => {
+            Envelope::Sip(m) => {
+                let (from, msg) = *m;
                 self.sip.borrow_mut().message(now, from, msg);
                 self.sip_flush();
             }
@@ -1081,7 +1082,9 @@ impl Worker {
             match a {
                 SipAction::Resolve { req, host, port } => {
                     if self.sip_resolving.get() >= SIP_MAX_RESOLVING {
-                        self.sip.borrow_mut().resolved(Instant::now(), req, Vec::new());
+                        self.sip
+                            .borrow_mut()
+                            .resolved(Instant::now(), req, Vec::new());
                         continue;
                     }
                     self.sip_resolving.set(self.sip_resolving.get() + 1);
@@ -1114,7 +1117,7 @@ impl Worker {
                 break;
             };
             if usize::from(core) < self.mesh.len() {
-                self.send_to(core, Envelope::Sip { from, msg });
+                self.send_to(core, Envelope::Sip(Box::new((from, msg))));
             }
         }
         loop {
@@ -1166,10 +1169,10 @@ impl Worker {
     ) -> Result<SipPeer, String> {
         if transport == SipTransport::Udp {
             for a in addrs {
-                let found = self.udp.iter().position(|u| {
-                    u.local_addr()
-                        .is_ok_and(|l| l.is_ipv4() == a.is_ipv4())
-                });
+                let found = self
+                    .udp
+                    .iter()
+                    .position(|u| u.local_addr().is_ok_and(|l| l.is_ipv4() == a.is_ipv4()));
                 if let Some(i) = found {
                     return Ok(SipPeer {
                         transport,
@@ -1219,7 +1222,13 @@ impl Worker {
     /// Opens an outbound SIP connection for `id` (as [`Worker::connect`] does for
     /// MSRP: the connect timeout covers connecting and the TLS handshake, whose
     /// certificate must be valid for the URI host); once up, it is read as SIP.
-    fn sip_connect(self: &Rc<Self>, id: ConnId, addr: SocketAddr, transport: SipTransport, host: String) {
+    fn sip_connect(
+        self: &Rc<Self>,
+        id: ConnId,
+        addr: SocketAddr,
+        transport: SipTransport,
+        host: String,
+    ) {
         let h = Rc::new(ConnHandle::new(id, addr.to_string(), true));
         self.conns.borrow_mut().insert(id.slot, h.clone());
         self.sip_conn_add(addr, transport, id);
@@ -1231,7 +1240,11 @@ impl Worker {
             monoio::spawn(async move {
                 monoio::time::sleep(timeout).await;
                 if !up.get() && !h.is_closing() {
-                    let why = format!("connection to {} not made within {} s", h.peer, timeout.as_secs_f64());
+                    let why = format!(
+                        "connection to {} not made within {} s",
+                        h.peer,
+                        timeout.as_secs_f64()
+                    );
                     tracing::warn!(peer = %h.peer, side = "outbound", "{why}");
                     w.sip_conn_failed.borrow_mut().insert(h.id, why);
                     w.connect_failed(&h);
@@ -1321,7 +1334,9 @@ impl Worker {
     /// Remembers a SIP connection for reuse.
     fn sip_conn_add(&self, peer: SocketAddr, transport: SipTransport, id: ConnId) {
         self.sip_conns.borrow_mut().insert((peer, transport), id);
-        self.sip_conn_keys.borrow_mut().insert(id, (peer, transport));
+        self.sip_conn_keys
+            .borrow_mut()
+            .insert(id, (peer, transport));
     }
 
     /// A connection closed: if it was a SIP one, it is forgotten, and requests

@@ -242,7 +242,10 @@ pub struct Target {
 pub fn target(uri: &str) -> Result<Target, Failure> {
     // A bare URI's `;params` are its own; only `<...>` makes it a name-addr (whose
     // params after `>` are the header's, §20.10).
-    let na = uri.contains('<').then(|| NameAddr::parse(uri.trim()).ok()).flatten();
+    let na = uri
+        .contains('<')
+        .then(|| NameAddr::parse(uri.trim()).ok())
+        .flatten();
     let u = match na.and_then(|n| n.parsed_uri()) {
         Some(u) => u,
         None => Uri::parse(uri.trim())
@@ -417,7 +420,10 @@ impl Outbound {
             _ => &self.cfg.sent_by,
         };
         let branch = ids::branch(self.cfg.core, &mut *self.rng);
-        format!("SIP/2.0/{} {sent_by};branch={branch};rport", transport.as_str())
+        format!(
+            "SIP/2.0/{} {sent_by};branch={branch};rport",
+            transport.as_str()
+        )
     }
 
     /// Starts sending `msg` (a request other than ACK, with or without a Via: ours
@@ -434,9 +440,10 @@ impl Outbound {
             Hop::Proxy(p) => (p.clone(), Some(proxy_route(p))),
             Hop::Default => match &self.cfg.proxy {
                 Some(p) => (p.clone(), Some(proxy_route(p))),
-                None => match msg.get(HeaderName::Route).and_then(|r| {
-                    super::header::split_list(r).next().map(str::to_string)
-                }) {
+                None => match msg
+                    .get(HeaderName::Route)
+                    .and_then(|r| super::header::split_list(r).next().map(str::to_string))
+                {
                     Some(first) => (first, None),
                     None => (msg.request_uri().to_string(), None),
                 },
@@ -511,7 +518,11 @@ impl Outbound {
     /// out must be answered once, late or not.
     pub fn handle_resolved(&mut self, _now: Instant, req: ReqId, addrs: Vec<SocketAddr>) {
         self.resolving = self.resolving.saturating_sub(1);
-        let Some(o) = self.reqs.get_mut(&req).filter(|o| o.stage == Stage::Resolving) else {
+        let Some(o) = self
+            .reqs
+            .get_mut(&req)
+            .filter(|o| o.stage == Stage::Resolving)
+        else {
             return;
         };
         if let Some(at) = o.resolve_deadline.take() {
@@ -541,7 +552,11 @@ impl Outbound {
         req: ReqId,
         peer: Result<Peer, String>,
     ) {
-        let Some(o) = self.reqs.get_mut(&req).filter(|o| o.stage == Stage::Opening) else {
+        let Some(o) = self
+            .reqs
+            .get_mut(&req)
+            .filter(|o| o.stage == Stage::Opening)
+        else {
             return;
         };
         let peer = match peer {
@@ -637,7 +652,8 @@ impl Outbound {
                     ),
                 };
                 let peer = o.peer;
-                self.events.push_back(OutEvent::Failed { req, failure, peer });
+                self.events
+                    .push_back(OutEvent::Failed { req, failure, peer });
                 true
             }
             Event::Terminated { id } => {
@@ -698,18 +714,15 @@ impl Outbound {
             );
             if let (Ok(retry), Some(peer)) = (retry, o.peer) {
                 o.authed = true;
-                match txns.send_request(now, peer, retry.clone()) {
-                    Ok(new_tx) => {
-                        self.auth_retries += 1;
-                        o.request = retry;
-                        o.tx = Some(new_tx);
-                        self.by_tx.insert(new_tx, req);
-                        // The challenged transaction ends on its own; its
-                        // Terminated only drops its mapping.
-                        return;
-                    }
-                    // The table is full: the TU gets the challenge.
-                    Err(_) => {}
+                // A full table: the TU gets the challenge.
+                if let Ok(new_tx) = txns.send_request(now, peer, retry.clone()) {
+                    self.auth_retries += 1;
+                    o.request = retry;
+                    o.tx = Some(new_tx);
+                    self.by_tx.insert(new_tx, req);
+                    // The challenged transaction ends on its own; its Terminated
+                    // only drops its mapping.
+                    return;
                 }
             }
         }
@@ -825,13 +838,19 @@ mod tests {
     #[test]
     fn targets() {
         let t = target("sip:a@10.0.0.1").unwrap();
-        assert_eq!((t.transport, t.host.as_str(), t.port), (Transport::Udp, "10.0.0.1", 5060));
+        assert_eq!(
+            (t.transport, t.host.as_str(), t.port),
+            (Transport::Udp, "10.0.0.1", 5060)
+        );
         let t = target("sips:a@example.com").unwrap();
         assert_eq!((t.transport, t.port), (Transport::Tls, 5061));
         let t = target("<sip:p.example;transport=TCP;lr>").unwrap();
         assert_eq!((t.transport, t.port), (Transport::Tcp, 5060));
         let t = target("sip:[::1]:5070;transport=tls").unwrap();
-        assert_eq!((t.transport, t.host.as_str(), t.port), (Transport::Tls, "[::1]", 5070));
+        assert_eq!(
+            (t.transport, t.host.as_str(), t.port),
+            (Transport::Tls, "[::1]", 5070)
+        );
         assert_eq!(target("tel:+123").unwrap_err().status(), 416);
         assert_eq!(target("sip:a@b;transport=sctp").unwrap_err().status(), 503);
         assert_eq!(proxy_route("sip:p:5070"), "<sip:p:5070;lr>");
@@ -842,8 +861,13 @@ mod tests {
     fn literal_opens_at_once_with_our_via_and_the_proxy_route() {
         let now = Instant::now();
         let mut o = ob(Some("sip:127.0.0.1:5070"));
-        let id = o.send(now, options("sip:x@example.com", ""), Hop::Default).unwrap();
-        let Some(Action::Open { addrs, transport, .. }) = o.poll_action() else {
+        let id = o
+            .send(now, options("sip:x@example.com", ""), Hop::Default)
+            .unwrap();
+        let Some(Action::Open {
+            addrs, transport, ..
+        }) = o.poll_action()
+        else {
             panic!("no open")
         };
         assert_eq!(transport, Transport::Udp);
@@ -861,9 +885,16 @@ mod tests {
         let now = Instant::now();
         let mut o = ob(None);
         o.cfg.max_resolving = 1;
-        let a = o.send(now, options("sip:x@example.com", ""), Hop::Default).unwrap();
-        assert!(matches!(o.poll_action(), Some(Action::Resolve { port: 5060, .. })));
-        let b = o.send(now, options("sip:y@example.com", ""), Hop::Default).unwrap();
+        let a = o
+            .send(now, options("sip:x@example.com", ""), Hop::Default)
+            .unwrap();
+        assert!(matches!(
+            o.poll_action(),
+            Some(Action::Resolve { port: 5060, .. })
+        ));
+        let b = o
+            .send(now, options("sip:y@example.com", ""), Hop::Default)
+            .unwrap();
         assert!(matches!(
             o.poll_event(),
             Some(OutEvent::Failed { req, failure: Failure::ResolverBusy, .. }) if req == b
@@ -875,10 +906,12 @@ mod tests {
             Some(OutEvent::Failed { req, failure: Failure::ResolveTimeout(_), .. }) if req == a
         ));
         // Still busy until the late answer comes.
-        o.send(now, options("sip:z@example.com", ""), Hop::Default).unwrap();
+        o.send(now, options("sip:z@example.com", ""), Hop::Default)
+            .unwrap();
         assert!(o.poll_action().is_none());
         o.handle_resolved(now, a, vec![]);
-        o.send(now, options("sip:z@example.com", ""), Hop::Default).unwrap();
+        o.send(now, options("sip:z@example.com", ""), Hop::Default)
+            .unwrap();
         while o.poll_event().is_some() {}
         assert!(matches!(o.poll_action(), Some(Action::Resolve { .. })));
     }
@@ -892,7 +925,14 @@ mod tests {
         let mut o = ob(None);
         let id = o.send(Instant::now(), m, Hop::Default).unwrap();
         assert_eq!(o.transport(id), Some(Transport::Tcp));
-        assert!(o.request(id).unwrap().top_via().unwrap().raw.starts_with("SIP/2.0/TCP"));
+        assert!(
+            o.request(id)
+                .unwrap()
+                .top_via()
+                .unwrap()
+                .raw
+                .starts_with("SIP/2.0/TCP")
+        );
         assert_eq!(o.request(id).unwrap().body_bytes().len(), 2000);
     }
 
@@ -901,7 +941,9 @@ mod tests {
         let now = Instant::now();
         let mut txns = Transactions::new(TxConfig::default());
         let mut o = ob(None);
-        let id = o.send(now, options("sip:x@127.0.0.1", ""), Hop::Default).unwrap();
+        let id = o
+            .send(now, options("sip:x@127.0.0.1", ""), Hop::Default)
+            .unwrap();
         let peer = Peer {
             transport: Transport::Udp,
             addr: "127.0.0.1:5060".parse().unwrap(),
@@ -911,7 +953,10 @@ mod tests {
         o.handle_opened(now, &mut txns, id, Ok(peer));
         let challenge = |req: &Message| {
             let mut w = crate::sip::response_to(req, 401, None, Some("t"));
-            w.header("WWW-Authenticate", "Digest realm=\"r\", nonce=\"n\", qop=\"auth\"");
+            w.header(
+                "WWW-Authenticate",
+                "Digest realm=\"r\", nonce=\"n\", qop=\"auth\"",
+            );
             w.into_message().unwrap()
         };
         let pump = |o: &mut Outbound, txns: &mut Transactions| {
@@ -922,14 +967,27 @@ mod tests {
         let first = o.request(id).unwrap().clone();
         txns.handle_message(now, peer, challenge(&first));
         pump(&mut o, &mut txns);
-        assert!(o.poll_event().is_none(), "the first 401 is answered, not passed on");
+        assert!(
+            o.poll_event().is_none(),
+            "the first 401 is answered, not passed on"
+        );
         let retry = o.request(id).unwrap().clone();
         assert_eq!(retry.cseq().unwrap().seq, 2);
         assert_eq!(retry.call_id(), first.call_id());
-        assert_ne!(retry.top_via().unwrap().branch(), first.top_via().unwrap().branch());
-        assert!(retry.get(HeaderName::Authorization).unwrap().contains("username=\"u\""));
+        assert_ne!(
+            retry.top_via().unwrap().branch(),
+            first.top_via().unwrap().branch()
+        );
+        assert!(
+            retry
+                .get(HeaderName::Authorization)
+                .unwrap()
+                .contains("username=\"u\"")
+        );
         txns.handle_message(now, peer, challenge(&retry));
         pump(&mut o, &mut txns);
-        assert!(matches!(o.poll_event(), Some(OutEvent::Final { msg, .. }) if msg.status() == Some(401)));
+        assert!(
+            matches!(o.poll_event(), Some(OutEvent::Final { msg, .. }) if msg.status() == Some(401))
+        );
     }
 }
