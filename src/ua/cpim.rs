@@ -322,3 +322,212 @@ pub fn unescape(v: &str) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[u8]) -> Result<Cpim<'static>, CpimError> {
+        let b: &'static Bytes = Box::leak(Box::new(Bytes::copy_from_slice(s)));
+        parse(b, &Limits::default())
+    }
+
+    /// RFC 3862 §5.1, without the outer MIME header (MSRP carries it, RFC 4975 §11.4).
+    const RFC3862: &[u8] = b"From: MR SANDERS <im:piglet@100akerwood.com>\r\nTo: Depressed Donkey <im:eeyore@100akerwood.com>\r\nDateTime: 2000-12-13T13:40:00-08:00\r\nSubject: the weather will be fine today\r\nSubject:;lang=fr beau temps prevu pour aujourd'hui\r\nNS: MyFeatures <mid:MessageFeatures@id.foo.com>\r\nRequire: MyFeatures.VitalMessageOption\r\nMyFeatures.VitalMessageOption: Confirmation-requested\r\nMyFeatures.WackyMessageOption: Use-silly-font\r\n\r\nContent-type: text/xml; charset=utf-8\r\nContent-ID: <1234567890@foo.com>\r\n\r\n<body>\r\nHere is the text of my message.\r\n</body>\r\n";
+
+    #[test]
+    fn rfc_3862_example() {
+        let c = p(RFC3862).unwrap();
+        assert_eq!(c.from(), Some("MR SANDERS <im:piglet@100akerwood.com>"));
+        assert_eq!(
+            name_addr(c.from().unwrap()),
+            Some((Some("MR SANDERS"), "im:piglet@100akerwood.com"))
+        );
+        assert_eq!(c.to(), Some("Depressed Donkey <im:eeyore@100akerwood.com>"));
+        assert_eq!(c.date_time(), Some("2000-12-13T13:40:00-08:00"));
+        assert_eq!(c.subject(), Some("the weather will be fine today"));
+        let fr = c.headers[4];
+        assert_eq!(
+            (fr.name, fr.params, fr.value),
+            ("Subject", ";lang=fr", "beau temps prevu pour aujourd'hui")
+        );
+        assert_eq!(c.headers.len(), 9);
+        assert_eq!(c.headers[7].prefix(), Some("MyFeatures"));
+        assert_eq!(
+            c.get("MyFeatures.WackyMessageOption"),
+            Some("Use-silly-font")
+        );
+        assert!(c.content_type.is("text", "xml"));
+        assert_eq!(c.content_type_raw, "text/xml; charset=utf-8");
+        assert_eq!(
+            &c.body[..],
+            b"<body>\r\nHere is the text of my message.\r\n</body>\r\n"
+        );
+        // Names are case-sensitive (§3).
+        assert_eq!(c.get("from"), None);
+    }
+
+    #[test]
+    fn body_is_a_zero_copy_slice() {
+        let b = Bytes::from_static(RFC3862);
+        let c = parse(&b, &Limits::default()).unwrap();
+        let off = c.body.as_ptr() as usize - b.as_ptr() as usize;
+        assert_eq!(&b[off..], &c.body[..]);
+    }
+
+    #[test]
+    fn rfc_4975_11_4_reassembled() {
+        use crate::ua::reassembly::{Limits as RxLimits, Reassembler};
+        let cpim = b"To: Bob <sip:bob@example.com>\r\nFrom: Alice <sip:alice@example.com>\r\nDateTime: 2006-05-15T15:02:31-03:00\r\n\r\nContent-Type: text/plain\r\n\r\nABCD1234567890";
+        let n = cpim.len();
+        let head = |tid: &str, br: String| {
+            format!(
+                "MSRP {tid} SEND\r\nTo-Path: msrp://bobpc.example.com:8888/9di4eae923wzd;tcp\r\nFrom-Path: msrp://alicepc.example.com:7654/iau39soe2843z;tcp\r\nMessage-ID: 12339sdqwer\r\nByte-Range: {br}\r\nContent-Type: message/cpim\r\n"
+            )
+        };
+        let now = std::time::Instant::now();
+        let mut r = Reassembler::new(RxLimits::default(), None);
+        let h2 = head("op2nc9a", format!("{}-{n}/{n}", n - 9));
+        r.begin(
+            now,
+            &crate::codec::Head::parse(h2.as_bytes()).unwrap(),
+            true,
+        );
+        r.body(Bytes::copy_from_slice(&cpim[n - 10..]));
+        assert!(
+            r.end(now, crate::codec::Flag::Complete)
+                .unwrap()
+                .message
+                .is_none()
+        );
+        let h1 = head("d93kswow", format!("1-{}/{n}", n - 10));
+        r.begin(
+            now,
+            &crate::codec::Head::parse(h1.as_bytes()).unwrap(),
+            true,
+        );
+        r.body(Bytes::copy_from_slice(&cpim[..n - 10]));
+        let m = r
+            .end(now, crate::codec::Flag::Continued)
+            .unwrap()
+            .message
+            .unwrap();
+        assert_eq!(m.content_type, "message/cpim");
+        let whole = m.body.to_bytes();
+        let c = parse(&whole, &Limits::default()).unwrap();
+        assert_eq!(c.from(), Some("Alice <sip:alice@example.com>"));
+        assert_eq!(
+            name_addr(c.to().unwrap()),
+            Some((Some("Bob"), "sip:bob@example.com"))
+        );
+        assert_eq!(c.date_time(), Some("2006-05-15T15:02:31-03:00"));
+        assert!(c.content_type.is("text", "plain"));
+        assert_eq!(&c.body[..], b"ABCD1234567890");
+    }
+
+    #[test]
+    fn hostile_and_odd_inputs() {
+        let e = |s: &[u8]| p(s).unwrap_err();
+        let ok = b"\r\nContent-Type: text/plain\r\n\r\n";
+        assert_eq!(p(ok).unwrap().headers.len(), 0);
+        assert!(p(ok).unwrap().body.is_empty());
+        assert_eq!(e(b""), CpimError::Truncated);
+        assert_eq!(e(b"From: <a:b>\r\n"), CpimError::Truncated);
+        assert_eq!(
+            e(b"From: <a:b>\r\n\r\nContent-Type: text/plain\r\n"),
+            CpimError::Truncated
+        );
+        assert_eq!(
+            e(b"From: <a:b>\n\r\nContent-Type: a/b\r\n\r\n"),
+            CpimError::BareLf
+        );
+        assert_eq!(
+            e(b"From: <a\rb>\r\n\r\nContent-Type: a/b\r\n\r\n"),
+            CpimError::BareLf
+        );
+        assert_eq!(e(b"\r\nContent-Type: a/b\n\n"), CpimError::BareLf);
+        assert_eq!(
+            e(b"From <a:b>\r\n\r\nContent-Type: a/b\r\n\r\n"),
+            CpimError::BadHeaderName
+        );
+        assert_eq!(
+            e(b" From: <a:b>\r\n\r\nContent-Type: a/b\r\n\r\n"),
+            CpimError::BadHeaderName
+        );
+        assert_eq!(
+            e(b"a.b.c: x\r\n\r\nContent-Type: a/b\r\n\r\n"),
+            CpimError::BadHeaderName
+        );
+        assert_eq!(
+            e(b".b: x\r\n\r\nContent-Type: a/b\r\n\r\n"),
+            CpimError::BadHeaderName
+        );
+        assert_eq!(
+            e(b"X: a\x01b\r\n\r\nContent-Type: a/b\r\n\r\n"),
+            CpimError::BadHeaderValue
+        );
+        assert_eq!(
+            e(b"X: a\tb\r\n\r\nContent-Type: a/b\r\n\r\n"),
+            CpimError::BadHeaderValue
+        );
+        assert_eq!(
+            e(b"X: \xff\r\n\r\nContent-Type: a/b\r\n\r\n"),
+            CpimError::BadHeaderValue
+        );
+        assert_eq!(
+            e(b"\r\nContent-ID: <x>\r\n\r\nbody"),
+            CpimError::MissingContentType
+        );
+        assert_eq!(
+            e(b"\r\nContent-Type: nonsense\r\n\r\n"),
+            CpimError::BadContentType
+        );
+        assert_eq!(
+            e(b"\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n"),
+            CpimError::BadContentHeader
+        );
+        assert_eq!(e(b"\r\n continued\r\n\r\n"), CpimError::BadContentHeader);
+        assert_eq!(e(b"\r\nno colon\r\n\r\n"), CpimError::BadContentHeader);
+        // A folded Content-Type, a missing space after the colon, non-ASCII values.
+        let c = p("X:y\r\nSubject: ☃ «neige»\r\n\r\ncontent-type: text/plain;\r\n charset=utf-8\r\n\r\nhi".as_bytes()).unwrap();
+        assert_eq!(c.get("X"), Some("y"));
+        assert_eq!(c.subject(), Some("☃ «neige»"));
+        assert!(c.content_type.is("text", "plain"));
+        assert!(c.content_type.params.contains("charset=utf-8"));
+        assert_eq!(&c.body[..], b"hi");
+        // Limits.
+        let many = "X: y\r\n".repeat(65) + "\r\nContent-Type: a/b\r\n\r\n";
+        assert_eq!(e(many.as_bytes()), CpimError::TooManyHeaders);
+        let long = format!("X: {}\r\n\r\nContent-Type: a/b\r\n\r\n", "y".repeat(20000));
+        assert_eq!(e(long.as_bytes()), CpimError::HeadersTooLarge);
+        let mut lim = Limits::default();
+        lim.max_content_headers = 1;
+        let b = Bytes::from_static(b"\r\nContent-Type: a/b\r\nX: y\r\n\r\n");
+        assert_eq!(parse(&b, &lim).unwrap_err(), CpimError::TooManyHeaders);
+        // A body larger than the header limit is fine: only headers are bounded.
+        let big = [&b"\r\nContent-Type: a/b\r\n\r\n"[..], &vec![0u8; 100_000]].concat();
+        assert_eq!(p(&big).unwrap().body.len(), 100_000);
+    }
+
+    #[test]
+    fn names_and_escapes() {
+        assert_eq!(
+            name_addr("<im:tigger@100akerwood.com>"),
+            Some((None, "im:tigger@100akerwood.com"))
+        );
+        assert_eq!(
+            name_addr("\"Winnie the Pooh\" <im:pooh@x>"),
+            Some((Some("Winnie the Pooh"), "im:pooh@x"))
+        );
+        assert_eq!(name_addr("im:pooh@x"), None);
+        assert_eq!(name_addr("<>"), None);
+        assert_eq!(unescape("plain"), Cow::Borrowed("plain"));
+        assert_eq!(
+            unescape(r#"a\\b\"c\'d\te\nf\rg\bh"#),
+            "a\\b\"c'd\te\nf\rg\u{8}h"
+        );
+        assert_eq!(unescape(r"\u00e9\u0041\uZZZZ\q\"), "éAuZZZZq");
+        assert_eq!(unescape(r"\ud800x"), "\u{FFFD}x");
+        assert_eq!(unescape(r"\u00"), "u00");
+    }
+}

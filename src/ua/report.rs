@@ -118,3 +118,190 @@ pub fn write_report(
         Some(encode::reason(report.code)),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Event, Scanner};
+    use crate::ua::reassembly::{Limits, Reassembler};
+    use bytes::BytesMut;
+    use std::time::Instant;
+
+    const BODY: &[u8] = b"<html><body>\r\n<p>Here is that important link...\r\n<a href=\"http://www.example.com/foobar\">foobar</a>\r\n</p>\r\n</body></html>";
+
+    /// RFC 4975 §11.6's SEND (its Byte-Range made to match the body) through a scanner
+    /// and a reassembler; the head bytes and the chunk.
+    fn receive(from_path: &str, reports: &str) -> (Vec<u8>, Chunk) {
+        let mut f = format!(
+            "MSRP d93kswow SEND\r\nTo-Path: msrp://bob.example.com:8888/9di4eae923wzd;tcp\r\nFrom-Path: {from_path}\r\nMessage-ID: 12339sdqwer\r\nByte-Range: 1-121/121\r\n{reports}Content-Type: text/html\r\n\r\n"
+        )
+        .into_bytes();
+        f.extend_from_slice(BODY);
+        f.extend_from_slice(b"\r\n-------d93kswow$\r\n");
+        let mut sc = Scanner::default();
+        let mut buf = BytesMut::from(&f[..]);
+        let mut r = Reassembler::new(Limits::default(), None);
+        let mut head = Vec::new();
+        let now = Instant::now();
+        while let Some(ev) = sc.next(&mut buf).unwrap() {
+            match ev {
+                Event::Head(h) => {
+                    head = h.as_bytes().to_vec();
+                    r.begin(now, &h.parse().unwrap(), h.has_body());
+                }
+                Event::Body(b) => {
+                    r.body(b);
+                }
+                Event::End(flag) => return (head, r.end(now, flag).unwrap()),
+            }
+        }
+        panic!("no end-line")
+    }
+
+    /// Scans `bytes` as one frame: its head, and that nothing else is there.
+    fn scan_one(bytes: &[u8]) -> Vec<u8> {
+        let mut sc = Scanner::default();
+        let mut buf = BytesMut::from(bytes);
+        let Some(Event::Head(h)) = sc.next(&mut buf).unwrap() else {
+            panic!("no head")
+        };
+        assert!(!h.has_body());
+        assert_eq!(
+            sc.next(&mut buf).unwrap(),
+            Some(Event::End(crate::codec::Flag::Complete))
+        );
+        assert!(sc.is_idle(&buf));
+        h.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn success_report_as_in_rfc_4975_11_6() {
+        let alice = "msrp://alicepc.example.com:7777/iau39soe2843z;tcp";
+        let bob = "msrp://bob.example.com:8888/9di4eae923wzd;tcp";
+        let (_, chunk) = receive(alice, "Success-Report: yes\r\nFailure-Report: no\r\n");
+        let m = chunk.message.as_ref().unwrap();
+        assert_eq!(&m.body.to_bytes()[..], BODY);
+        let p = plan(&chunk, 200);
+        // Failure-Report: no, so no response (§7.1.4); one success REPORT (§7.1.3).
+        assert_eq!(p.response, None);
+        let report = p.report.unwrap();
+        assert_eq!(
+            report,
+            Report {
+                code: 200,
+                range: whole(121)
+            }
+        );
+        let mut out = BytesMut::new();
+        write_report(&mut out, "dkei38sd", alice, bob, &m.message_id, &report);
+        let want = format!(
+            "MSRP dkei38sd REPORT\r\nTo-Path: {alice}\r\nFrom-Path: {bob}\r\nMessage-ID: 12339sdqwer\r\nByte-Range: 1-121/121\r\nStatus: 000 200 OK\r\n-------dkei38sd$\r\n"
+        );
+        assert_eq!(String::from_utf8_lossy(&out), want);
+        // Read back with the crate's own scanner and head parser.
+        let head = scan_one(&out);
+        let h = Head::parse(&head).unwrap();
+        assert_eq!(h.method(), Some(crate::codec::Method::Report));
+        assert_eq!(h.to_path().as_str(), alice);
+        assert_eq!(h.from_path().as_str(), bob);
+        assert_eq!(h.message_id(), Some("12339sdqwer"));
+        assert_eq!(h.byte_range(), Some(whole(121)));
+        let st = h.status().unwrap();
+        assert_eq!((st.namespace, st.code, st.comment), (0, 200, Some("OK")));
+        assert!(!h.has_report_headers());
+    }
+
+    #[test]
+    fn through_a_relay_report_and_response_paths() {
+        // From-Path as received through a relay: previous hop first (RFC 4976 §6.4).
+        let from = "msrp://relay.example.net:2855/aXk3;tcp msrp://alicepc.example.com:7777/iau39soe2843z;tcp";
+        let bob = "msrp://bob.example.com:8888/9di4eae923wzd;tcp";
+        let (head, chunk) = receive(from, "Success-Report: yes\r\n");
+        let send = Head::parse(&head).unwrap();
+        let p = plan(&chunk, 200);
+        assert_eq!(p.response, Some(200));
+        // The response goes to the previous hop only (§7.2).
+        let mut out = BytesMut::new();
+        write_response(&mut out, &send, 200, bob);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!(
+                "MSRP d93kswow 200 OK\r\nTo-Path: msrp://relay.example.net:2855/aXk3;tcp\r\nFrom-Path: {bob}\r\n-------d93kswow$\r\n"
+            )
+        );
+        scan_one(&out);
+        // The REPORT goes the whole way back: the From-Path as it came (§7.1.3).
+        let mut out = BytesMut::new();
+        write_report(
+            &mut out,
+            "abcd9876",
+            send.from_path().as_str(),
+            bob,
+            "12339sdqwer",
+            &p.report.unwrap(),
+        );
+        let head = scan_one(&out);
+        assert_eq!(Head::parse(&head).unwrap().to_path().as_str(), from);
+        // A 415 decided by the engine: answered, no success REPORT.
+        assert_eq!(
+            plan(&chunk, 415),
+            Plan {
+                response: Some(415),
+                report: None
+            }
+        );
+    }
+
+    #[test]
+    fn responses_and_failure_reports_by_failure_report() {
+        use FailureReport as F;
+        assert!(responds(F::Yes, 200) && responds(F::Yes, 413));
+        assert!(!responds(F::Partial, 200) && responds(F::Partial, 415));
+        assert!(!responds(F::No, 200) && !responds(F::No, 400));
+        let (_, partial) = receive(
+            "msrp://a.example.com:1/x;tcp",
+            "Failure-Report: partial\r\n",
+        );
+        assert_eq!(
+            plan(&partial, 200),
+            Plan {
+                response: None,
+                report: None
+            }
+        );
+        assert_eq!(plan(&partial, 413).response, Some(413));
+        let range = partial.range.unwrap();
+        assert_eq!(range, whole(121));
+        assert_eq!(
+            late_failure(F::Partial, 415, range),
+            Some(Report { code: 415, range })
+        );
+        assert_eq!(late_failure(F::Yes, 408, range).unwrap().code, 408);
+        assert_eq!(late_failure(F::No, 415, range), None);
+        assert_eq!(late_failure(F::Yes, 200, range), None);
+        // A failure REPORT's bytes: range end from the body, total as the SEND said.
+        let mut out = BytesMut::new();
+        let r = Report {
+            code: 413,
+            range: ByteRange {
+                start: 5,
+                end: Some(9),
+                total: None,
+            },
+        };
+        write_report(
+            &mut out,
+            "abcd9876",
+            "msrp://a.example.com:1/x;tcp",
+            "msrp://b.example.com:2/y;tcp",
+            "m123",
+            &r,
+        );
+        assert_eq!(
+            &out[..],
+            b"MSRP abcd9876 REPORT\r\nTo-Path: msrp://a.example.com:1/x;tcp\r\nFrom-Path: msrp://b.example.com:2/y;tcp\r\nMessage-ID: m123\r\nByte-Range: 5-9/*\r\nStatus: 000 413 Message Too Large\r\n-------abcd9876$\r\n"
+        );
+        let head = scan_one(&out);
+        assert_eq!(Head::parse(&head).unwrap().status().unwrap().code, 413);
+    }
+}
