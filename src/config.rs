@@ -224,7 +224,37 @@ pub struct RelayArgs {
     /// SHA-256). Keep it unreadable for others.
     #[arg(long, value_name = "FILE", help_heading = "SIP")]
     pub sip_credentials: Option<PathBuf>,
+    /// Answer INVITEs offering MSRP whose Request-URI matches this regular expression
+    /// with msrpd's user agent (accept-types text/plain and message/cpim); repeat for
+    /// more. The config file's [[ua_answer]] tables also match From and To and set the
+    /// accept-types. Without any, INVITEs get --sip-reject.
+    #[arg(long, value_name = "REGEX", help_heading = "User agent")]
+    pub ua_answer: Vec<String>,
+    /// A user agent session ends this many seconds after it starts, 0 for never
+    /// [default: 43200, 12 h].
+    #[arg(long, value_name = "SECONDS", help_heading = "User agent")]
+    pub ua_max_duration: Option<u64>,
+    /// The largest message the user agent takes, 1 to 1073741824 bytes (413 beyond)
+    /// [default: 16777216].
+    #[arg(long, value_name = "BYTES", help_heading = "User agent")]
+    pub ua_max_message: Option<u64>,
 }
+
+/// One `[[ua_answer]]` table: which INVITEs the user agent answers (regular
+/// expressions on the Request-URI, From and To; a missing one matches anything) and
+/// with which accept-types (RFC 4975 §8.6).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UaAnswerFile {
+    pub ruri: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub accept_types: Option<Vec<String>>,
+    pub accept_wrapped_types: Option<Vec<String>>,
+}
+
+/// The accept-types a rule gets when it names none.
+pub const UA_DEFAULT_ACCEPT: [&str; 2] = ["text/plain", "message/cpim"];
 
 /// The same settings as read from a TOML file (keys in snake_case).
 #[derive(Debug, Default, Deserialize)]
@@ -278,6 +308,9 @@ pub struct FileConfig {
     pub sip_t4_ms: Option<u64>,
     pub sip_outbound_proxy: Option<String>,
     pub sip_credentials: Option<PathBuf>,
+    pub ua_answer: Option<Vec<UaAnswerFile>>,
+    pub ua_max_duration: Option<u64>,
+    pub ua_max_message: Option<u64>,
 }
 
 /// A setting that cannot be used, with what to fix.
@@ -334,6 +367,13 @@ pub enum ConfigError {
         "bad --sip-outbound-proxy {uri:?}: {reason}; use a sip: or sips: URI such as sip:proxy.example.com:5060"
     )]
     SipProxy { uri: String, reason: String },
+    #[error("bad {what} {value:?}: {reason}")]
+    UaRule {
+        /// `--ua-answer`, or `ua_answer.ruri` and the like.
+        what: String,
+        value: String,
+        reason: String,
+    },
     #[error("bad {flag} {pattern:?}: not a regular expression the regex crate takes:\n{reason}")]
     Regex {
         /// `--nosip-match` or `--nosip-skip`.
@@ -437,6 +477,89 @@ fn nosip_regex(
             pattern,
             reason: e.to_string(),
         })
+}
+
+/// One pattern of a user agent rule, compiled once at start.
+fn ua_regex(what: &str, pattern: &Option<String>) -> Result<Option<regex::Regex>, ConfigError> {
+    let Some(p) = pattern else {
+        return Ok(None);
+    };
+    regex::RegexBuilder::new(p)
+        .size_limit(1 << 20)
+        .build()
+        .map(Some)
+        .map_err(|e| ConfigError::UaRule {
+            what: what.to_string(),
+            value: p.clone(),
+            reason: format!("not a regular expression the regex crate takes:\n{e}"),
+        })
+}
+
+/// A media type for accept-types: `*`, `type/*` or `type/subtype` (RFC 4975 §9).
+fn ua_media_type(what: &str, t: &str) -> Result<String, ConfigError> {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let ok = t == "*"
+        || t.split_once('/')
+            .is_some_and(|(a, b)| token(a) && (b == "*" || token(b)));
+    if !ok {
+        return Err(ConfigError::UaRule {
+            what: what.to_string(),
+            value: t.to_string(),
+            reason: "use a media type such as text/plain, text/* or *".into(),
+        });
+    }
+    Ok(t.to_string())
+}
+
+/// The user agent's rules: the `--ua-answer` patterns first (on the Request-URI, with
+/// [`UA_DEFAULT_ACCEPT`]), then the file's `[[ua_answer]]` tables in order.
+fn ua_rules(
+    flags: &[String],
+    tables: &[UaAnswerFile],
+) -> Result<Vec<crate::ua::engine::Rule>, ConfigError> {
+    let mut rules = Vec::new();
+    let default: Vec<String> = UA_DEFAULT_ACCEPT.iter().map(|s| s.to_string()).collect();
+    for f in flags {
+        rules.push(crate::ua::engine::Rule {
+            ruri: ua_regex("--ua-answer", &Some(f.clone()))?,
+            from: None,
+            to: None,
+            accept_types: default.clone(),
+            accept_wrapped_types: Vec::new(),
+        });
+    }
+    for t in tables {
+        let types = |what: &str, v: &Option<Vec<String>>, dflt: &[String]| {
+            match v {
+                Some(list) => list.iter().map(|x| ua_media_type(what, x)).collect(),
+                None => Ok(dflt.to_vec()),
+            }
+        };
+        let accept_types = types("ua_answer.accept_types", &t.accept_types, &default)?;
+        if accept_types.is_empty() {
+            return Err(ConfigError::UaRule {
+                what: "ua_answer.accept_types".into(),
+                value: "[]".into(),
+                reason: "a rule must accept at least one type".into(),
+            });
+        }
+        rules.push(crate::ua::engine::Rule {
+            ruri: ua_regex("ua_answer.ruri", &t.ruri)?,
+            from: ua_regex("ua_answer.from", &t.from)?,
+            to: ua_regex("ua_answer.to", &t.to)?,
+            accept_types,
+            accept_wrapped_types: types(
+                "ua_answer.accept_wrapped_types",
+                &t.accept_wrapped_types,
+                &[],
+            )?,
+        });
+    }
+    Ok(rules)
 }
 
 /// Reads a config file.
@@ -789,6 +912,24 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
         })?;
     }
     s.sip_credentials = a.sip_credentials.clone().or(f.sip_credentials);
+    s.ua_rules = ua_rules(&a.ua_answer, f.ua_answer.as_deref().unwrap_or_default())?;
+    s.ua_max_duration = match ranged(
+        a.ua_max_duration.or(f.ua_max_duration),
+        12 * 3600,
+        0,
+        365 * 24 * 3600,
+        "ua-max-duration",
+    )? {
+        0 => None,
+        secs => Some(Duration::from_secs(secs)),
+    };
+    s.ua_max_message = ranged(
+        a.ua_max_message.or(f.ua_max_message),
+        16 << 20,
+        1,
+        1 << 30,
+        "ua-max-message",
+    )?;
     s.admin = admin;
     Ok(Resolved {
         server: s,
@@ -1011,9 +1152,51 @@ mod tests {
             "nosip_min_bytes = 65537",
             "nosip_match = \"(unclosed\"",
             "nosip_skip = \"a{99999}{99999}\"",
+            "ua_max_message = 0",
+            "ua_answer = [{ ruri = \"(unclosed\" }]",
+            "ua_answer = [{ from = \"[a-\" }]",
+            "ua_answer = [{ accept_types = [\"text\"] }]",
+            "ua_answer = [{ accept_types = [\"text/plain;x\"] }]",
+            "ua_answer = [{ accept_types = [] }]",
         ] {
             let f: FileConfig = toml::from_str(bad).unwrap();
             assert!(resolve(&RelayArgs::default(), f).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn user_agent_rules() {
+        let d = resolve(&RelayArgs::default(), FileConfig::default()).unwrap();
+        assert!(d.server.ua_rules.is_empty(), "the user agent answers nothing by default");
+        assert_eq!(d.server.ua_max_duration, Some(Duration::from_secs(43_200)));
+        let f: FileConfig = toml::from_str(
+            "ua_max_duration = 0\n[[ua_answer]]\nto = \"bob@\"\naccept_types = [\"text/*\", \"message/cpim\"]\naccept_wrapped_types = [\"text/plain\"]\n",
+        )
+        .unwrap();
+        let a = RelayArgs {
+            ua_answer: vec!["^sip:chat@".into()],
+            ..RelayArgs::default()
+        };
+        let r = resolve(&a, f).unwrap();
+        assert_eq!(r.server.ua_max_duration, None);
+        let rules = &r.server.ua_rules;
+        assert_eq!(rules.len(), 2, "the flag's rule first, then the table's");
+        assert!(rules[0].ruri.as_ref().unwrap().is_match("sip:chat@example.com"));
+        assert_eq!(rules[0].accept_types, UA_DEFAULT_ACCEPT);
+        assert!(rules[1].ruri.is_none());
+        assert!(rules[1].to.as_ref().unwrap().is_match("<sip:bob@example.com>"));
+        assert_eq!(rules[1].accept_types, ["text/*", "message/cpim"]);
+        assert_eq!(rules[1].accept_wrapped_types, ["text/plain"]);
+        let e = resolve(
+            &RelayArgs {
+                ua_answer: vec!["(".into()],
+                ..RelayArgs::default()
+            },
+            FileConfig::default(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.starts_with("bad --ua-answer \"(\""), "{e}");
     }
 }

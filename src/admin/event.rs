@@ -23,6 +23,11 @@ pub const KINDS: &[&str] = &[
     "relay.session.end",
     "nosip.packet",
     "sip.request.done",
+    "ua.session.new",
+    "ua.session.failed",
+    "ua.session.end",
+    "ua.message.received",
+    "ua.report.received",
 ];
 
 /// One event: when it happened and what.
@@ -40,6 +45,8 @@ pub enum EventBody {
     Nosip(crate::nosip::NosipPacket),
     /// An outbound SIP request of the admin API ended (`POST /v1/sip/requests`).
     SipRequestDone(crate::server::sip::RequestDone),
+    /// The user agent's sessions and messages ([`crate::ua::engine::UaEvent`]).
+    Ua(crate::ua::engine::UaEvent),
 }
 
 impl Event {
@@ -50,6 +57,16 @@ impl Event {
             EventBody::Relay(RelayEvent::SessionEnd { .. }) => "relay.session.end",
             EventBody::Nosip(_) => "nosip.packet",
             EventBody::SipRequestDone(_) => "sip.request.done",
+            EventBody::Ua(e) => {
+                use crate::ua::engine::UaEvent as U;
+                match e {
+                    U::SessionNew { .. } => "ua.session.new",
+                    U::SessionFailed { .. } => "ua.session.failed",
+                    U::SessionEnd { .. } => "ua.session.end",
+                    U::MessageReceived { .. } => "ua.message.received",
+                    U::ReportReceived { .. } => "ua.report.received",
+                }
+            }
         }
     }
 
@@ -120,11 +137,81 @@ impl Event {
                 "transport": d.transport,
                 "peer": d.peer.map(|p| p.to_string()),
             }),
+            EventBody::Ua(e) => ua_json(e),
         };
         if let (Value::Object(m), Value::Object(f)) = (&mut v, fields) {
             m.extend(f);
         }
         v
+    }
+}
+
+/// The fields of a `ua.*` event.
+fn ua_json(e: &crate::ua::engine::UaEvent) -> Value {
+    use crate::ua::engine::UaEvent as U;
+    use crate::ua::reassembly::Rendered;
+    let body = |b: &Rendered| match b {
+        Rendered::Text(t) => json!({"encoding": "text", "body": t}),
+        Rendered::Base64(t) => json!({"encoding": "base64", "body": t}),
+    };
+    match e {
+        U::SessionNew {
+            session,
+            from,
+            to,
+            ruri,
+            peer_accept_types,
+        } => json!({
+            "session": session, "from": from, "to": to, "ruri": ruri,
+            "accept_types": peer_accept_types,
+        }),
+        U::SessionFailed {
+            session,
+            code,
+            reason,
+        } => json!({"session": session, "code": code, "reason": reason}),
+        U::SessionEnd { session, by, why } => json!({"session": session, "by": by, "reason": why}),
+        U::MessageReceived {
+            session,
+            message_id,
+            content_type,
+            body: b,
+            cpim,
+        } => {
+            let mut v = json!({
+                "session": session, "message_id": message_id, "content_type": content_type,
+            });
+            if let (Value::Object(m), Value::Object(f)) = (&mut v, body(b)) {
+                m.extend(f);
+            }
+            if let (Value::Object(m), Some(c)) = (&mut v, cpim) {
+                let mut inner = json!({
+                    "from": c.from, "to": c.to, "date_time": c.date_time,
+                    "content_type": c.content_type,
+                });
+                if let (Value::Object(i), Value::Object(f)) = (&mut inner, body(&c.body)) {
+                    i.extend(f);
+                }
+                m.insert("cpim".into(), inner);
+            }
+            v
+        }
+        U::ReportReceived {
+            session,
+            message_id,
+            status,
+            range,
+            source,
+        } => json!({
+            "session": session, "message_id": message_id, "status": status,
+            "byte_range": range.map(|r| format!(
+                "{}-{}/{}",
+                r.start,
+                r.end.map_or("*".to_string(), |e| e.to_string()),
+                r.total.map_or("*".to_string(), |t| t.to_string())
+            )),
+            "source": source,
+        }),
     }
 }
 

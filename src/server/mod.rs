@@ -108,6 +108,13 @@ pub struct ServerConfig {
     pub sip_outbound_proxy: Option<String>,
     /// `user:realm:password` lines for digest answers to 401/407 ([`credentials`]).
     pub sip_credentials: Option<PathBuf>,
+    /// The user agent's answer rules (`--ua-answer`, `[[ua_answer]]`); none: the user
+    /// agent answers nothing and every INVITE gets `sip_reject`.
+    pub ua_rules: Vec<crate::ua::engine::Rule>,
+    /// A user agent session ends this long after it starts (`None`: never).
+    pub ua_max_duration: Option<Duration>,
+    /// The largest message the user agent receives (413 beyond, RFC 4975 §7.3.1).
+    pub ua_max_message: u64,
 }
 
 impl ServerConfig {
@@ -147,6 +154,9 @@ impl ServerConfig {
             sip_t4: Duration::from_secs(5),
             sip_outbound_proxy: None,
             sip_credentials: None,
+            ua_rules: Vec::new(),
+            ua_max_duration: Some(Duration::from_secs(12 * 3600)),
+            ua_max_message: 16 << 20,
         }
     }
 }
@@ -976,6 +986,19 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             .unwrap_or_default(),
         sent_by_tls: tls_addrs.first().map(sent_by_of),
     };
+    // The user agent's MSRP URIs and SDP c= name the first plain listen address (the
+    // advertised host where it is the wildcard), its Contact our Via sent-by.
+    let ua_host = match local_addrs.first().or(tls_addrs.first()) {
+        Some(a) if !a.ip().is_unspecified() => match a.ip() {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            ip => ip.to_string(),
+        },
+        _ => host.to_string(),
+    };
+    let ua_port = local_addrs
+        .first()
+        .or(tls_addrs.first())
+        .map_or(port, SocketAddr::port);
     let driver = resolve_driver(cfg.driver);
     let mut secret = [0u8; 32];
     rand::fill(&mut secret);
@@ -1038,6 +1061,16 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             nosip: cfg.nosip.clone(),
             sip_sent_by: all_addrs.iter().map(|a| a.to_string()).collect(),
             sip: sip_settings.clone(),
+            ua: {
+                let mut u = crate::ua::engine::Config::new(i as u16, &ua_host, ua_port);
+                u.contact = format!("sip:msrpd@{}", sip_settings.sent_by);
+                u.rules = cfg.ua_rules.clone();
+                u.max_duration = cfg.ua_max_duration;
+                u.limits.max_message = cfg.ua_max_message;
+                u.limits.max_held = u.limits.max_held.max(cfg.ua_max_message);
+                u
+            },
+            cores: workers,
         };
         let senders = senders.clone();
         let gauges = gauges.clone();

@@ -18,8 +18,9 @@ use crate::conn::ConnId;
 use crate::sip::auth::RealmCredentials;
 use crate::sip::core::{Policy, answer};
 use crate::sip::outbound::{self, Hop, OutEvent, Outbound, ReqId};
-use crate::sip::txn::{Config, Event, Peer, Transactions};
-use crate::sip::{Limits, Message, Writer, ids};
+use crate::sip::txn::{Config, Event, Peer, Timer, Transactions};
+use crate::ua::engine::{Ua, UaEvent};
+use crate::sip::{Limits, Message, Method, Writer, ids};
 
 /// At most this many bytes decide what a new connection speaks: a SIP request line
 /// longer than this (method, Request-URI, version) is not taken for SIP.
@@ -168,8 +169,14 @@ pub struct SipCore {
     /// The admin API's requests in progress.
     api: HashMap<ReqId, ApiRequest>,
     done: VecDeque<RequestDone>,
-    /// Responses for other cores' requests: (core, from, response).
+    /// Responses for other cores' requests, and requests in other cores' dialogs:
+    /// (core, from, message).
     handover: VecDeque<(u16, Peer, Message)>,
+    /// The MSRP user agent: the transaction user of the INVITEs its rules take and of
+    /// requests in its dialogs (and the engine of its sessions' MSRP frames).
+    pub ua: Ua,
+    /// Worker cores (the bound on a core named in a tag).
+    cores: usize,
 }
 
 impl SipCore {
@@ -178,6 +185,8 @@ impl SipCore {
         reject: u16,
         own_sent_by: Vec<String>,
         settings: &SipSettings,
+        ua: crate::ua::engine::Config,
+        cores: usize,
     ) -> SipCore {
         let limits = Limits::default();
         let cfg = Config {
@@ -212,33 +221,76 @@ impl SipCore {
             api: HashMap::new(),
             done: VecDeque::new(),
             handover: VecDeque::new(),
+            ua: Ua::new(ua, Box::new(rand::rng())),
+            cores,
+        }
+    }
+
+    /// Whether `m` is a request inside a dialog another core owns (its To tag names
+    /// that core, `sip::ids`): then it goes there (ARCHITECTURE.md: the kernel's
+    /// SO_REUSEPORT hash may deliver it anywhere), and `true`.
+    fn handed_over(&mut self, from: Peer, m: &Message) -> bool {
+        let owner = m
+            .is_request()
+            .then(|| m.to_tag().and_then(ids::tag_core))
+            .flatten();
+        match owner {
+            Some(c) if c != self.core && usize::from(c) < self.cores => {
+                self.handover.push_back((c, from, m.clone()));
+                true
+            }
+            _ => false,
         }
     }
 
     /// A datagram from `from` (already sniffed as SIP).
     pub fn datagram(&mut self, now: Instant, from: Peer, data: Bytes) {
-        self.txns.handle_datagram(now, from, data);
+        match Message::parse_datagram(data, &self.limits) {
+            Ok(m) if self.handed_over(from, &m) => {}
+            Ok(m) => self.txns.handle_message(now, from, m),
+            // Counted by the table as every unparsable datagram is.
+            Err(_) => self.txns.handle_datagram(now, from, Bytes::new()),
+        }
         self.answer(now);
     }
 
     /// A message framed off a stream.
     pub fn message(&mut self, now: Instant, from: Peer, m: Message) {
-        self.txns.handle_message(now, from, m);
+        if !self.handed_over(from, &m) {
+            self.txns.handle_message(now, from, m);
+        }
         self.answer(now);
     }
 
     pub fn timeout(&mut self, now: Instant) {
         self.txns.handle_timeout(now);
         self.outbound.handle_timeout(now);
+        if self.ua.poll_timeout().is_some_and(|t| t <= now) {
+            self.ua.handle_timeout(now);
+        }
         self.answer(now);
     }
 
     /// The next instant [`SipCore::timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.txns.poll_timeout(), self.outbound.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.txns.poll_timeout(),
+            self.outbound.poll_timeout(),
+            self.ua.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// What the user agent asks of the server (MSRP writes and closes).
+    pub fn poll_ua_action(&mut self) -> Option<crate::conn::Action<()>> {
+        self.ua.poll_action()
+    }
+
+    /// What the user agent tells the operator.
+    pub fn poll_ua_event(&mut self) -> Option<UaEvent> {
+        self.ua.poll_event()
     }
 
     /// What the outbound layer needs from the I/O layer.
@@ -338,6 +390,17 @@ impl SipCore {
     fn answer(&mut self, now: Instant) {
         while let Some(e) = self.txns.poll_event() {
             if let Event::Request { id, msg, .. } = e {
+                // The user agent first: INVITEs its rules take, requests in its dialogs.
+                let taken = match msg.method() {
+                    Some(Method::Invite) => self.ua.handle_invite(now, &mut self.txns, id, &msg),
+                    _ if msg.to_tag().is_some() => {
+                        self.ua.handle_in_dialog(now, &mut self.txns, id, &msg)
+                    }
+                    _ => false,
+                };
+                if taken {
+                    continue;
+                }
                 let Some(a) = answer(&msg, &self.policy, self.txns.is_merged(id)) else {
                     continue;
                 };
@@ -361,6 +424,18 @@ impl SipCore {
                     self.handover.push_back((c, from, msg));
                 }
             } else {
+                match &e {
+                    Event::Ack { msg, .. } => self.ua.handle_ack(now, msg),
+                    Event::Cancelled { invite, .. } => {
+                        self.ua
+                            .handle_invite_gone(now, *invite, 487, "cancelled by the caller")
+                    }
+                    Event::Timeout { id, timer: Timer::L } => {
+                        self.ua
+                            .handle_invite_gone(now, *id, 408, "no ACK for the 200")
+                    }
+                    _ => {}
+                }
                 self.outbound.handle_txn_event(now, &mut self.txns, &e);
             }
         }

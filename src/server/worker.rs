@@ -96,6 +96,10 @@ pub struct WorkerConfig {
     pub nosip: crate::nosip::NosipConfig,
     /// SIP timers, outbound proxy, credentials and our Via sent-by.
     pub sip: super::sip::SipSettings,
+    /// The user agent of this core.
+    pub ua: crate::ua::engine::Config,
+    /// Worker cores in the process.
+    pub cores: usize,
 }
 
 /// A UDP socket of this worker as the SIP table's `Peer::conn`: its index in the slot,
@@ -295,7 +299,14 @@ async fn worker_main(
             }
         }
     }
-    let sip = super::sip::SipCore::new(core, cfg.sip_reject, cfg.sip_sent_by.clone(), &cfg.sip);
+    let sip = super::sip::SipCore::new(
+        core,
+        cfg.sip_reject,
+        cfg.sip_sent_by.clone(),
+        &cfg.sip,
+        cfg.ua.clone(),
+        cfg.cores,
+    );
     let w = Rc::new(Worker {
         sip: RefCell::new(sip),
         udp: udp_send,
@@ -665,6 +676,7 @@ impl Worker {
             self.cfg.limiter.release(ip);
         }
         self.relay.borrow_mut().handle_closed(Instant::now(), h.id);
+        self.sip.borrow_mut().ua.handle_closed(Instant::now(), h.id);
         self.sip_conn_gone(h.id);
         if self.conn(h.id.slot, h.id.generation).is_some() {
             self.conns.borrow_mut().remove(h.id.slot);
@@ -1420,6 +1432,29 @@ fn handshake_guard(fd: RawFd, timeout: Duration) -> Rc<Cell<bool>> {
     done
 }
 
+/// Which engine an MSRP connection's frames go to: the user agent when the first
+/// frame's first To-Path URI names one of its sessions
+/// ([`crate::ua::engine::is_session_id`]), else the relay (ARCHITECTURE.md: frames go to
+/// the engine that owns the first To-Path URI). Decided once per connection: a
+/// connection carries one engine's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Relay,
+    Ua,
+}
+
+impl Owner {
+    fn of(raw: &crate::codec::RawHead) -> Owner {
+        let ua = raw.parse().ok().is_some_and(|h| {
+            h.to_path()
+                .first()
+                .session_id()
+                .is_some_and(crate::ua::engine::is_session_id)
+        });
+        if ua { Owner::Ua } else { Owner::Relay }
+    }
+}
+
 async fn read_loop<R: AsyncReadRent>(
     w: Rc<Worker>,
     h: Rc<ConnHandle>,
@@ -1427,6 +1462,10 @@ async fn read_loop<R: AsyncReadRent>(
     sniff: Option<(ConnKind, SocketAddr)>,
 ) {
     let mut buf = BytesMut::with_capacity(IDLE_READ_BUF);
+    // An accepted MSRP connection goes to the engine its first frame is for (see
+    // `Owner`); an outbound one belongs to the relay, which opened it.
+    let mut unowned: Option<ConnKind> = None;
+    let mut owner = Owner::Relay;
     if let Some((kind, peer)) = sniff {
         use super::sip::Sniff;
         // An accepted connection: its first bytes say what it speaks.
@@ -1440,11 +1479,7 @@ async fn read_loop<R: AsyncReadRent>(
             }
         };
         match what {
-            Ok(Sniff::Msrp) => {
-                w.relay.borrow_mut().handle_open(Instant::now(), h.id, kind);
-                // The relay's own head timeout takes over from here.
-                h.head_since.set(None);
-            }
+            Ok(Sniff::Msrp) => unowned = Some(kind),
             Ok(Sniff::Sip) => {
                 h.head_since.set(None);
                 let transport = match kind.transport() {
@@ -1494,7 +1529,10 @@ async fn read_loop<R: AsyncReadRent>(
         w.gauges
             .wait_below(w.core, id.core, id.slot, w.cfg.high_water, None)
             .await;
-        let target = w.relay.borrow().backpressure_target(id);
+        let target = match owner {
+            Owner::Relay => w.relay.borrow().backpressure_target(id),
+            Owner::Ua => None,
+        };
         if let Some((core, slot)) = target {
             w.gauges
                 .wait_below(w.core, core, slot, w.cfg.high_water, Some(origin))
@@ -1547,6 +1585,26 @@ async fn read_loop<R: AsyncReadRent>(
         loop {
             match sc.next(&mut buf) {
                 Ok(Some(ev)) => {
+                    if let (Event::Head(raw), Some(kind)) = (&ev, &unowned) {
+                        owner = Owner::of(raw);
+                        if owner == Owner::Relay {
+                            w.relay.borrow_mut().handle_open(now, id, kind.clone());
+                            // The relay's own head timeout takes over from here.
+                            h.head_since.set(None);
+                        } else {
+                            tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "MSRP connection for the user agent");
+                        }
+                        unowned = None;
+                    }
+                    if owner == Owner::Ua {
+                        let mut sip = w.sip.borrow_mut();
+                        match ev {
+                            Event::Head(raw) => sip.ua.handle_head(now, id, raw),
+                            Event::Body(b) => sip.ua.handle_body(id, b),
+                            Event::End(f) => sip.ua.handle_end(now, id, f),
+                        }
+                        continue;
+                    }
                     let mut relay = w.relay.borrow_mut();
                     match ev {
                         Event::Head(raw) => {
@@ -1560,6 +1618,10 @@ async fn read_loop<R: AsyncReadRent>(
                     }
                 }
                 Ok(None) => break,
+                Err(ScanError::BodyTooLarge) if owner == Owner::Ua => {
+                    tracing::info!(peer = %h.peer, "non-SEND body over its limit, closing connection");
+                    break 'outer "non-SEND body too large";
+                }
                 Err(ScanError::BodyTooLarge) => {
                     tracing::info!(peer = %h.peer, "non-SEND body over its limit: 413, closing connection");
                     let head = last_head.take().unwrap_or_default();
@@ -1595,6 +1657,9 @@ async fn read_loop<R: AsyncReadRent>(
             }
         } else {
             h.head_since.set(None);
+        }
+        if owner == Owner::Ua {
+            w.sip_flush();
         }
         w.dispatch();
         if w.hop_sampling.take().is_none() {
