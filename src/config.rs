@@ -202,6 +202,28 @@ pub struct RelayArgs {
     /// counted, no event.
     #[arg(long, value_name = "REGEX", help_heading = "SIP")]
     pub nosip_skip: Option<String>,
+    /// SIP timer T1, the round-trip estimate every retransmission and timeout scales
+    /// with (RFC 3261 §17.1.1.1; timers B and F are 64*T1), 1 to 10000 [default: 500].
+    #[arg(long, value_name = "MS", help_heading = "SIP")]
+    pub sip_t1_ms: Option<u64>,
+    /// SIP timer T2, the longest retransmission interval of non-INVITE requests and
+    /// INVITE responses, 1 to 60000, at least T1 [default: 4000].
+    #[arg(long, value_name = "MS", help_heading = "SIP")]
+    pub sip_t2_ms: Option<u64>,
+    /// SIP timer T4, how long a message may stay in the network (timers I and K),
+    /// 1 to 60000 [default: 5000].
+    #[arg(long, value_name = "MS", help_heading = "SIP")]
+    pub sip_t4_ms: Option<u64>,
+    /// Send every outbound SIP request to this proxy (a sip: or sips: URI; the request
+    /// carries Route: <URI;lr>, RFC 3261 §8.1.2). Without it requests go to the
+    /// Request-URI's host (A/AAAA records only: no NAPTR or SRV).
+    #[arg(long, value_name = "URI", help_heading = "SIP")]
+    pub sip_outbound_proxy: Option<String>,
+    /// File of user:realm:password lines (OpenSIPS credential form): a 401/407 to an
+    /// outbound SIP request from a listed realm is answered once with digest (MD5 or
+    /// SHA-256). Keep it unreadable for others.
+    #[arg(long, value_name = "FILE", help_heading = "SIP")]
+    pub sip_credentials: Option<PathBuf>,
 }
 
 /// The same settings as read from a TOML file (keys in snake_case).
@@ -251,6 +273,11 @@ pub struct FileConfig {
     pub nosip_min_bytes: Option<u32>,
     pub nosip_match: Option<String>,
     pub nosip_skip: Option<String>,
+    pub sip_t1_ms: Option<u64>,
+    pub sip_t2_ms: Option<u64>,
+    pub sip_t4_ms: Option<u64>,
+    pub sip_outbound_proxy: Option<String>,
+    pub sip_credentials: Option<PathBuf>,
 }
 
 /// A setting that cannot be used, with what to fix.
@@ -301,6 +328,12 @@ pub enum ConfigError {
     TlsWithoutCert,
     #[error("{0} must be between {1} and {2}")]
     Range(&'static str, u64, u64),
+    #[error("sip-t2-ms ({t2}) must be at least sip-t1-ms ({t1})")]
+    SipT2BelowT1 { t1: u64, t2: u64 },
+    #[error(
+        "bad --sip-outbound-proxy {uri:?}: {reason}; use a sip: or sips: URI such as sip:proxy.example.com:5060"
+    )]
+    SipProxy { uri: String, reason: String },
     #[error("bad {flag} {pattern:?}: not a regular expression the regex crate takes:\n{reason}")]
     Regex {
         /// `--nosip-match` or `--nosip-skip`.
@@ -739,6 +772,23 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
     )? as usize;
     s.nosip.matches = nosip_regex(a.nosip_match.clone().or(f.nosip_match), "--nosip-match")?;
     s.nosip.skip = nosip_regex(a.nosip_skip.clone().or(f.nosip_skip), "--nosip-skip")?;
+    let t1 = ranged(a.sip_t1_ms.or(f.sip_t1_ms), 500, 1, 10_000, "sip-t1-ms")?;
+    let t2 = ranged(a.sip_t2_ms.or(f.sip_t2_ms), 4000, 1, 60_000, "sip-t2-ms")?;
+    let t4 = ranged(a.sip_t4_ms.or(f.sip_t4_ms), 5000, 1, 60_000, "sip-t4-ms")?;
+    if t2 < t1 {
+        return Err(ConfigError::SipT2BelowT1 { t1, t2 });
+    }
+    s.sip_t1 = Duration::from_millis(t1);
+    s.sip_t2 = Duration::from_millis(t2);
+    s.sip_t4 = Duration::from_millis(t4);
+    s.sip_outbound_proxy = a.sip_outbound_proxy.clone().or(f.sip_outbound_proxy);
+    if let Some(uri) = &s.sip_outbound_proxy {
+        crate::sip::outbound::check_uri(uri).map_err(|reason| ConfigError::SipProxy {
+            uri: uri.clone(),
+            reason,
+        })?;
+    }
+    s.sip_credentials = a.sip_credentials.clone().or(f.sip_credentials);
     s.admin = admin;
     Ok(Resolved {
         server: s,
@@ -890,6 +940,47 @@ mod tests {
             log_filter(Some("info"), None, Some("warning")).unwrap(),
             "info"
         );
+    }
+
+    #[test]
+    fn sip_settings() {
+        let d = resolve(&RelayArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(d.server.sip_t1, Duration::from_millis(500));
+        assert_eq!(d.server.sip_t2, Duration::from_secs(4));
+        assert_eq!(d.server.sip_t4, Duration::from_secs(5));
+        assert!(d.server.sip_outbound_proxy.is_none() && d.server.sip_credentials.is_none());
+        let f: FileConfig = toml::from_str(
+            "sip_t1_ms = 50\nsip_t2_ms = 400\nsip_t4_ms = 100\nsip_outbound_proxy = \"sip:p.example\"\nsip_credentials = \"/etc/c\"\n",
+        )
+        .unwrap();
+        let a = RelayArgs {
+            sip_t1_ms: Some(20),
+            ..RelayArgs::default()
+        };
+        let r = resolve(&a, f).unwrap().server;
+        assert_eq!(r.sip_t1, Duration::from_millis(20));
+        assert_eq!(r.sip_t2, Duration::from_millis(400));
+        assert_eq!(r.sip_t4, Duration::from_millis(100));
+        assert_eq!(r.sip_outbound_proxy.as_deref(), Some("sip:p.example"));
+        assert_eq!(r.sip_credentials, Some(PathBuf::from("/etc/c")));
+        for (text, want) in [
+            ("sip_t1_ms = 0", "sip-t1-ms must be between 1 and 10000"),
+            (
+                "sip_t2_ms = 100000",
+                "sip-t2-ms must be between 1 and 60000",
+            ),
+            (
+                "sip_t1_ms = 900\nsip_t2_ms = 800",
+                "must be at least sip-t1-ms",
+            ),
+            ("sip_outbound_proxy = \"tel:1\"", "bad --sip-outbound-proxy"),
+        ] {
+            let f: FileConfig = toml::from_str(text).unwrap();
+            let Err(e) = resolve(&RelayArgs::default(), f) else {
+                panic!("{text} accepted");
+            };
+            assert!(e.to_string().contains(want), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -556,13 +556,14 @@ fn an_event_type_filter_matching_no_type_is_refused() {
         "?type=relay",
         "?type=relay.auth",
         "?type=relay.session.end",
+        "?type=sip.request",
     ] {
         let sse = Sse::open(api, &format!("/v1/events{q}"), &[]);
         assert_eq!(sse.status, 200, "{q}");
     }
     for q in [
         "?type=relay.sesion",
-        "?type=sip",
+        "?type=sipx",
         "?type=relay.auth.x",
         "?type=RELAY",
     ] {

@@ -194,6 +194,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/relay/sessions/{id}", delete(end_session))
         .route("/v1/events", get(events))
         .route("/v1/reload", post(reload))
+        .route("/v1/sip/requests", post(super::sip_requests::post))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(super::MAX_BODY))

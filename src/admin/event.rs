@@ -18,7 +18,12 @@ use crate::relay::RelayEvent;
 pub const QUEUE_CAPACITY: usize = 4096;
 
 /// Every event type [`Event::kind`] gives (a `/v1/events?type=` prefix must match one).
-pub const KINDS: &[&str] = &["relay.auth", "relay.session.end", "nosip.packet"];
+pub const KINDS: &[&str] = &[
+    "relay.auth",
+    "relay.session.end",
+    "nosip.packet",
+    "sip.request.done",
+];
 
 /// One event: when it happened and what.
 #[derive(Debug, Clone)]
@@ -33,6 +38,8 @@ pub enum EventBody {
     Relay(RelayEvent),
     /// A packet or connection that was neither MSRP nor SIP ([`crate::nosip`]).
     Nosip(crate::nosip::NosipPacket),
+    /// An outbound SIP request of the admin API ended (`POST /v1/sip/requests`).
+    SipRequestDone(crate::server::sip::RequestDone),
 }
 
 impl Event {
@@ -42,6 +49,7 @@ impl Event {
             EventBody::Relay(RelayEvent::Auth { .. }) => "relay.auth",
             EventBody::Relay(RelayEvent::SessionEnd { .. }) => "relay.session.end",
             EventBody::Nosip(_) => "nosip.packet",
+            EventBody::SipRequestDone(_) => "sip.request.done",
         }
     }
 
@@ -103,6 +111,15 @@ impl Event {
                     "content": content,
                 })
             }
+            EventBody::SipRequestDone(d) => json!({
+                "request_id": d.request_id,
+                "method": d.method,
+                "ruri": d.ruri,
+                "status": d.status,
+                "reason": d.reason,
+                "transport": d.transport,
+                "peer": d.peer.map(|p| p.to_string()),
+            }),
         };
         if let (Value::Object(m), Value::Object(f)) = (&mut v, fields) {
             m.extend(f);

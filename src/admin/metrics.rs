@@ -169,6 +169,26 @@ const COUNTERS: &[(&str, MetricType, &str)] = &[
         MetricType::Counter,
         "nosip packets over the per-source or per-core event rate (a flood), not queued.",
     ),
+    (
+        "sip_out_success",
+        MetricType::Counter,
+        "Outbound SIP requests (POST /v1/sip/requests) answered 2xx.",
+    ),
+    (
+        "sip_out_rejected",
+        MetricType::Counter,
+        "Outbound SIP requests answered 300-699 (a second digest challenge included).",
+    ),
+    (
+        "sip_out_timeouts",
+        MetricType::Counter,
+        "Outbound SIP requests that got no final response before timer B or F (408).",
+    ),
+    (
+        "sip_out_unreachable",
+        MetricType::Counter,
+        "Outbound SIP requests not delivered: next hop unresolvable, or transport error (503).",
+    ),
 ];
 
 /// One family: name (without `_total`, which the encoder adds to counters), help,

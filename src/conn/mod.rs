@@ -427,6 +427,14 @@ pub struct Counters {
     pub nosip_skipped: AtomicU64,
     /// nosip packets over the per-source or per-core event rate: counted, not queued.
     pub nosip_shed: AtomicU64,
+    /// Outbound SIP requests (the admin API's) answered 2xx.
+    pub sip_out_success: AtomicU64,
+    /// Outbound SIP requests answered 300-699.
+    pub sip_out_rejected: AtomicU64,
+    /// Outbound SIP requests that got no response in time (408, RFC 3261 §8.1.3.1).
+    pub sip_out_timeouts: AtomicU64,
+    /// Outbound SIP requests not delivered: unresolvable, transport error (503).
+    pub sip_out_unreachable: AtomicU64,
     /// REPORTs sent, by status: one counter per code of [`REPORT_STATUSES`], then one
     /// for any other code.
     pub reports_by_status: [AtomicU64; REPORT_STATUSES.len() + 1],
@@ -491,6 +499,10 @@ pub struct CounterSnapshot {
     pub nosip_short: u64,
     pub nosip_skipped: u64,
     pub nosip_shed: u64,
+    pub sip_out_success: u64,
+    pub sip_out_rejected: u64,
+    pub sip_out_timeouts: u64,
+    pub sip_out_unreachable: u64,
 }
 
 macro_rules! counter_fields {
@@ -525,7 +537,11 @@ macro_rules! counter_fields {
             nosip_packets,
             nosip_short,
             nosip_skipped,
-            nosip_shed
+            nosip_shed,
+            sip_out_success,
+            sip_out_rejected,
+            sip_out_timeouts,
+            sip_out_unreachable
         )
     };
 }

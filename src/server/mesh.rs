@@ -41,7 +41,7 @@ impl Envelope {
         match self {
             Envelope::Write { bytes, .. } => bytes.len(),
             Envelope::Relay(m) => m.payload_len(),
-            Envelope::Control(_) | Envelope::HopMark(_) => 0,
+            Envelope::Control(_) | Envelope::HopMark(_) | Envelope::Sip(_) => 0,
         }
     }
 }
@@ -61,6 +61,9 @@ pub enum Envelope {
     /// The envelope after this one carries the sampled frame of a read that completed
     /// at this instant on the sending core (see [`super::hop`]).
     HopMark(Instant),
+    /// A SIP response that reached this core's socket for a request the receiving
+    /// core sent (its branch names that core, see `sip::ids`).
+    Sip(Box<(crate::sip::txn::Peer, crate::sip::Message)>),
     Control(Control),
 }
 

@@ -11,6 +11,7 @@
 //! with a [`Reply`] channel, and it hears their events through [`crate::admin::event`].
 
 pub mod conn;
+pub mod credentials;
 pub mod hop;
 pub mod listener;
 pub mod mesh;
@@ -98,6 +99,15 @@ pub struct ServerConfig {
     pub sip_reject: u16,
     /// What is neither MSRP nor SIP ([`crate::nosip`]).
     pub nosip: crate::nosip::NosipConfig,
+    /// SIP timers T1, T2 and T4 (RFC 3261 §17.1.1.1, table 4).
+    pub sip_t1: Duration,
+    pub sip_t2: Duration,
+    pub sip_t4: Duration,
+    /// Every outbound SIP request goes to this proxy (RFC 3261 §8.1.2, a preloaded
+    /// Route).
+    pub sip_outbound_proxy: Option<String>,
+    /// `user:realm:password` lines for digest answers to 401/407 ([`credentials`]).
+    pub sip_credentials: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -132,6 +142,11 @@ impl ServerConfig {
             sip_udp: true,
             sip_reject: 404,
             nosip: crate::nosip::NosipConfig::default(),
+            sip_t1: Duration::from_millis(500),
+            sip_t2: Duration::from_secs(4),
+            sip_t4: Duration::from_secs(5),
+            sip_outbound_proxy: None,
+            sip_credentials: None,
         }
     }
 }
@@ -160,6 +175,10 @@ pub enum ServerError {
     Thread(std::io::Error),
     #[error("worker {0} failed to start: {1}")]
     Worker(usize, String),
+    #[error("{0}")]
+    SipCredentials(#[from] credentials::CredentialsError),
+    #[error("bad SIP outbound proxy {0:?}: {1}")]
+    SipProxy(String, String),
     #[error("admin API: {0}")]
     Admin(#[from] crate::admin::AdminError),
     #[error("reload: {0}")]
@@ -183,6 +202,8 @@ pub enum Control {
     Tls(Arc<tls::TlsContext>),
     /// A question from the control thread, answered on its reply channel.
     Query(Query),
+    /// An outbound SIP request from the admin API (its outcome is an event).
+    SipRequest(Box<sip::ApiRequest>),
 }
 
 /// What the control thread asks a worker. Each carries the channel for the answer; the
@@ -346,6 +367,14 @@ impl Ops {
             let _ = c.send(mesh::Envelope::Control(Control::Query(make(tx))));
         }
         rx
+    }
+
+    /// Hands an outbound SIP request to worker `core`; `false` when it is gone.
+    pub fn sip_request(&self, core: usize, r: sip::ApiRequest) -> bool {
+        self.inner.control.get(core).is_some_and(|c| {
+            c.send(mesh::Envelope::Control(Control::SipRequest(Box::new(r))))
+                .is_ok()
+        })
     }
 
     /// Re-reads the certificate, key and CA files and hands them to every worker
@@ -743,6 +772,9 @@ pub fn check(cfg: &ServerConfig) -> Result<Vec<String>, ServerError> {
     if !cfg.listen_tls.is_empty() && !tls_ctx.can_serve() {
         return Err(ServerError::TlsWithoutCert);
     }
+    if let Some(p) = &cfg.sip_credentials {
+        credentials::load(p)?;
+    }
     let list = |v: &[SocketAddr]| {
         v.iter()
             .map(|a| format!("{:?}", a.to_string()))
@@ -803,6 +835,16 @@ pub fn check(cfg: &ServerConfig) -> Result<Vec<String>, ServerError> {
         format!("max_queue = {}", cfg.max_queue),
         format!("sip_udp = {}", cfg.sip_udp),
         format!("sip_reject = {}", cfg.sip_reject),
+        format!("sip_t1_ms = {}", cfg.sip_t1.as_millis()),
+        format!("sip_t2_ms = {}", cfg.sip_t2.as_millis()),
+        format!("sip_t4_ms = {}", cfg.sip_t4.as_millis()),
+        format!(
+            "sip_outbound_proxy = {}",
+            cfg.sip_outbound_proxy
+                .as_ref()
+                .map_or("(none)".to_string(), |p| format!("{p:?}"))
+        ),
+        format!("sip_credentials = {}", path(&cfg.sip_credentials)),
         format!("nosip_min_bytes = {}", cfg.nosip.min_bytes),
         format!(
             "nosip_match = {:?}",
@@ -853,6 +895,17 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             "no --users file: protected mode, AUTH succeeds for loopback clients only and every other client gets 403"
         ),
     }
+    let sip_credentials = match &cfg.sip_credentials {
+        Some(p) => {
+            let c = credentials::load(p)?;
+            tracing::info!(realms = c.entries.len(), "SIP digest credentials loaded");
+            Arc::new(c)
+        }
+        None => Arc::new(crate::sip::auth::RealmCredentials::default()),
+    };
+    if let Some(p) = &cfg.sip_outbound_proxy {
+        crate::sip::outbound::check_uri(p).map_err(|e| ServerError::SipProxy(p.clone(), e))?;
+    }
     let tls_ctx = Arc::new(tls::TlsContext::load(&cfg.tls)?);
     if !cfg.listen_tls.is_empty() && !tls_ctx.can_serve() {
         return Err(ServerError::TlsWithoutCert);
@@ -900,6 +953,28 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             .or(tls_ports.first())
             .copied()
             .unwrap_or(MSRP_PORT),
+    };
+    // Our Via sent-by (RFC 3261 §18.1.1): the first plain and TLS listen address, the
+    // advertised host where one is the wildcard.
+    let sent_by_of = |a: &SocketAddr| {
+        if a.ip().is_unspecified() {
+            format!("{host}:{}", a.port())
+        } else {
+            a.to_string()
+        }
+    };
+    let sip_settings = sip::SipSettings {
+        t1: cfg.sip_t1,
+        t2: cfg.sip_t2,
+        t4: cfg.sip_t4,
+        proxy: cfg.sip_outbound_proxy.clone(),
+        credentials: sip_credentials,
+        sent_by: local_addrs
+            .first()
+            .or(tls_addrs.first())
+            .map(sent_by_of)
+            .unwrap_or_default(),
+        sent_by_tls: tls_addrs.first().map(sent_by_of),
     };
     let driver = resolve_driver(cfg.driver);
     let mut secret = [0u8; 32];
@@ -962,6 +1037,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             sip_reject: cfg.sip_reject,
             nosip: cfg.nosip.clone(),
             sip_sent_by: all_addrs.iter().map(|a| a.to_string()).collect(),
+            sip: sip_settings.clone(),
         };
         let senders = senders.clone();
         let gauges = gauges.clone();

@@ -7,13 +7,19 @@
 //!
 //! Packets that are neither SIP nor MSRP go to the nosip handler ([`crate::nosip`]).
 
-use std::time::Instant;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::conn::ConnId;
+use crate::sip::auth::RealmCredentials;
 use crate::sip::core::{Policy, answer};
+use crate::sip::outbound::{self, Hop, OutEvent, Outbound, ReqId};
 use crate::sip::txn::{Config, Event, Peer, Transactions};
-use crate::sip::{Limits, Message, ids};
+use crate::sip::{Limits, Message, Writer, ids};
 
 /// At most this many bytes decide what a new connection speaks: a SIP request line
 /// longer than this (method, Request-URI, version) is not taken for SIP.
@@ -87,21 +93,99 @@ pub fn sniff(b: &[u8]) -> Sniff {
     }
 }
 
+/// SIP settings every core shares (`--sip-t1-ms` and friends, the outbound proxy and
+/// the digest credentials).
+#[derive(Debug, Clone)]
+pub struct SipSettings {
+    /// RFC 3261 timers (§17.1.1.1): T1, T2, T4.
+    pub t1: Duration,
+    pub t2: Duration,
+    pub t4: Duration,
+    /// `--sip-outbound-proxy`.
+    pub proxy: Option<String>,
+    /// `--sip-credentials`.
+    pub credentials: Arc<RealmCredentials>,
+    /// `host:port` of our Vias over UDP and TCP, and over TLS.
+    pub sent_by: String,
+    pub sent_by_tls: Option<String>,
+}
+
+impl Default for SipSettings {
+    fn default() -> SipSettings {
+        let t = Config::default();
+        SipSettings {
+            t1: t.t1,
+            t2: t.t2,
+            t4: t.t4,
+            proxy: None,
+            credentials: Arc::new(RealmCredentials::default()),
+            sent_by: "127.0.0.1:5060".into(),
+            sent_by_tls: None,
+        }
+    }
+}
+
+/// A request the admin API asks for (`POST /v1/sip/requests`), checked there.
+#[derive(Debug, Clone, Default)]
+pub struct ApiRequest {
+    pub request_id: String,
+    /// `OPTIONS` or `MESSAGE`.
+    pub method: String,
+    pub ruri: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub content_type: Option<String>,
+    pub body: Option<String>,
+    /// An outbound proxy for this request instead of the configured one.
+    pub proxy: Option<String>,
+}
+
+/// How an API request ended (the `sip.request.done` event).
+#[derive(Debug, Clone)]
+pub struct RequestDone {
+    pub request_id: String,
+    pub method: String,
+    pub ruri: String,
+    /// The final response's code, or 408/503 made here (RFC 3261 §8.1.3.1).
+    pub status: u16,
+    pub reason: String,
+    /// `UDP`, `TCP`, `TLS` (`None`: it never got that far).
+    pub transport: Option<&'static str>,
+    pub peer: Option<SocketAddr>,
+    /// Whether no response came (timeout, transport, resolution).
+    pub local: bool,
+}
+
 /// The SIP state of one core.
 pub struct SipCore {
     pub txns: Transactions,
     pub policy: Policy,
     pub limits: Limits,
+    /// Requests we send (the admin API's today, the user agent's next).
+    pub outbound: Outbound,
     core: u16,
     rng: rand::rngs::ThreadRng,
+    /// The admin API's requests in progress.
+    api: HashMap<ReqId, ApiRequest>,
+    done: VecDeque<RequestDone>,
+    /// Responses for other cores' requests: (core, from, response).
+    handover: VecDeque<(u16, Peer, Message)>,
 }
 
 impl SipCore {
-    pub fn new(core: u16, reject: u16, own_sent_by: Vec<String>) -> SipCore {
+    pub fn new(
+        core: u16,
+        reject: u16,
+        own_sent_by: Vec<String>,
+        settings: &SipSettings,
+    ) -> SipCore {
         let limits = Limits::default();
         let cfg = Config {
             core,
             limits,
+            t1: settings.t1,
+            t2: settings.t2,
+            t4: settings.t4,
             ..Config::default()
         };
         let policy = Policy {
@@ -110,12 +194,24 @@ impl SipCore {
             server: Some(concat!("msrpd/", env!("CARGO_PKG_VERSION")).into()),
             ..Policy::default()
         };
+        let ocfg = outbound::Config {
+            core,
+            proxy: settings.proxy.clone(),
+            credentials: settings.credentials.clone(),
+            sent_by: settings.sent_by.clone(),
+            sent_by_tls: settings.sent_by_tls.clone(),
+            ..outbound::Config::default()
+        };
         SipCore {
             txns: Transactions::new(cfg),
             policy,
             limits,
+            outbound: Outbound::new(ocfg, Box::new(rand::rng())),
             core,
             rng: rand::rng(),
+            api: HashMap::new(),
+            done: VecDeque::new(),
+            handover: VecDeque::new(),
         }
     }
 
@@ -133,18 +229,118 @@ impl SipCore {
 
     pub fn timeout(&mut self, now: Instant) {
         self.txns.handle_timeout(now);
+        self.outbound.handle_timeout(now);
+        self.answer(now);
+    }
+
+    /// The next instant [`SipCore::timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.txns.poll_timeout(), self.outbound.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// What the outbound layer needs from the I/O layer.
+    pub fn poll_action(&mut self) -> Option<outbound::Action> {
+        self.outbound.poll_action()
+    }
+
+    /// The answer to an [`outbound::Action::Resolve`].
+    pub fn resolved(&mut self, now: Instant, req: ReqId, addrs: Vec<SocketAddr>) {
+        self.outbound.handle_resolved(now, req, addrs);
+        self.answer(now);
+    }
+
+    /// The answer to an [`outbound::Action::Open`].
+    pub fn opened(&mut self, now: Instant, req: ReqId, peer: Result<Peer, String>) {
+        self.outbound.handle_opened(now, &mut self.txns, req, peer);
+        self.answer(now);
+    }
+
+    /// A SIP connection failed or closed.
+    pub fn conn_closed(&mut self, now: Instant, conn: ConnId, why: &str) {
+        self.outbound
+            .handle_conn_closed(now, &mut self.txns, conn, why);
+        self.answer(now);
+    }
+
+    /// A response another core's branch names, for that core.
+    pub fn poll_handover(&mut self) -> Option<(u16, Peer, Message)> {
+        self.handover.pop_front()
+    }
+
+    /// API requests that ended.
+    pub fn poll_done(&mut self) -> Option<RequestDone> {
+        self.done.pop_front()
+    }
+
+    /// Builds and starts an admin API request (RFC 3261 §8.1.1: From with our tag, To,
+    /// a Call-ID of this core, CSeq 1, Max-Forwards 70).
+    pub fn api_request(&mut self, now: Instant, r: ApiRequest) {
+        let from = match &r.from {
+            Some(f) if f.contains(";tag=") => f.clone(),
+            Some(f) => format!("{f};tag={}", ids::tag(self.core, &mut self.rng)),
+            None => format!(
+                "<sip:msrpd@{}>;tag={}",
+                self.outbound.config().sent_by,
+                ids::tag(self.core, &mut self.rng)
+            ),
+        };
+        let to = r.to.clone().unwrap_or_else(|| format!("<{}>", r.ruri));
+        let host = self.outbound.config().sent_by.clone();
+        let mut w = Writer::request(&r.method, &r.ruri);
+        w.header("Max-Forwards", "70");
+        w.header("From", &from);
+        w.header("To", &to);
+        w.header("Call-ID", &ids::call_id(self.core, &host, &mut self.rng));
+        w.header("CSeq", &format!("1 {}", r.method));
+        if let Some(s) = &self.policy.server {
+            w.header("User-Agent", s);
+        }
+        let body = r.body.as_deref().unwrap_or("");
+        let ct = match (&r.content_type, body.is_empty()) {
+            (Some(ct), _) => Some(ct.as_str()),
+            (None, false) => Some("text/plain"),
+            (None, true) => None,
+        };
+        let hop = match &r.proxy {
+            Some(p) => Hop::Proxy(p.clone()),
+            None => Hop::Default,
+        };
+        let sent = w
+            .into_message_body(ct, body.as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|m| self.outbound.send(now, m, hop).map_err(|e| e.to_string()));
+        match sent {
+            Ok(id) => {
+                self.api.insert(id, r);
+            }
+            Err(e) => self.done.push_back(RequestDone {
+                request_id: r.request_id,
+                method: r.method,
+                ruri: r.ruri,
+                status: 400,
+                reason: format!("request not built: {e}"),
+                transport: None,
+                peer: None,
+                local: true,
+            }),
+        }
         self.answer(now);
     }
 
     /// Answers every new request: nobody owns any yet (no user agent), so each gets
     /// [`answer`]'s response (482 for a merged request, §8.2.2.2, as the table tells),
     /// sent through its server transaction so that retransmissions are absorbed
-    /// (§17.2).
+    /// (§17.2). Client transaction events go to the outbound layer, whose outcomes
+    /// for API requests become [`RequestDone`]s.
     fn answer(&mut self, now: Instant) {
         while let Some(e) = self.txns.poll_event() {
-            if let Event::Request { id, msg, .. } = e
-                && let Some(a) = answer(&msg, &self.policy, self.txns.is_merged(id))
-            {
+            if let Event::Request { id, msg, .. } = e {
+                let Some(a) = answer(&msg, &self.policy, self.txns.is_merged(id)) else {
+                    continue;
+                };
                 let tag = (a.code > 100).then(|| ids::tag(self.core, &mut self.rng));
                 let bytes = a.write(&msg, tag.as_deref());
                 match Message::parse_own(bytes) {
@@ -155,6 +351,54 @@ impl SipCore {
                     }
                     Err(e) => tracing::warn!(error = %e, "own SIP response does not parse"),
                 }
+            } else if let Event::StrayResponse { msg, from } = e {
+                // A response to another core's request (UDP: the kernel picks the
+                // socket by its 4-tuple): handed to that core (ARCHITECTURE.md).
+                let owner = msg
+                    .top_via()
+                    .and_then(|v| v.branch().and_then(ids::branch_core));
+                if let Some(c) = owner.filter(|&c| c != self.core) {
+                    self.handover.push_back((c, from, msg));
+                }
+            } else {
+                self.outbound.handle_txn_event(now, &mut self.txns, &e);
+            }
+        }
+        while let Some(e) = self.outbound.poll_event() {
+            // Requests that are not the API's are the user agent's (none yet).
+            let (req, status, reason, local, peer) = match &e {
+                OutEvent::Final { req, msg, peer } => (
+                    *req,
+                    msg.status().unwrap_or(0),
+                    msg.reason().to_string(),
+                    false,
+                    *peer,
+                ),
+                OutEvent::Failed { req, failure, peer } => {
+                    (*req, failure.status(), failure.reason(), true, *peer)
+                }
+                OutEvent::Provisional { .. } | OutEvent::Done { .. } => {
+                    if let OutEvent::Done { req } = e {
+                        if let Some(r) = self.api.remove(&req) {
+                            // Ended without an outcome (cannot happen: every request
+                            // gets a final response or a failure first).
+                            tracing::debug!(request_id = %r.request_id, "SIP request forgotten");
+                        }
+                    }
+                    continue;
+                }
+            };
+            if let Some(r) = self.api.remove(&req) {
+                self.done.push_back(RequestDone {
+                    request_id: r.request_id,
+                    method: r.method,
+                    ruri: r.ruri,
+                    status,
+                    reason,
+                    transport: peer.map(|p| p.transport.as_str()),
+                    peer: peer.map(|p| p.addr),
+                    local,
+                });
             }
         }
     }

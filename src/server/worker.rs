@@ -4,6 +4,7 @@
 //! deadline any engine or connection has).
 
 use std::cell::{Cell, Ref, RefCell};
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
@@ -33,6 +34,8 @@ use crate::conn::{
 };
 use crate::relay::users::Users;
 use crate::relay::{Relay, RelayAction, RelayConfig};
+use crate::sip::outbound::Action as SipAction;
+use crate::sip::txn::{Peer as SipPeer, Transport as SipTransport};
 
 /// Read buffer of a busy connection.
 const READ_BUF: usize = 64 * 1024;
@@ -91,6 +94,8 @@ pub struct WorkerConfig {
     pub sip_sent_by: Vec<String>,
     /// The nosip handler's settings.
     pub nosip: crate::nosip::NosipConfig,
+    /// SIP timers, outbound proxy, credentials and our Via sent-by.
+    pub sip: super::sip::SipSettings,
 }
 
 /// A UDP socket of this worker as the SIP table's `Peer::conn`: its index in the slot,
@@ -234,6 +239,14 @@ pub struct Worker {
     /// datagram, which SIP's retransmissions cover, RFC 3261 §17).
     udp: Vec<std::net::UdpSocket>,
     nosip: RefCell<crate::nosip::Nosip>,
+    /// Open SIP connections (inbound and outbound, TCP and TLS) by peer address, for
+    /// outbound requests to reuse (RFC 3261 §18.1.1), and the other way round.
+    sip_conns: RefCell<HashMap<(SocketAddr, SipTransport), ConnId>>,
+    sip_conn_keys: RefCell<HashMap<ConnId, (SocketAddr, SipTransport)>>,
+    /// Why an outbound SIP connection failed, for the requests waiting on it.
+    sip_conn_failed: RefCell<HashMap<ConnId, String>>,
+    /// Names being resolved for SIP right now (bounded by the outbound layer too).
+    sip_resolving: Cell<usize>,
 }
 
 async fn worker_main(
@@ -282,11 +295,15 @@ async fn worker_main(
             }
         }
     }
-    let sip = super::sip::SipCore::new(core, cfg.sip_reject, cfg.sip_sent_by.clone());
+    let sip = super::sip::SipCore::new(core, cfg.sip_reject, cfg.sip_sent_by.clone(), &cfg.sip);
     let w = Rc::new(Worker {
         sip: RefCell::new(sip),
         udp: udp_send,
         nosip: RefCell::new(crate::nosip::Nosip::new(cfg.nosip.clone())),
+        sip_conns: RefCell::new(HashMap::new()),
+        sip_conn_keys: RefCell::new(HashMap::new()),
+        sip_conn_failed: RefCell::new(HashMap::new()),
+        sip_resolving: Cell::new(0),
         core,
         tls: RefCell::new(cfg.tls.clone()),
         cfg,
@@ -391,7 +408,7 @@ async fn timer_loop(w: Rc<Worker>) {
             w.relay.borrow_mut().handle_timeout(now);
             w.dispatch();
         }
-        if w.sip.borrow().txns.poll_timeout().is_some_and(|t| t <= now) {
+        if w.sip.borrow().poll_timeout().is_some_and(|t| t <= now) {
             w.sip.borrow_mut().timeout(now);
             w.sip_flush();
         }
@@ -413,6 +430,10 @@ async fn mesh_loop(w: Rc<Worker>, rx: MeshReceiver) {
                 Envelope::Control(Control::Users(u)) => w.relay.borrow_mut().set_users(u),
                 Envelope::Control(Control::Dump) => w.dump(),
                 Envelope::Control(Control::Tls(t)) => *w.tls.borrow_mut() = t,
+                Envelope::Control(Control::SipRequest(r)) => {
+                    w.sip.borrow_mut().api_request(now, *r);
+                    w.sip_flush();
+                }
                 Envelope::Control(Control::Query(q)) => w.answer(now, q),
                 Envelope::Control(Control::Shutdown) => {
                     w.dispatch();
@@ -644,6 +665,7 @@ impl Worker {
             self.cfg.limiter.release(ip);
         }
         self.relay.borrow_mut().handle_closed(Instant::now(), h.id);
+        self.sip_conn_gone(h.id);
         if self.conn(h.id.slot, h.id.generation).is_some() {
             self.conns.borrow_mut().remove(h.id.slot);
         }
@@ -825,6 +847,11 @@ impl Worker {
             }
             Envelope::Relay(m) => self.relay.borrow_mut().handle_mesh(now, m),
             Envelope::HopMark(at) => self.hop_incoming.set(Some(at)),
+            Envelope::Sip(m) => {
+                let (from, msg) = *m;
+                self.sip.borrow_mut().message(now, from, msg);
+                self.sip_flush();
+            }
             Envelope::Control(_) => {}
         }
     }
@@ -855,7 +882,7 @@ impl Worker {
     /// The earliest deadline of this core's engines.
     fn next_deadline(&self) -> Option<Instant> {
         let relay = self.relay.borrow().poll_timeout();
-        let sip = self.sip.borrow().txns.poll_timeout();
+        let sip = self.sip.borrow().poll_timeout();
         [relay, sip].into_iter().flatten().min()
     }
 
@@ -863,7 +890,7 @@ impl Worker {
     /// request came in on, stream messages on their connection's send queue. A
     /// response whose connection is gone is dropped (opening one to the Via's sent-by,
     /// §18.2.2, is left for the user agent work).
-    fn sip_flush(&self) {
+    fn sip_flush(self: &Rc<Self>) {
         loop {
             let Some(t) = self.sip.borrow_mut().txns.poll_transmit() else {
                 break;
@@ -896,6 +923,7 @@ impl Worker {
         }
         c.sip_overload.store(s.overload, Ordering::Relaxed);
         c.sip_evicted.store(s.evicted, Ordering::Relaxed);
+        self.sip_outbound();
         self.rearm_timer();
     }
 
@@ -1050,6 +1078,304 @@ impl Worker {
     }
 }
 
+/// At most this many SIP resolutions run at once per core (each on a thread of its
+/// own); the outbound layer's own bound ([`crate::sip::outbound::Config::max_resolving`])
+/// is the one that answers 503, this one only backs it up.
+const SIP_MAX_RESOLVING: usize = 64;
+
+/// Outbound SIP (RFC 3261 §18.1.1): resolving next hops off the core, finding or
+/// opening the socket or connection a request goes on, and telling the operator.
+impl Worker {
+    /// Carries out what the outbound layer asks for, and reports the admin API's
+    /// requests that ended.
+    fn sip_outbound(self: &Rc<Self>) {
+        let mut opened = false;
+        loop {
+            let Some(a) = self.sip.borrow_mut().poll_action() else {
+                break;
+            };
+            match a {
+                SipAction::Resolve { req, host, port } => {
+                    if self.sip_resolving.get() >= SIP_MAX_RESOLVING {
+                        self.sip
+                            .borrow_mut()
+                            .resolved(Instant::now(), req, Vec::new());
+                        continue;
+                    }
+                    self.sip_resolving.set(self.sip_resolving.get() + 1);
+                    let w = self.clone();
+                    monoio::spawn(async move {
+                        let addrs = resolve(&host, port).await;
+                        w.sip_resolving.set(w.sip_resolving.get().saturating_sub(1));
+                        tracing::debug!(%host, port, addrs = ?addrs, "SIP next hop resolved");
+                        w.sip.borrow_mut().resolved(Instant::now(), req, addrs);
+                        w.sip_flush();
+                    });
+                }
+                SipAction::Open {
+                    req,
+                    transport,
+                    addrs,
+                    host,
+                } => {
+                    let peer = self.sip_open(transport, &addrs, &host);
+                    if let Err(why) = &peer {
+                        tracing::info!(%host, transport = transport.as_str(), side = "outbound", reason = %why, "SIP request not sent");
+                    }
+                    self.sip.borrow_mut().opened(Instant::now(), req, peer);
+                    opened = true;
+                }
+            }
+        }
+        loop {
+            let Some((core, from, msg)) = self.sip.borrow_mut().poll_handover() else {
+                break;
+            };
+            if usize::from(core) < self.mesh.len() {
+                self.send_to(core, Envelope::Sip(Box::new((from, msg))));
+            }
+        }
+        loop {
+            let Some(d) = self.sip.borrow_mut().poll_done() else {
+                break;
+            };
+            let c = &self.counters;
+            let counter = match d.status {
+                _ if d.local && d.status == 408 => &c.sip_out_timeouts,
+                _ if d.local => &c.sip_out_unreachable,
+                200..=299 => &c.sip_out_success,
+                _ => &c.sip_out_rejected,
+            };
+            bump(counter, 1);
+            tracing::info!(
+                request_id = %d.request_id,
+                method = %d.method,
+                ruri = %d.ruri,
+                status = d.status,
+                reason = %d.reason,
+                transport = d.transport.unwrap_or("-"),
+                peer = %d.peer.map_or_else(|| "-".to_string(), |p| p.to_string()),
+                "SIP request done"
+            );
+            if let Some(sink) = &self.cfg.events
+                && sink.wanted()
+            {
+                sink.push(OpsEvent {
+                    at: std::time::SystemTime::now(),
+                    body: EventBody::SipRequestDone(d),
+                });
+            }
+        }
+        if opened {
+            // Requests whose way is now open have bytes to send (no more actions
+            // come of that, so this goes one level deep).
+            self.sip_flush();
+        }
+    }
+
+    /// The way to one of `addrs` over `transport`: a UDP socket of the address's
+    /// family, an open SIP connection to it, or a new connection (bytes queue on it
+    /// while it is being made; a failure comes back through [`Worker::finish_conn`]).
+    fn sip_open(
+        self: &Rc<Self>,
+        transport: SipTransport,
+        addrs: &[SocketAddr],
+        host: &str,
+    ) -> Result<SipPeer, String> {
+        if transport == SipTransport::Udp {
+            for a in addrs {
+                let found = self
+                    .udp
+                    .iter()
+                    .position(|u| u.local_addr().is_ok_and(|l| l.is_ipv4() == a.is_ipv4()));
+                if let Some(i) = found {
+                    return Ok(SipPeer {
+                        transport,
+                        addr: *a,
+                        conn: Some(ConnId {
+                            core: self.core,
+                            slot: i as u32,
+                            generation: UDP_GENERATION,
+                        }),
+                    });
+                }
+            }
+            return Err(if self.udp.is_empty() {
+                "no SIP UDP socket (--no-sip-udp)".to_string()
+            } else {
+                format!("no SIP UDP socket of the family of {addrs:?}")
+            });
+        }
+        for a in addrs {
+            let id = self.sip_conns.borrow().get(&(*a, transport)).copied();
+            if let Some(id) = id
+                && self
+                    .conn(id.slot, id.generation)
+                    .is_some_and(|h| !h.is_closing())
+            {
+                return Ok(SipPeer {
+                    transport,
+                    addr: *a,
+                    conn: Some(id),
+                });
+            }
+        }
+        let Some(&first) = addrs.first() else {
+            return Err("no address".into());
+        };
+        let Some(id) = self.slots.borrow_mut().alloc() else {
+            return Err("connection table full".into());
+        };
+        self.sip_connect(id, first, transport, host.to_string());
+        Ok(SipPeer {
+            transport,
+            addr: first,
+            conn: Some(id),
+        })
+    }
+
+    /// Opens an outbound SIP connection for `id` (as [`Worker::connect`] does for
+    /// MSRP: the connect timeout covers connecting and the TLS handshake, whose
+    /// certificate must be valid for the URI host); once up, it is read as SIP.
+    fn sip_connect(
+        self: &Rc<Self>,
+        id: ConnId,
+        addr: SocketAddr,
+        transport: SipTransport,
+        host: String,
+    ) {
+        let h = Rc::new(ConnHandle::new(id, addr.to_string(), true));
+        self.conns.borrow_mut().insert(id.slot, h.clone());
+        self.sip_conn_add(addr, transport, id);
+        self.rearm_timer();
+        let timeout = self.cfg.connect_timeout;
+        let up = Rc::new(Cell::new(false));
+        {
+            let (w, h, up) = (self.clone(), h.clone(), up.clone());
+            monoio::spawn(async move {
+                monoio::time::sleep(timeout).await;
+                if !up.get() && !h.is_closing() {
+                    let why = format!(
+                        "connection to {} not made within {} s",
+                        h.peer,
+                        timeout.as_secs_f64()
+                    );
+                    tracing::warn!(peer = %h.peer, side = "outbound", "{why}");
+                    w.sip_conn_failed.borrow_mut().insert(h.id, why);
+                    w.connect_failed(&h);
+                }
+            });
+        }
+        let w = self.clone();
+        monoio::spawn(async move {
+            let s = match TcpStream::connect_addr(addr).await {
+                Ok(s) if !h.is_closing() => s,
+                Ok(_) => return,
+                Err(e) => {
+                    up.set(true);
+                    let why = format!("connection to {addr} failed: {e}");
+                    tracing::warn!(peer = %addr, side = "outbound", "SIP {why}");
+                    w.sip_conn_failed.borrow_mut().insert(id, why);
+                    w.connect_failed(&h);
+                    return;
+                }
+            };
+            let _ = s.set_nodelay(true);
+            let fd = s.as_raw_fd();
+            if transport != SipTransport::Tls {
+                up.set(true);
+                tracing::info!(peer = %addr, core = w.core, slot = id.slot, "outbound SIP connection open");
+                w.spawn_sip_io(h, fd, s, addr, transport);
+                return;
+            }
+            let Some(name) = tls::server_name(&host) else {
+                up.set(true);
+                w.sip_conn_failed
+                    .borrow_mut()
+                    .insert(id, format!("{host:?} is not a valid TLS name"));
+                w.connect_failed(&h);
+                return;
+            };
+            let cfg = w.tls.borrow().client.clone();
+            let done = handshake_guard(fd, w.cfg.tls_handshake_timeout);
+            let r = tls::connect(cfg, name, s, h.peer.clone()).await;
+            done.set(true);
+            up.set(true);
+            match r {
+                Ok(t) if !h.is_closing() => {
+                    tracing::info!(peer = %addr, core = w.core, slot = id.slot, "outbound SIP TLS connection open");
+                    w.spawn_sip_io(h, fd, t, addr, transport);
+                }
+                r => {
+                    let why = match r {
+                        Err(e) => format!("TLS with {host} ({addr}) failed: {e}"),
+                        Ok(_) => "closed during the TLS handshake".into(),
+                    };
+                    tracing::warn!(peer = %addr, side = "outbound", "SIP {why}");
+                    w.sip_conn_failed.borrow_mut().insert(id, why);
+                    w.connect_failed(&h);
+                }
+            }
+        });
+    }
+
+    /// Starts the reader (as SIP, [`sip_read_loop`]) and writer of an outbound SIP
+    /// connection.
+    fn spawn_sip_io<S: IntoHalves>(
+        self: &Rc<Self>,
+        h: Rc<ConnHandle>,
+        fd: RawFd,
+        stream: S,
+        peer: SocketAddr,
+        transport: SipTransport,
+    ) {
+        h.attach(fd);
+        let (mut rd, mut wr) = stream.into_halves();
+        let (w, hr) = (self.clone(), h.clone());
+        monoio::spawn(async move {
+            let why = sip_read_loop(&w, &hr, &mut rd, BytesMut::new(), peer, transport).await;
+            end_read(w, hr, rd, why);
+        });
+        let w = self.clone();
+        monoio::spawn(async move {
+            let id = h.id;
+            let on_events = |events: Vec<QueueEvent>| w.queue_events(id, events);
+            write_loop(&h, &w.gauges, &w.hop, &mut wr, &on_events).await;
+            drop(wr);
+            h.half_done();
+        });
+    }
+
+    /// Remembers a SIP connection for reuse.
+    fn sip_conn_add(&self, peer: SocketAddr, transport: SipTransport, id: ConnId) {
+        self.sip_conns.borrow_mut().insert((peer, transport), id);
+        self.sip_conn_keys
+            .borrow_mut()
+            .insert(id, (peer, transport));
+    }
+
+    /// A connection closed: if it was a SIP one, it is forgotten, and requests
+    /// waiting on it fail (503, RFC 3261 §8.1.3.1).
+    fn sip_conn_gone(self: &Rc<Self>, id: ConnId) {
+        let Some(key) = self.sip_conn_keys.borrow_mut().remove(&id) else {
+            return;
+        };
+        {
+            let mut m = self.sip_conns.borrow_mut();
+            if m.get(&key) == Some(&id) {
+                m.remove(&key);
+            }
+        }
+        let why = self
+            .sip_conn_failed
+            .borrow_mut()
+            .remove(&id)
+            .unwrap_or_else(|| format!("connection to {} closed", key.0));
+        self.sip.borrow_mut().conn_closed(Instant::now(), id, &why);
+        self.sip_flush();
+    }
+}
+
 /// A connected stream, split into independent halves for the connection's reader and
 /// writer tasks: plain TCP (monoio's halves of the socket) or TLS ([`TlsStream`]: the
 /// socket's halves plus one rustls connection they share).
@@ -1125,6 +1451,7 @@ async fn read_loop<R: AsyncReadRent>(
                     Transport::Tls => crate::sip::txn::Transport::Tls,
                     _ => crate::sip::txn::Transport::Tcp,
                 };
+                w.sip_conn_add(peer, transport, h.id);
                 let why = sip_read_loop(&w, &h, &mut rd, buf, peer, transport).await;
                 return end_read(w, h, rd, why);
             }

@@ -12,6 +12,8 @@
 //! - [`txn`]: the transaction table, all four §17 state machines and their timers.
 //! - [`dialog`]: §12 dialogs.
 //! - [`auth`]: digest answers to 401/407 (§22.2, §22.3; RFC 2617, RFC 8760).
+//! - [`outbound`]: sending requests: next hop, transport, resolution handed to the I/O
+//!   layer, digest retries (§8.1.2, §18.1.1, §22.2).
 //! - [`core`]: the stateless answer to a request no user agent owns (§8.2).
 
 pub mod auth;
@@ -22,6 +24,7 @@ pub mod header;
 pub mod ids;
 pub mod msg;
 pub mod name;
+pub mod outbound;
 pub mod txn;
 pub mod write;
 
