@@ -1084,6 +1084,47 @@ mod tests {
     }
 
     #[test]
+    fn sip_settings() {
+        let d = resolve(&RelayArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(d.server.sip_t1, Duration::from_millis(500));
+        assert_eq!(d.server.sip_t2, Duration::from_secs(4));
+        assert_eq!(d.server.sip_t4, Duration::from_secs(5));
+        assert!(d.server.sip_outbound_proxy.is_none() && d.server.sip_credentials.is_none());
+        let f: FileConfig = toml::from_str(
+            "sip_t1_ms = 50\nsip_t2_ms = 400\nsip_t4_ms = 100\nsip_outbound_proxy = \"sip:p.example\"\nsip_credentials = \"/etc/c\"\n",
+        )
+        .unwrap();
+        let a = RelayArgs {
+            sip_t1_ms: Some(20),
+            ..RelayArgs::default()
+        };
+        let r = resolve(&a, f).unwrap().server;
+        assert_eq!(r.sip_t1, Duration::from_millis(20));
+        assert_eq!(r.sip_t2, Duration::from_millis(400));
+        assert_eq!(r.sip_t4, Duration::from_millis(100));
+        assert_eq!(r.sip_outbound_proxy.as_deref(), Some("sip:p.example"));
+        assert_eq!(r.sip_credentials, Some(PathBuf::from("/etc/c")));
+        for (text, want) in [
+            ("sip_t1_ms = 0", "sip-t1-ms must be between 1 and 10000"),
+            (
+                "sip_t2_ms = 100000",
+                "sip-t2-ms must be between 1 and 60000",
+            ),
+            (
+                "sip_t1_ms = 900\nsip_t2_ms = 800",
+                "must be at least sip-t1-ms",
+            ),
+            ("sip_outbound_proxy = \"tel:1\"", "bad --sip-outbound-proxy"),
+        ] {
+            let f: FileConfig = toml::from_str(text).unwrap();
+            let Err(e) = resolve(&RelayArgs::default(), f) else {
+                panic!("{text} accepted");
+            };
+            assert!(e.to_string().contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn nosip_settings() {
         let d = resolve(&RelayArgs::default(), FileConfig::default()).unwrap();
         assert_eq!(d.server.nosip.min_bytes, 32);
