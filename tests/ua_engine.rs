@@ -208,29 +208,30 @@ fn a_message_is_answered_reported_and_raised_whole() {
     // The empty SEND that binds the connection (RFC 4975 §7.1).
     h.msrp(
         conn(1),
-        format!("MSRP b0 SEND\r\nTo-Path: {uri}\r\nFrom-Path: {PEER_PATH}\r\nMessage-ID: m0\r\nByte-Range: 1-0/0\r\n-------b0$\r\n").as_bytes(),
+        format!("MSRP bind0 SEND\r\nTo-Path: {uri}\r\nFrom-Path: {PEER_PATH}\r\nMessage-ID: msg0000\r\nByte-Range: 1-0/0\r\n-------bind0$\r\n").as_bytes(),
     );
     let w = h.writes();
     assert_eq!(w.len(), 1);
-    assert!(w[0].1.starts_with("MSRP b0 200 OK\r\nTo-Path: msrp://192.0.2.7:7394/peer1;tcp\r\n"), "{}", w[0].1);
+    assert!(w[0].1.starts_with("MSRP bind0 200 OK\r\nTo-Path: msrp://192.0.2.7:7394/peer1;tcp\r\n"), "{}", w[0].1);
     assert!(h.events().is_empty(), "an empty SEND makes no event");
     // Two chunks, the second asking for a success report.
-    let c1 = "MSRP t1 SEND\r\nTo-Path: URI\r\nFrom-Path: PEER\r\nMessage-ID: m1\r\nByte-Range: 1-6/11\r\nSuccess-Report: yes\r\nContent-Type: text/plain\r\n\r\nhello \r\n-------t1+\r\n"
+    let c1 = "MSRP tx001 SEND\r\nTo-Path: URI\r\nFrom-Path: PEER\r\nMessage-ID: msg0001\r\nByte-Range: 1-6/11\r\nSuccess-Report: yes\r\nContent-Type: text/plain\r\n\r\nhello \r\n-------tx001+\r\n"
         .replace("URI", &uri)
         .replace("PEER", PEER_PATH);
     h.msrp(conn(1), c1.as_bytes());
     assert!(h.events().is_empty());
-    let c2 = "MSRP t2 SEND\r\nTo-Path: URI\r\nFrom-Path: PEER\r\nMessage-ID: m1\r\nByte-Range: 7-11/11\r\nSuccess-Report: yes\r\nContent-Type: text/plain\r\n\r\nworld\r\n-------t2$\r\n"
+    let c2 = "MSRP tx002 SEND\r\nTo-Path: URI\r\nFrom-Path: PEER\r\nMessage-ID: msg0001\r\nByte-Range: 7-11/11\r\nSuccess-Report: yes\r\nContent-Type: text/plain\r\n\r\nworld\r\n-------tx002$\r\n"
         .replace("URI", &uri)
         .replace("PEER", PEER_PATH);
     h.msrp(conn(1), c2.as_bytes());
     let w: Vec<String> = h.writes().into_iter().map(|(_, s)| s).collect();
-    assert!(w[0].starts_with("MSRP t1 200 OK"), "{w:?}");
-    assert!(w[1].starts_with("MSRP t2 200 OK"), "{w:?}");
+    assert!(w[0].starts_with("MSRP tx001 200 OK"), "{w:?}");
+    assert!(w[1].starts_with("MSRP tx002 200 OK"), "{w:?}");
     assert!(w[1].contains(" REPORT\r\n") && w[1].contains("Status: 000 200 OK") && w[1].contains("Byte-Range: 1-11/11"), "{w:?}");
     match h.events().as_slice() {
-        [UaEvent::MessageReceived { session, message_id, content_type, body }] => {
-            assert_eq!((session, message_id.as_str(), content_type.as_str()), (&sid, "m1", "text/plain"));
+        [UaEvent::MessageReceived { session, message_id, content_type, body, cpim }] => {
+            assert!(cpim.is_none());
+            assert_eq!((session, message_id.as_str(), content_type.as_str()), (&sid, "msg0001", "text/plain"));
             assert_eq!(body, &Rendered::Text("hello world".into()));
         }
         e => panic!("{e:?}"),
@@ -241,13 +242,13 @@ fn a_message_is_answered_reported_and_raised_whole() {
 fn unknown_sessions_get_481_and_types_not_accepted_415() {
     let mut h = H::new();
     let (_, uri, _) = h.session("c4");
-    h.msrp(conn(1), send("msrp://127.0.0.1:2855/u0000ffffffffffffffff;tcp", "x1", "m1", "hi", "").as_bytes());
+    h.msrp(conn(1), send("msrp://127.0.0.1:2855/u0000ffffffffffffffff;tcp", "xx001", "msg0001", "hi", "").as_bytes());
     let w = h.writes();
-    assert!(w[0].1.starts_with("MSRP x1 481 "), "{}", w[0].1);
-    let html = send(&uri, "x2", "m2", "<b>hi</b>", "").replace("text/plain", "text/html");
+    assert!(w[0].1.starts_with("MSRP xx001 481 "), "{}", w[0].1);
+    let html = send(&uri, "xx002", "msg0002", "<b>hi</b>", "").replace("text/plain", "text/html");
     h.msrp(conn(1), html.as_bytes());
     let w = h.writes();
-    assert!(w[0].1.starts_with("MSRP x2 415 "), "{}", w[0].1);
+    assert!(w[0].1.starts_with("MSRP xx002 415 "), "{}", w[0].1);
     assert!(h.events().is_empty());
 }
 
@@ -255,13 +256,13 @@ fn unknown_sessions_get_481_and_types_not_accepted_415() {
 fn a_second_connection_for_a_bound_session_is_refused() {
     let mut h = H::new();
     let (_, uri, _) = h.session("c5");
-    h.msrp(conn(1), send(&uri, "a1", "m1", "hi", "").as_bytes());
+    h.msrp(conn(1), send(&uri, "aa001", "msg0001", "hi", "").as_bytes());
     h.writes();
     h.events();
-    h.msrp(conn(2), send(&uri, "a2", "m2", "hi", "").as_bytes());
+    h.msrp(conn(2), send(&uri, "aa002", "msg0002", "hi", "").as_bytes());
     let w = h.writes();
     assert_eq!(w[0].0, conn(2));
-    assert!(w[0].1.starts_with("MSRP a2 403 "), "{}", w[0].1);
+    assert!(w[0].1.starts_with("MSRP aa002 403 "), "{}", w[0].1);
 }
 
 #[test]
@@ -272,7 +273,7 @@ fn messages_we_send_and_what_becomes_of_them() {
         .ua
         .send_message(h.now, &sid, "text/plain", b"x", SuccessReport::No, FailureReport::Yes)
         .is_err(), "no connection yet");
-    h.msrp(conn(1), send(&uri, "a1", "m1", "hi", "").as_bytes());
+    h.msrp(conn(1), send(&uri, "aa001", "msg0001", "hi", "").as_bytes());
     h.writes();
     h.events();
     assert!(h
@@ -306,7 +307,7 @@ fn messages_we_send_and_what_becomes_of_them() {
         e => panic!("{e:?}"),
     }
     // A success REPORT from the peer.
-    h.msrp(conn(1), format!("MSRP r9 REPORT\r\nTo-Path: {uri}\r\nFrom-Path: {PEER_PATH}\r\nMessage-ID: {mid}\r\nByte-Range: 1-9/9\r\nStatus: 000 200 OK\r\n-------r9$\r\n").as_bytes());
+    h.msrp(conn(1), format!("MSRP rr009 REPORT\r\nTo-Path: {uri}\r\nFrom-Path: {PEER_PATH}\r\nMessage-ID: {mid}\r\nByte-Range: 1-9/9\r\nStatus: 000 200 OK\r\n-------rr009$\r\n").as_bytes());
     assert!(h.writes().is_empty(), "a REPORT is never answered");
     match h.events().as_slice() {
         [UaEvent::ReportReceived { message_id, status: 200, source: "report", .. }] => assert_eq!(message_id, &mid),
@@ -331,7 +332,7 @@ fn messages_we_send_and_what_becomes_of_them() {
 fn bye_ends_the_session_and_closes_its_connection() {
     let mut h = H::new();
     let (sid, uri, tag) = h.session("c7");
-    h.msrp(conn(1), send(&uri, "a1", "m1", "hi", "").as_bytes());
+    h.msrp(conn(1), send(&uri, "aa001", "msg0001", "hi", "").as_bytes());
     h.writes();
     h.events();
     let resp = h.sip(&in_dialog("BYE", "c7", &tag, 2, "c7-bye"));

@@ -29,7 +29,7 @@ use super::webhook::Webhook;
 use crate::server::{Ops, Query, ReloadOutcome};
 
 /// How long a query waits for a worker's answer.
-const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Events an SSE subscriber may fall behind by. One more and it is disconnected (the
 /// event it missed is counted, and it is told why in the log): a consumer that stopped
 /// reading costs at most this much memory and is never waited for.
@@ -156,7 +156,7 @@ impl State {
 }
 
 /// The answers on `rxs` that come before `deadline`, in order.
-async fn collect_until<T>(
+pub(crate) async fn collect_until<T>(
     deadline: tokio::time::Instant,
     rxs: Vec<(usize, async_channel::Receiver<T>)>,
 ) -> Vec<(usize, Option<T>)> {
@@ -195,6 +195,12 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/reload", post(reload))
         .route("/v1/sip/requests", post(super::sip_requests::post))
+        .route("/v1/ua/sessions", get(super::ua::sessions))
+        .route("/v1/ua/sessions/{id}", delete(super::ua::end))
+        .route(
+            "/v1/ua/sessions/{id}/messages",
+            post(super::ua::send).layer(DefaultBodyLimit::max(super::ua::MAX_SEND_BODY)),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(super::MAX_BODY))

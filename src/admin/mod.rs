@@ -21,6 +21,7 @@ pub mod api;
 pub mod event;
 pub mod metrics;
 pub mod sip_requests;
+pub mod ua;
 pub mod webhook;
 
 use std::net::SocketAddr;

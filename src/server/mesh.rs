@@ -41,6 +41,8 @@ impl Envelope {
         match self {
             Envelope::Write { bytes, .. } => bytes.len(),
             Envelope::Relay(m) => m.payload_len(),
+            Envelope::Ua(UaMsg::Body { bytes, .. }) => bytes.len(),
+            Envelope::Ua(_) => 0,
             Envelope::Control(_) | Envelope::HopMark(_) | Envelope::Sip(_) => 0,
         }
     }
@@ -64,7 +66,32 @@ pub enum Envelope {
     /// A SIP response that reached this core's socket for a request the receiving
     /// core sent (its branch names that core, see `sip::ids`).
     Sip(Box<(crate::sip::txn::Peer, crate::sip::Message)>),
+    /// For the receiving core's user agent: a frame of one of its sessions read on a
+    /// connection of the sending core, or a request to close such a connection.
+    Ua(UaMsg),
     Control(Control),
+}
+
+/// What crosses cores for the user agent: a session lives on the core that took its
+/// INVITE, its MSRP connection wherever SO_REUSEPORT put it (ARCHITECTURE.md).
+#[derive(Debug)]
+pub enum UaMsg {
+    Head {
+        conn: ConnId,
+        head: crate::codec::RawHead,
+    },
+    Body {
+        conn: ConnId,
+        bytes: Bytes,
+    },
+    End {
+        conn: ConnId,
+        flag: crate::codec::Flag,
+    },
+    /// The connection (of the sending core) is gone.
+    Closed(ConnId),
+    /// Close this connection of the receiving core.
+    Close(ConnId, crate::conn::CloseReason),
 }
 
 struct Bell {

@@ -239,6 +239,22 @@ pub enum Query {
     EndSession(String, Reply<bool>),
     /// Gauges and the hop-latency histogram, for a scrape.
     Stats(Reply<WorkerStats>),
+    /// The user agent's sessions on the worker.
+    UaSessions(Reply<Vec<crate::ua::engine::SessionInfo>>),
+    /// Send a message in a user agent session of the worker.
+    UaSend(Box<UaSend>, Reply<Result<String, crate::ua::engine::UaError>>),
+    /// End a user agent session of the worker.
+    UaEnd(String, Reply<bool>),
+}
+
+/// A message for [`Query::UaSend`], checked by the API.
+#[derive(Debug)]
+pub struct UaSend {
+    pub session: String,
+    pub content_type: String,
+    pub body: bytes::Bytes,
+    pub success_report: crate::codec::SuccessReport,
+    pub failure_report: crate::codec::FailureReport,
 }
 
 /// The answer channel of a [`Query`]: any thread may send (once, never blocking) and
@@ -272,7 +288,9 @@ impl Query {
             Query::Sessions { reply, .. } => reply.is_closed(),
             Query::Connections { reply, .. } => reply.is_closed(),
             Query::Stats(reply) => reply.is_closed(),
-            Query::EndSession(..) => false,
+            Query::UaSessions(reply) => reply.is_closed(),
+            // Carried out whether or not the asker still waits.
+            Query::EndSession(..) | Query::UaSend(..) | Query::UaEnd(..) => false,
         }
     }
 }

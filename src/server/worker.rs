@@ -22,7 +22,7 @@ use monoio::net::{TcpListener, TcpStream};
 use super::ConnLimiter;
 use super::conn::{ConnHandle, write_loop};
 use super::hop::HopHistogram;
-use super::mesh::{Envelope, Gauges, MeshReceiver, MeshSender};
+use super::mesh::{Envelope, Gauges, MeshReceiver, MeshSender, UaMsg};
 use super::tls::{self, TlsContext};
 use super::tls_stream::{TlsReader, TlsStream, TlsWriter};
 use super::{Control, Driver, Query, WorkerConn, WorkerStats};
@@ -251,6 +251,9 @@ pub struct Worker {
     sip_conn_failed: RefCell<HashMap<ConnId, String>>,
     /// Names being resolved for SIP right now (bounded by the outbound layer too).
     sip_resolving: Cell<usize>,
+    /// Connections of this core whose frames went to another core's user agent, and
+    /// which core (told when the connection ends).
+    ua_remote: RefCell<HashMap<ConnId, u16>>,
 }
 
 async fn worker_main(
@@ -315,6 +318,7 @@ async fn worker_main(
         sip_conn_keys: RefCell::new(HashMap::new()),
         sip_conn_failed: RefCell::new(HashMap::new()),
         sip_resolving: Cell::new(0),
+        ua_remote: RefCell::new(HashMap::new()),
         core,
         tls: RefCell::new(cfg.tls.clone()),
         cfg,
@@ -677,6 +681,10 @@ impl Worker {
         }
         self.relay.borrow_mut().handle_closed(Instant::now(), h.id);
         self.sip.borrow_mut().ua.handle_closed(Instant::now(), h.id);
+        let remote = self.ua_remote.borrow_mut().remove(&h.id);
+        if let Some(core) = remote {
+            self.send_to(core, Envelope::Ua(UaMsg::Closed(h.id)));
+        }
         self.sip_conn_gone(h.id);
         if self.conn(h.id.slot, h.id.generation).is_some() {
             self.conns.borrow_mut().remove(h.id.slot);
@@ -781,6 +789,24 @@ impl Worker {
                 reply.send(found);
                 self.dispatch();
             }
+            Query::UaSessions(reply) => reply.send(self.sip.borrow().ua.sessions()),
+            Query::UaSend(m, reply) => {
+                let r = self.sip.borrow_mut().ua.send_message(
+                    now,
+                    &m.session,
+                    &m.content_type,
+                    &m.body,
+                    m.success_report,
+                    m.failure_report,
+                );
+                reply.send(r);
+                self.sip_flush();
+            }
+            Query::UaEnd(id, reply) => {
+                let found = self.sip.borrow_mut().ua.end_session(now, &id);
+                reply.send(found);
+                self.sip_flush();
+            }
             Query::Stats(reply) => {
                 let (_, _, streams, _) = self.relay.borrow().table_sizes();
                 let conns = self.conns.borrow();
@@ -864,6 +890,26 @@ impl Worker {
                 self.sip.borrow_mut().message(now, from, msg);
                 self.sip_flush();
             }
+            Envelope::Ua(m) => {
+                {
+                    let mut sip = self.sip.borrow_mut();
+                    match m {
+                        UaMsg::Head { conn, head } => sip.ua.handle_head(now, conn, head),
+                        UaMsg::Body { conn, bytes } => sip.ua.handle_body(conn, bytes),
+                        UaMsg::End { conn, flag } => sip.ua.handle_end(now, conn, flag),
+                        UaMsg::Closed(conn) => sip.ua.handle_closed(now, conn),
+                        UaMsg::Close(conn, reason) => {
+                            drop(sip);
+                            if let Some(h) = self.conn(conn.slot, conn.generation) {
+                                tracing::info!(peer = %h.peer, slot = conn.slot, reason = reason.describe(), "closing user agent connection");
+                                h.close();
+                            }
+                            return;
+                        }
+                    }
+                }
+                self.sip_flush();
+            }
             Envelope::Control(_) => {}
         }
     }
@@ -915,6 +961,14 @@ impl Worker {
                         tracing::debug!(to = %t.to.addr, error = %e, "SIP datagram not sent");
                     }
                 }
+                Some(c) if c.core != self.core => self.send_to(
+                    c.core,
+                    Envelope::Write {
+                        conn: c,
+                        bytes: t.bytes,
+                        part: Part::Whole,
+                    },
+                ),
                 Some(c) => self.write_local(c, t.bytes, Part::Whole, None),
                 None => {
                     tracing::debug!(to = %t.to.addr, "SIP message for a connection that is gone dropped")
@@ -936,7 +990,50 @@ impl Worker {
         c.sip_overload.store(s.overload, Ordering::Relaxed);
         c.sip_evicted.store(s.evicted, Ordering::Relaxed);
         self.sip_outbound();
+        self.ua_flush();
         self.rearm_timer();
+    }
+
+    /// Carries out what the user agent asked for (MSRP writes and closes) and passes
+    /// its events on.
+    fn ua_flush(self: &Rc<Self>) {
+        loop {
+            let Some(a) = self.sip.borrow_mut().poll_ua_action() else {
+                break;
+            };
+            match a {
+                Action::Write { conn, bytes, part } if conn.core == self.core => {
+                    self.write_local(conn, bytes, part, None)
+                }
+                Action::Write { conn, bytes, part } => {
+                    self.send_to(conn.core, Envelope::Write { conn, bytes, part })
+                }
+                Action::Close { conn, reason } if conn.core == self.core => {
+                    if let Some(h) = self.conn(conn.slot, conn.generation) {
+                        tracing::info!(peer = %h.peer, slot = conn.slot, reason = reason.describe(), "closing user agent connection");
+                        h.close();
+                    }
+                }
+                Action::Close { conn, reason } => {
+                    self.send_to(conn.core, Envelope::Ua(UaMsg::Close(conn, reason)))
+                }
+                Action::Connect { .. } | Action::ToCore { .. } => {}
+            }
+        }
+        loop {
+            let Some(e) = self.sip.borrow_mut().poll_ua_event() else {
+                break;
+            };
+            log_ua_event(self.core, &e);
+            if let Some(sink) = &self.cfg.events
+                && sink.wanted()
+            {
+                sink.push(OpsEvent {
+                    at: std::time::SystemTime::now(),
+                    body: EventBody::Ua(e),
+                });
+            }
+        }
     }
 
     /// What is neither MSRP nor SIP (Kamailio's `nosip`, see [`crate::nosip`]): short
@@ -1432,6 +1529,28 @@ fn handshake_guard(fd: RawFd, timeout: Duration) -> Rc<Cell<bool>> {
     done
 }
 
+/// The operator's log line for a user agent event (messages at debug: they are many).
+fn log_ua_event(core: u16, e: &crate::ua::engine::UaEvent) {
+    use crate::ua::engine::UaEvent as U;
+    match e {
+        U::SessionNew { session, from, to, .. } => {
+            tracing::info!(core, %session, %from, %to, "user agent session up")
+        }
+        U::SessionFailed { session, code, reason } => {
+            tracing::info!(core, %session, code, %reason, "user agent session failed")
+        }
+        U::SessionEnd { session, by, why } => {
+            tracing::info!(core, %session, by, reason = why, "user agent session ended")
+        }
+        U::MessageReceived { session, message_id, content_type, .. } => {
+            tracing::debug!(core, %session, %message_id, %content_type, "user agent message received")
+        }
+        U::ReportReceived { session, message_id, status, source, .. } => {
+            tracing::debug!(core, %session, %message_id, status, source, "user agent report")
+        }
+    }
+}
+
 /// Which engine an MSRP connection's frames go to: the user agent when the first
 /// frame's first To-Path URI names one of its sessions
 /// ([`crate::ua::engine::is_session_id`]), else the relay (ARCHITECTURE.md: frames go to
@@ -1453,6 +1572,13 @@ impl Owner {
         });
         if ua { Owner::Ua } else { Owner::Relay }
     }
+
+    /// The core that owns the user agent session a frame is for.
+    fn ua_core(raw: &crate::codec::RawHead) -> Option<u16> {
+        let h = raw.parse().ok()?;
+        let sid = h.to_path().first().session_id()?;
+        crate::ua::engine::SessionKey::decode(sid).map(|k| k.core)
+    }
 }
 
 async fn read_loop<R: AsyncReadRent>(
@@ -1466,6 +1592,8 @@ async fn read_loop<R: AsyncReadRent>(
     // `Owner`); an outbound one belongs to the relay, which opened it.
     let mut unowned: Option<ConnKind> = None;
     let mut owner = Owner::Relay;
+    // The core whose user agent the current frame is for.
+    let mut ua_core = w.core;
     if let Some((kind, peer)) = sniff {
         use super::sip::Sniff;
         // An accepted connection: its first bytes say what it speaks.
@@ -1597,6 +1725,21 @@ async fn read_loop<R: AsyncReadRent>(
                         unowned = None;
                     }
                     if owner == Owner::Ua {
+                        if let Event::Head(raw) = &ev {
+                            ua_core = Owner::ua_core(raw).unwrap_or(w.core);
+                            if ua_core != w.core {
+                                w.ua_remote.borrow_mut().insert(id, ua_core);
+                            }
+                        }
+                        if ua_core != w.core {
+                            let m = match ev {
+                                Event::Head(head) => UaMsg::Head { conn: id, head },
+                                Event::Body(bytes) => UaMsg::Body { conn: id, bytes },
+                                Event::End(flag) => UaMsg::End { conn: id, flag },
+                            };
+                            w.send_to(ua_core, Envelope::Ua(m));
+                            continue;
+                        }
                         let mut sip = w.sip.borrow_mut();
                         match ev {
                             Event::Head(raw) => sip.ua.handle_head(now, id, raw),

@@ -172,6 +172,8 @@ pub enum UaEvent {
         message_id: String,
         content_type: String,
         body: Rendered,
+        /// For `message/cpim` (RFC 3862) that parses: its headers and inner message.
+        cpim: Option<CpimInfo>,
     },
     /// What became of a message we sent: a REPORT, an error response, or a local
     /// timeout (`source` says which).
@@ -182,6 +184,29 @@ pub enum UaEvent {
         range: Option<ByteRange>,
         source: &'static str,
     },
+}
+
+/// What a `message/cpim` message says (RFC 3862 §3), for the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpimInfo {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub date_time: Option<String>,
+    pub content_type: String,
+    pub body: Rendered,
+}
+
+impl CpimInfo {
+    fn of(body: &Bytes) -> Option<CpimInfo> {
+        let c = super::cpim::parse(body, &super::cpim::Limits::default()).ok()?;
+        Some(CpimInfo {
+            from: c.from().map(str::to_string),
+            to: c.to().map(str::to_string),
+            date_time: c.date_time().map(str::to_string),
+            content_type: c.content_type_raw.to_string(),
+            body: reassembly::render(&c.content_type, &c.body),
+        })
+    }
 }
 
 /// Why a command was refused.
@@ -273,6 +298,8 @@ pub struct Ua {
     by_dialog: HashMap<DialogId, String>,
     by_invite: HashMap<TxId, String>,
     reading: HashMap<ConnId, Reading>,
+    /// The session bound to each connection (one per connection in this cut).
+    by_conn: HashMap<ConnId, String>,
     pending: HashMap<String, Pending>,
     timers: BTreeSet<(Instant, Timer, String)>,
     actions: VecDeque<Action<()>>,
@@ -298,6 +325,7 @@ impl Ua {
             by_dialog: HashMap::new(),
             by_invite: HashMap::new(),
             reading: HashMap::new(),
+            by_conn: HashMap::new(),
             pending: HashMap::new(),
             timers: BTreeSet::new(),
             actions: VecDeque::new(),
@@ -574,15 +602,10 @@ impl Ua {
     /// has no other connection), and a chunk it was carrying is abandoned.
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
         self.reading.remove(&conn);
-        let gone: Vec<String> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.conn == Some(conn))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for sid in gone {
+        if let Some(sid) = self.by_conn.remove(&conn) {
             if let Some(s) = self.sessions.get_mut(&sid) {
                 s.conn = None;
+                s.rx.abandon(now);
             }
             self.end(now, &sid, "remote", "msrp connection closed");
         }
@@ -631,6 +654,7 @@ impl Ua {
                 // (RFC 4975 §5.4).
                 tracing::info!(session = %sid, "MSRP connection bound");
                 s.conn = Some(conn);
+                self.by_conn.insert(conn, sid.clone());
             }
             Some(c) if c != conn => {
                 let uri = s.local_uri.clone();
@@ -687,9 +711,21 @@ impl Ua {
             return;
         };
         let mut status = chunk.status;
-        if let Some(m) = &chunk.message
+        // A completed message: its bytes once, and what a message/cpim wraps.
+        let whole = chunk.message.as_ref().map(|m| {
+            let bytes = m.body.to_bytes();
+            let cpim = m
+                .content_type()
+                .filter(|ct| {
+                    ct.media_type.eq_ignore_ascii_case("message")
+                        && ct.subtype.eq_ignore_ascii_case("cpim")
+                })
+                .and_then(|_| CpimInfo::of(&bytes));
+            (bytes, cpim)
+        });
+        if let (Some(m), Some((_, cpim))) = (&chunk.message, &whole)
             && status == 200
-            && !s.local.accepts_received(&m.content_type)
+            && !accepts_received(&s.local, &m.content_type, cpim.as_ref())
         {
             status = 415;
         }
@@ -709,10 +745,10 @@ impl Ua {
                 &rep,
             );
         }
-        if let Some(m) = chunk.message.filter(|_| status == 200) {
+        if let (Some(m), Some((bytes, cpim))) = (chunk.message.filter(|_| status == 200), whole) {
             s.msgs_in += 1;
             let body = match m.content_type() {
-                Some(ct) => m.body.render(&ct),
+                Some(ct) => reassembly::render(&ct, &bytes),
                 None => Rendered::Base64(String::new()),
             };
             self.events.push_back(UaEvent::MessageReceived {
@@ -720,6 +756,7 @@ impl Ua {
                 message_id: m.message_id.clone(),
                 content_type: m.content_type.clone(),
                 body,
+                cpim,
             });
         }
         if !out.is_empty() {
@@ -771,9 +808,11 @@ impl Ua {
         let t = tid(&mut *self.rng);
         let total = body.len() as u64;
         let range = report::whole(total);
-        let mut br = BytesMut::new();
-        encode::byte_range(&mut br, range);
-        let mut headers: Vec<(&str, &[u8])> = vec![("Message-ID", message_id.as_bytes()), ("Byte-Range", &br)];
+        let br = format!("1-{total}/{total}");
+        let mut headers: Vec<(&str, &[u8])> = vec![
+            ("Message-ID", message_id.as_bytes()),
+            ("Byte-Range", br.as_bytes()),
+        ];
         if success_report == SuccessReport::Yes {
             headers.push(("Success-Report", b"yes"));
         }
@@ -792,7 +831,7 @@ impl Ua {
             &s.local_uri,
             &headers,
             Some((content_type, body)),
-            Flag::End,
+            Flag::Complete,
         );
         s.msgs_out += 1;
         s.bytes_out += total;
@@ -847,6 +886,7 @@ impl Ua {
         self.pending.retain(|_, p| p.session != sid);
         if let Some(c) = s.conn {
             self.reading.remove(&c);
+            self.by_conn.remove(&c);
         }
         s.conn
     }
@@ -864,6 +904,25 @@ impl Ua {
             part: Part::Whole,
         });
     }
+}
+
+/// Whether we take a message of `content_type` (RFC 4975 §8.6): the type in our
+/// accept-types; for a message/cpim, its inner type in our accept-types or
+/// accept-wrapped-types too (a CPIM that does not parse is refused).
+fn accepts_received(local: &sdp::Local, content_type: &str, cpim: Option<&CpimInfo>) -> bool {
+    if !sdp::accepts(&local.accept_types, content_type) {
+        return false;
+    }
+    let is_cpim = crate::codec::ContentType::parse(content_type.as_bytes()).is_ok_and(|ct| {
+        ct.media_type.eq_ignore_ascii_case("message") && ct.subtype.eq_ignore_ascii_case("cpim")
+    });
+    if !is_cpim {
+        return true;
+    }
+    cpim.is_some_and(|c| {
+        sdp::accepts(&local.accept_types, &c.content_type)
+            || sdp::accepts(&local.accept_wrapped_types, &c.content_type)
+    })
 }
 
 fn is_report(head: &Head<'_>) -> bool {
