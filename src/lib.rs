@@ -58,5 +58,6 @@ pub mod config;
 pub mod conn;
 pub mod nosip;
 pub mod relay;
+pub mod sdp;
 pub mod server;
 pub mod sip;
