@@ -533,11 +533,9 @@ fn ua_rules(
         });
     }
     for t in tables {
-        let types = |what: &str, v: &Option<Vec<String>>, dflt: &[String]| {
-            match v {
-                Some(list) => list.iter().map(|x| ua_media_type(what, x)).collect(),
-                None => Ok(dflt.to_vec()),
-            }
+        let types = |what: &str, v: &Option<Vec<String>>, dflt: &[String]| match v {
+            Some(list) => list.iter().map(|x| ua_media_type(what, x)).collect(),
+            None => Ok(dflt.to_vec()),
         };
         let accept_types = types("ua_answer.accept_types", &t.accept_types, &default)?;
         if accept_types.is_empty() {
@@ -1208,7 +1206,10 @@ mod tests {
     #[test]
     fn user_agent_rules() {
         let d = resolve(&RelayArgs::default(), FileConfig::default()).unwrap();
-        assert!(d.server.ua_rules.is_empty(), "the user agent answers nothing by default");
+        assert!(
+            d.server.ua_rules.is_empty(),
+            "the user agent answers nothing by default"
+        );
         assert_eq!(d.server.ua_max_duration, Some(Duration::from_secs(43_200)));
         let f: FileConfig = toml::from_str(
             "ua_max_duration = 0\n[[ua_answer]]\nto = \"bob@\"\naccept_types = [\"text/*\", \"message/cpim\"]\naccept_wrapped_types = [\"text/plain\"]\n",
@@ -1222,10 +1223,22 @@ mod tests {
         assert_eq!(r.server.ua_max_duration, None);
         let rules = &r.server.ua_rules;
         assert_eq!(rules.len(), 2, "the flag's rule first, then the table's");
-        assert!(rules[0].ruri.as_ref().unwrap().is_match("sip:chat@example.com"));
+        assert!(
+            rules[0]
+                .ruri
+                .as_ref()
+                .unwrap()
+                .is_match("sip:chat@example.com")
+        );
         assert_eq!(rules[0].accept_types, UA_DEFAULT_ACCEPT);
         assert!(rules[1].ruri.is_none());
-        assert!(rules[1].to.as_ref().unwrap().is_match("<sip:bob@example.com>"));
+        assert!(
+            rules[1]
+                .to
+                .as_ref()
+                .unwrap()
+                .is_match("<sip:bob@example.com>")
+        );
         assert_eq!(rules[1].accept_types, ["text/*", "message/cpim"]);
         assert_eq!(rules[1].accept_wrapped_types, ["text/plain"]);
         let e = resolve(

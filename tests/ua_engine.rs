@@ -40,7 +40,10 @@ fn offer(accept: &str) -> String {
 
 fn invite(call: &str, body: &str) -> Message {
     let mut w = Writer::request("INVITE", "sip:chat@192.0.2.1");
-    w.header("Via", &format!("SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK-{call};rport"));
+    w.header(
+        "Via",
+        &format!("SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK-{call};rport"),
+    );
     w.header("Max-Forwards", "70");
     w.header("From", "<sip:alice@example.com>;tag=af1");
     w.header("To", "<sip:chat@example.com>");
@@ -54,7 +57,10 @@ fn invite(call: &str, body: &str) -> Message {
 /// An in-dialog request from the peer (ACK or BYE) with our To tag.
 fn in_dialog(method: &str, call: &str, to_tag: &str, seq: u32, branch: &str) -> Message {
     let mut w = Writer::request(method, "sip:msrpd@127.0.0.1:2855");
-    w.header("Via", &format!("SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK-{branch}"));
+    w.header(
+        "Via",
+        &format!("SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK-{branch}"),
+    );
     w.header("Max-Forwards", "70");
     w.header("From", "<sip:alice@example.com>;tag=af1");
     w.header("To", &format!("<sip:chat@example.com>;tag={to_tag}"));
@@ -172,9 +178,16 @@ fn send(to: &str, tid: &str, mid: &str, body: &str, extra: &str) -> String {
 fn an_invite_is_answered_with_our_path_and_the_ack_makes_the_session() {
     let mut h = H::new();
     let resp = h.sip(&invite("c1", &offer("text/plain")));
-    let ok = resp.iter().find(|m| m.status() == Some(200)).expect("a 200");
+    let ok = resp
+        .iter()
+        .find(|m| m.status() == Some(200))
+        .expect("a 200");
     assert_eq!(ok.get(HeaderName::ContentType), Some("application/sdp"));
-    assert!(ok.get(HeaderName::Contact).unwrap().contains("sip:msrpd@127.0.0.1:2855"));
+    assert!(
+        ok.get(HeaderName::Contact)
+            .unwrap()
+            .contains("sip:msrpd@127.0.0.1:2855")
+    );
     let sdp = String::from_utf8(ok.body_bytes().to_vec()).unwrap();
     assert!(sdp.contains("m=message 2855 TCP/MSRP *"), "{sdp}");
     assert!(sdp.contains("a=path:msrp://127.0.0.1:2855/u0000"), "{sdp}");
@@ -182,7 +195,13 @@ fn an_invite_is_answered_with_our_path_and_the_ack_makes_the_session() {
     let tag = ok.to_tag().unwrap().to_string();
     h.sip(&in_dialog("ACK", "c1", &tag, 1, "c1-ack"));
     match h.events().as_slice() {
-        [UaEvent::SessionNew { from, peer_accept_types, .. }] => {
+        [
+            UaEvent::SessionNew {
+                from,
+                peer_accept_types,
+                ..
+            },
+        ] => {
             assert!(from.contains("alice"));
             assert_eq!(peer_accept_types, &["text/plain"]);
         }
@@ -212,7 +231,12 @@ fn a_message_is_answered_reported_and_raised_whole() {
     );
     let w = h.writes();
     assert_eq!(w.len(), 1);
-    assert!(w[0].1.starts_with("MSRP bind0 200 OK\r\nTo-Path: msrp://192.0.2.7:7394/peer1;tcp\r\n"), "{}", w[0].1);
+    assert!(
+        w[0].1
+            .starts_with("MSRP bind0 200 OK\r\nTo-Path: msrp://192.0.2.7:7394/peer1;tcp\r\n"),
+        "{}",
+        w[0].1
+    );
     assert!(h.events().is_empty(), "an empty SEND makes no event");
     // Two chunks, the second asking for a success report.
     let c1 = "MSRP tx001 SEND\r\nTo-Path: URI\r\nFrom-Path: PEER\r\nMessage-ID: msg0001\r\nByte-Range: 1-6/11\r\nSuccess-Report: yes\r\nContent-Type: text/plain\r\n\r\nhello \r\n-------tx001+\r\n"
@@ -227,11 +251,27 @@ fn a_message_is_answered_reported_and_raised_whole() {
     let w: Vec<String> = h.writes().into_iter().map(|(_, s)| s).collect();
     assert!(w[0].starts_with("MSRP tx001 200 OK"), "{w:?}");
     assert!(w[1].starts_with("MSRP tx002 200 OK"), "{w:?}");
-    assert!(w[1].contains(" REPORT\r\n") && w[1].contains("Status: 000 200 OK") && w[1].contains("Byte-Range: 1-11/11"), "{w:?}");
+    assert!(
+        w[1].contains(" REPORT\r\n")
+            && w[1].contains("Status: 000 200 OK")
+            && w[1].contains("Byte-Range: 1-11/11"),
+        "{w:?}"
+    );
     match h.events().as_slice() {
-        [UaEvent::MessageReceived { session, message_id, content_type, body, cpim }] => {
+        [
+            UaEvent::MessageReceived {
+                session,
+                message_id,
+                content_type,
+                body,
+                cpim,
+            },
+        ] => {
             assert!(cpim.is_none());
-            assert_eq!((session, message_id.as_str(), content_type.as_str()), (&sid, "msg0001", "text/plain"));
+            assert_eq!(
+                (session, message_id.as_str(), content_type.as_str()),
+                (&sid, "msg0001", "text/plain")
+            );
             assert_eq!(body, &Rendered::Text("hello world".into()));
         }
         e => panic!("{e:?}"),
@@ -242,7 +282,17 @@ fn a_message_is_answered_reported_and_raised_whole() {
 fn unknown_sessions_get_481_and_types_not_accepted_415() {
     let mut h = H::new();
     let (_, uri, _) = h.session("c4");
-    h.msrp(conn(1), send("msrp://127.0.0.1:2855/u0000ffffffffffffffff;tcp", "xx001", "msg0001", "hi", "").as_bytes());
+    h.msrp(
+        conn(1),
+        send(
+            "msrp://127.0.0.1:2855/u0000ffffffffffffffff;tcp",
+            "xx001",
+            "msg0001",
+            "hi",
+            "",
+        )
+        .as_bytes(),
+    );
     let w = h.writes();
     assert!(w[0].1.starts_with("MSRP xx001 481 "), "{}", w[0].1);
     let html = send(&uri, "xx002", "msg0002", "<b>hi</b>", "").replace("text/plain", "text/html");
@@ -269,61 +319,125 @@ fn a_second_connection_for_a_bound_session_is_refused() {
 fn messages_we_send_and_what_becomes_of_them() {
     let mut h = H::new();
     let (sid, uri, _) = h.session("c6");
-    assert!(h
-        .ua
-        .send_message(h.now, &sid, "text/plain", b"x", SuccessReport::No, FailureReport::Yes)
-        .is_err(), "no connection yet");
+    assert!(
+        h.ua.send_message(
+            h.now,
+            &sid,
+            "text/plain",
+            b"x",
+            SuccessReport::No,
+            FailureReport::Yes
+        )
+        .is_err(),
+        "no connection yet"
+    );
     h.msrp(conn(1), send(&uri, "aa001", "msg0001", "hi", "").as_bytes());
     h.writes();
     h.events();
-    assert!(h
-        .ua
-        .send_message(h.now, &sid, "text/html", b"<b>", SuccessReport::No, FailureReport::Yes)
-        .is_err(), "the peer accepts text/plain only");
-    let mid = h
-        .ua
-        .send_message(h.now, &sid, "text/plain", b"hello bob", SuccessReport::Yes, FailureReport::Yes)
+    assert!(
+        h.ua.send_message(
+            h.now,
+            &sid,
+            "text/html",
+            b"<b>",
+            SuccessReport::No,
+            FailureReport::Yes
+        )
+        .is_err(),
+        "the peer accepts text/plain only"
+    );
+    let mid =
+        h.ua.send_message(
+            h.now,
+            &sid,
+            "text/plain",
+            b"hello bob",
+            SuccessReport::Yes,
+            FailureReport::Yes,
+        )
         .unwrap();
     let w = h.writes();
     let frame = &w[0].1;
-    assert!(frame.contains(&format!("To-Path: {PEER_PATH}\r\n")), "{frame}");
+    assert!(
+        frame.contains(&format!("To-Path: {PEER_PATH}\r\n")),
+        "{frame}"
+    );
     assert!(frame.contains(&format!("From-Path: {uri}\r\n")), "{frame}");
     assert!(frame.contains(&format!("Message-ID: {mid}\r\n")));
     assert!(frame.contains("Byte-Range: 1-9/9\r\n") && frame.contains("Success-Report: yes\r\n"));
     assert!(frame.contains("\r\n\r\nhello bob\r\n-------"));
     let tid = frame.split_whitespace().nth(1).unwrap().to_string();
     // A 200 is silent; a failure response is reported.
-    h.msrp(conn(1), format!("MSRP {tid} 200 OK\r\nTo-Path: {uri}\r\nFrom-Path: {PEER_PATH}\r\n-------{tid}$\r\n").as_bytes());
+    h.msrp(
+        conn(1),
+        format!(
+            "MSRP {tid} 200 OK\r\nTo-Path: {uri}\r\nFrom-Path: {PEER_PATH}\r\n-------{tid}$\r\n"
+        )
+        .as_bytes(),
+    );
     assert!(h.events().is_empty());
-    let mid2 = h
-        .ua
-        .send_message(h.now, &sid, "text/plain", b"again", SuccessReport::No, FailureReport::Yes)
+    let mid2 =
+        h.ua.send_message(
+            h.now,
+            &sid,
+            "text/plain",
+            b"again",
+            SuccessReport::No,
+            FailureReport::Yes,
+        )
         .unwrap();
     let frame = h.writes().remove(0).1;
     let tid2 = frame.split_whitespace().nth(1).unwrap().to_string();
     h.msrp(conn(1), format!("MSRP {tid2} 413 too big\r\nTo-Path: {uri}\r\nFrom-Path: {PEER_PATH}\r\n-------{tid2}$\r\n").as_bytes());
     match h.events().as_slice() {
-        [UaEvent::ReportReceived { message_id, status: 413, source: "response", .. }] => assert_eq!(message_id, &mid2),
+        [
+            UaEvent::ReportReceived {
+                message_id,
+                status: 413,
+                source: "response",
+                ..
+            },
+        ] => assert_eq!(message_id, &mid2),
         e => panic!("{e:?}"),
     }
     // A success REPORT from the peer.
     h.msrp(conn(1), format!("MSRP rr009 REPORT\r\nTo-Path: {uri}\r\nFrom-Path: {PEER_PATH}\r\nMessage-ID: {mid}\r\nByte-Range: 1-9/9\r\nStatus: 000 200 OK\r\n-------rr009$\r\n").as_bytes());
     assert!(h.writes().is_empty(), "a REPORT is never answered");
     match h.events().as_slice() {
-        [UaEvent::ReportReceived { message_id, status: 200, source: "report", .. }] => assert_eq!(message_id, &mid),
+        [
+            UaEvent::ReportReceived {
+                message_id,
+                status: 200,
+                source: "report",
+                ..
+            },
+        ] => assert_eq!(message_id, &mid),
         e => panic!("{e:?}"),
     }
     // No response at all: a local timeout after 30 s.
-    let mid3 = h
-        .ua
-        .send_message(h.now, &sid, "text/plain", b"lost", SuccessReport::No, FailureReport::Yes)
+    let mid3 =
+        h.ua.send_message(
+            h.now,
+            &sid,
+            "text/plain",
+            b"lost",
+            SuccessReport::No,
+            FailureReport::Yes,
+        )
         .unwrap();
     h.writes();
     let at = h.ua.poll_timeout().unwrap();
     assert_eq!(at - h.now, Duration::from_secs(30));
     h.go(Duration::from_secs(30));
     match h.events().as_slice() {
-        [UaEvent::ReportReceived { message_id, status: 408, source: "timeout", .. }] => assert_eq!(message_id, &mid3),
+        [
+            UaEvent::ReportReceived {
+                message_id,
+                status: 408,
+                source: "timeout",
+                ..
+            },
+        ] => assert_eq!(message_id, &mid3),
         e => panic!("{e:?}"),
     }
 }
@@ -338,7 +452,13 @@ fn bye_ends_the_session_and_closes_its_connection() {
     let resp = h.sip(&in_dialog("BYE", "c7", &tag, 2, "c7-bye"));
     assert!(resp.iter().any(|m| m.status() == Some(200)));
     match h.events().as_slice() {
-        [UaEvent::SessionEnd { session, by: "remote", why: "bye" }] => assert_eq!(session, &sid),
+        [
+            UaEvent::SessionEnd {
+                session,
+                by: "remote",
+                why: "bye",
+            },
+        ] => assert_eq!(session, &sid),
         e => panic!("{e:?}"),
     }
     let mut closed = false;
@@ -348,7 +468,8 @@ fn bye_ends_the_session_and_closes_its_connection() {
     assert!(closed);
     assert!(h.ua.is_empty());
     // The dialog is gone: another BYE is not ours.
-    h.txns.handle_message(h.now, peer(), in_dialog("BYE", "c7", &tag, 3, "c7-bye2"));
+    h.txns
+        .handle_message(h.now, peer(), in_dialog("BYE", "c7", &tag, 3, "c7-bye2"));
     if let Some(Event::Request { id, msg, .. }) = h.txns.poll_event() {
         assert!(!h.ua.handle_in_dialog(h.now, &mut h.txns, id, &msg));
     }
@@ -362,7 +483,13 @@ fn a_peer_that_never_connects_ends_the_session() {
     assert!(h.events().is_empty());
     h.go(Duration::from_secs(1));
     match h.events().as_slice() {
-        [UaEvent::SessionEnd { session, by: "local", why: "peer never connected" }] => assert_eq!(session, &sid),
+        [
+            UaEvent::SessionEnd {
+                session,
+                by: "local",
+                why: "peer never connected",
+            },
+        ] => assert_eq!(session, &sid),
         e => panic!("{e:?}"),
     }
     assert!(h.ua.is_empty());
@@ -372,7 +499,11 @@ fn a_peer_that_never_connects_ends_the_session() {
 fn a_reinvite_gets_the_same_sdp_and_an_unknown_dialog_481() {
     let mut h = H::new();
     let first = h.sip(&invite("c9", &offer("text/plain")));
-    let ok = first.iter().find(|m| m.status() == Some(200)).unwrap().clone();
+    let ok = first
+        .iter()
+        .find(|m| m.status() == Some(200))
+        .unwrap()
+        .clone();
     let tag = ok.to_tag().unwrap().to_string();
     h.sip(&in_dialog("ACK", "c9", &tag, 1, "c9-ack"));
     h.events();

@@ -242,7 +242,10 @@ pub enum Query {
     /// The user agent's sessions on the worker.
     UaSessions(Reply<Vec<crate::ua::engine::SessionInfo>>),
     /// Send a message in a user agent session of the worker.
-    UaSend(Box<UaSend>, Reply<Result<String, crate::ua::engine::UaError>>),
+    UaSend(
+        Box<UaSend>,
+        Reply<Result<String, crate::ua::engine::UaError>>,
+    ),
     /// End a user agent session of the worker.
     UaEnd(String, Reply<bool>),
 }

@@ -19,8 +19,8 @@ use crate::sip::auth::RealmCredentials;
 use crate::sip::core::{Policy, answer};
 use crate::sip::outbound::{self, Hop, OutEvent, Outbound, ReqId};
 use crate::sip::txn::{Config, Event, Peer, Timer, Transactions};
-use crate::ua::engine::{Ua, UaEvent};
 use crate::sip::{Limits, Message, Method, Writer, ids};
+use crate::ua::engine::{Ua, UaEvent};
 
 /// At most this many bytes decide what a new connection speaks: a SIP request line
 /// longer than this (method, Request-URI, version) is not taken for SIP.
@@ -430,10 +430,12 @@ impl SipCore {
                         self.ua
                             .handle_invite_gone(now, *invite, 487, "cancelled by the caller")
                     }
-                    Event::Timeout { id, timer: Timer::L } => {
-                        self.ua
-                            .handle_invite_gone(now, *id, 408, "no ACK for the 200")
-                    }
+                    Event::Timeout {
+                        id,
+                        timer: Timer::L,
+                    } => self
+                        .ua
+                        .handle_invite_gone(now, *id, 408, "no ACK for the 200"),
                     _ => {}
                 }
                 self.outbound.handle_txn_event(now, &mut self.txns, &e);

@@ -1533,19 +1533,36 @@ fn handshake_guard(fd: RawFd, timeout: Duration) -> Rc<Cell<bool>> {
 fn log_ua_event(core: u16, e: &crate::ua::engine::UaEvent) {
     use crate::ua::engine::UaEvent as U;
     match e {
-        U::SessionNew { session, from, to, .. } => {
+        U::SessionNew {
+            session, from, to, ..
+        } => {
             tracing::info!(core, %session, %from, %to, "user agent session up")
         }
-        U::SessionFailed { session, code, reason } => {
+        U::SessionFailed {
+            session,
+            code,
+            reason,
+        } => {
             tracing::info!(core, %session, code, %reason, "user agent session failed")
         }
         U::SessionEnd { session, by, why } => {
             tracing::info!(core, %session, by, reason = why, "user agent session ended")
         }
-        U::MessageReceived { session, message_id, content_type, .. } => {
+        U::MessageReceived {
+            session,
+            message_id,
+            content_type,
+            ..
+        } => {
             tracing::debug!(core, %session, %message_id, %content_type, "user agent message received")
         }
-        U::ReportReceived { session, message_id, status, source, .. } => {
+        U::ReportReceived {
+            session,
+            message_id,
+            status,
+            source,
+            ..
+        } => {
             tracing::debug!(core, %session, %message_id, status, source, "user agent report")
         }
     }

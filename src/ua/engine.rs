@@ -59,7 +59,12 @@ impl SessionKey {
     /// Parses an id made by [`SessionKey::encode`]; anything else is `None`.
     pub fn decode(sid: &str) -> Option<SessionKey> {
         let b = sid.as_bytes();
-        if b.len() != 21 || b[0] != b'u' || !b[1..].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        if b.len() != 21
+            || b[0] != b'u'
+            || !b[1..]
+                .iter()
+                .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return None;
         }
         Some(SessionKey {
@@ -100,7 +105,8 @@ impl Rule {
     }
     fn matches(&self, req: &SipMessage) -> bool {
         let m = |re: &Option<regex::Regex>, v: Option<&str>| {
-            re.as_ref().is_none_or(|re| v.is_some_and(|v| re.is_match(v)))
+            re.as_ref()
+                .is_none_or(|re| v.is_some_and(|v| re.is_match(v)))
         };
         m(&self.ruri, Some(req.request_uri()))
             && m(&self.from, req.get(HeaderName::From))
@@ -351,7 +357,11 @@ impl Ua {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timers = self.timers.first().map(|(at, _, _)| *at);
         let pending = self.pending.values().map(|p| p.deadline).min();
-        let rx = self.sessions.values().filter_map(|s| s.rx.poll_timeout()).min();
+        let rx = self
+            .sessions
+            .values()
+            .filter_map(|s| s.rx.poll_timeout())
+            .min();
         [timers, pending, rx].into_iter().flatten().min()
     }
 
@@ -437,7 +447,8 @@ impl Ua {
         req: &SipMessage,
     ) -> bool {
         if req.to_tag().is_some() {
-            let sid = DialogId::of_incoming_request(req).and_then(|d| self.by_dialog.get(&d).cloned());
+            let sid =
+                DialogId::of_incoming_request(req).and_then(|d| self.by_dialog.get(&d).cloned());
             let contact = self.cfg.contact.clone();
             match sid.as_ref().and_then(|s| self.sessions.get_mut(s)) {
                 Some(s) => match s.dialog.check_request(req) {
@@ -459,7 +470,11 @@ impl Ua {
             return false;
         };
         if self.sessions.len() >= self.cfg.max_sessions {
-            tracing::warn!(core = self.cfg.core, max = self.cfg.max_sessions, "user agent at its session limit: INVITE answered 486");
+            tracing::warn!(
+                core = self.cfg.core,
+                max = self.cfg.max_sessions,
+                "user agent at its session limit: INVITE answered 486"
+            );
             respond(now, txns, id, req, 486, None, None);
             return true;
         }
@@ -477,13 +492,23 @@ impl Ua {
             Ok(a) => a,
             Err(e) => {
                 tracing::info!(error = %e, status = e.status(), call_id = req.call_id().unwrap_or(""), "INVITE offer refused");
-                respond(now, txns, id, req, e.status(), None, None);
+                respond_because(now, txns, id, req, e.status(), e.reason());
                 return true;
             }
         };
         let tag = ids::tag(self.cfg.core, &mut *self.rng);
         let contact = self.cfg.contact.clone();
-        if respond(now, txns, id, req, 200, Some(&tag), Some((&contact, &a.sdp))).is_none() {
+        if respond(
+            now,
+            txns,
+            id,
+            req,
+            200,
+            Some(&tag),
+            Some((&contact, &a.sdp)),
+        )
+        .is_none()
+        {
             return true;
         }
         let Ok(dialog) = Dialog::uas(req, 200, &tag, false) else {
@@ -582,7 +607,11 @@ impl Ua {
         let Some(sid) = self.by_invite.remove(&invite) else {
             return;
         };
-        if self.sessions.get(&sid).is_some_and(|s| s.phase == Phase::Answered) {
+        if self
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.phase == Phase::Answered)
+        {
             self.forget(now, &sid);
             self.events.push_back(UaEvent::SessionFailed {
                 session: sid,
@@ -632,7 +661,10 @@ impl Ua {
             return;
         };
         let first = head.to_path().first();
-        let sid = first.session_id().filter(|s| self.sessions.contains_key(*s)).map(str::to_string);
+        let sid = first
+            .session_id()
+            .filter(|s| self.sessions.contains_key(*s))
+            .map(str::to_string);
         let Some(sid) = sid else {
             // RFC 4975 §7.3.1: a request for a session we do not know gets 481
             // (REPORTs are never answered, §7.1.2).
@@ -679,8 +711,13 @@ impl Ua {
             return;
         }
         let _ = s.rx.begin(now, &head, raw.has_body());
-        drop(head);
-        self.reading.insert(conn, Reading { session: sid, head: raw });
+        self.reading.insert(
+            conn,
+            Reading {
+                session: sid,
+                head: raw,
+            },
+        );
     }
 
     /// A piece of the body of the frame being read on `conn`.
@@ -932,6 +969,24 @@ fn is_report(head: &Head<'_>) -> bool {
 /// A transaction or message id: 16 hex digits, 64 bits from the CSPRNG (RFC 4975 §7.1).
 fn tid(rng: &mut dyn RngCore) -> String {
     format!("{:016x}", rng.next_u64())
+}
+
+/// Answers server transaction `id` with `code` and `reason` as the reason phrase
+/// (RFC 3261 §21: the phrase is free text; it tells the caller why).
+fn respond_because(
+    now: Instant,
+    txns: &mut Transactions,
+    id: TxId,
+    req: &SipMessage,
+    code: u16,
+    reason: &str,
+) {
+    let Ok(m) = response_to(req, code, Some(reason), None).into_message() else {
+        return;
+    };
+    if let Err(e) = txns.respond(now, id, m) {
+        tracing::debug!(error = %e, code, "user agent response not sent");
+    }
 }
 
 /// Answers server transaction `id` with `code`, a To tag when given, and for a 2xx to

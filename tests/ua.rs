@@ -1,0 +1,389 @@
+//! The MSRP user agent on real sockets: an INVITE over UDP offering MSRP is answered
+//! with our path (RFC 4975 §8, RFC 3264), the ACK makes the session (`ua.session.new`),
+//! the peer connects to our path and binds it with a SEND (RFC 4975 §5.4), messages go
+//! both ways with their responses and REPORTs and come out as events, the admin API
+//! lists, sends and ends, and BYE ends the session. Two workers: the INVITE and the
+//! MSRP connection land on whichever core the kernel picks, so frames and in-dialog
+//! requests cross cores (ARCHITECTURE.md). Every socket read has a timeout.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::http::{Sse, request};
+use common::*;
+use msrpd::admin::AdminConfig;
+use msrpd::server::Driver;
+use msrpd::ua::engine::Rule;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn start(workers: usize, rules: Vec<Rule>) -> (Relay, SocketAddr, Sse) {
+    let relay = Relay::start(workers, Driver::Auto, |c| {
+        c.admin = Some(AdminConfig::new("127.0.0.1:0".parse().unwrap()));
+        c.ua_rules = rules;
+    });
+    let api = admin_addr(&relay);
+    let sse = Sse::open(api, "/v1/events?type=ua", &[]);
+    (relay, api, sse)
+}
+
+fn chat_rule() -> Rule {
+    let mut r = Rule::any(&["text/plain", "message/cpim"]);
+    r.ruri = Some(regex::Regex::new("^sip:chat@").unwrap());
+    r
+}
+
+struct Peer {
+    sip: UdpSocket,
+    relay: SocketAddr,
+    call: String,
+    path: String,
+}
+
+impl Peer {
+    fn new(relay: SocketAddr, call: &str) -> Peer {
+        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let port = sip.local_addr().unwrap().port();
+        Peer {
+            sip,
+            relay,
+            call: call.to_string(),
+            path: format!("msrp://127.0.0.1:{port}/{call}peer;tcp"),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.sip.local_addr().unwrap().port()
+    }
+
+    fn send(&self, text: &str) {
+        self.sip.send_to(text.as_bytes(), self.relay).unwrap();
+    }
+
+    /// The next SIP message that is not a 100 Trying.
+    fn recv(&self) -> String {
+        let mut b = vec![0u8; 65536];
+        loop {
+            let (n, _) = self
+                .sip
+                .recv_from(&mut b)
+                .expect("a SIP message from msrpd");
+            let m = String::from_utf8_lossy(&b[..n]).into_owned();
+            if !m.starts_with("SIP/2.0 100 ") {
+                return m;
+            }
+        }
+    }
+
+    fn invite(&self, ruri: &str, sdp: &str) -> String {
+        let port = self.port();
+        let call = &self.call;
+        format!(
+            "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{call}-inv;rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a-{call}\r\nTo: <{ruri}>\r\n\
+             Call-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:{port}>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    }
+
+    fn offer(&self) -> String {
+        format!(
+            "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=message {} TCP/MSRP *\r\na=accept-types:text/plain message/cpim\r\n\
+             a=accept-wrapped-types:*\r\na=path:{}\r\n",
+            self.port(),
+            self.path
+        )
+    }
+
+    fn in_dialog(&self, method: &str, to_tag: &str, seq: u32) -> String {
+        let port = self.port();
+        let call = &self.call;
+        format!(
+            "{method} sip:msrpd@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{call}-{method}{seq};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a-{call}\r\nTo: <sip:chat@example.com>;tag={to_tag}\r\n\
+             Call-ID: {call}\r\nCSeq: {seq} {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+}
+
+fn status(m: &str) -> u16 {
+    m.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn header<'a>(m: &'a str, name: &str) -> Option<&'a str> {
+    m.split("\r\n").find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn to_tag(m: &str) -> String {
+    header(m, "To")
+        .and_then(|t| t.split(";tag=").nth(1))
+        .expect("a To tag")
+        .to_string()
+}
+
+/// The a=path of an SDP answer in a SIP message.
+fn answer_path(m: &str) -> String {
+    m.split("\r\n")
+        .find_map(|l| l.strip_prefix("a=path:"))
+        .expect("a=path in the answer")
+        .to_string()
+}
+
+/// Reads MSRP frames off a stream (enough of a parser for this test: heads end at a
+/// blank line or an end-line; bodies are short and end at the end-line).
+struct Msrp {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Msrp {
+    fn connect(to: SocketAddr) -> Msrp {
+        let s = TcpStream::connect(to).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Msrp { s, buf: Vec::new() }
+    }
+
+    fn send(&mut self, f: &str) {
+        self.s.write_all(f.as_bytes()).unwrap();
+    }
+
+    /// The next whole frame as text.
+    fn frame(&mut self) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(end) = frame_end(&self.buf) {
+                let f: Vec<u8> = self.buf.drain(..end).collect();
+                return String::from_utf8_lossy(&f).into_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no whole frame: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            let mut b = [0u8; 65536];
+            match self.s.read(&mut b) {
+                Ok(0) => panic!("closed; had {:?}", String::from_utf8_lossy(&self.buf)),
+                Ok(n) => self.buf.extend_from_slice(&b[..n]),
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    fn closed_within(&mut self, t: Duration) -> bool {
+        self.s.set_read_timeout(Some(t)).unwrap();
+        let mut b = [0u8; 1024];
+        matches!(self.s.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+/// Where the first frame in `b` ends (after its end-line's CRLF).
+fn frame_end(b: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(b).ok()?;
+    let tid = text.strip_prefix("MSRP ")?.split(' ').next()?;
+    let end = format!("-------{tid}");
+    let at = text.find(&end)?;
+    let rest = &text[at + end.len()..];
+    (rest.len() >= 3).then(|| at + end.len() + 3)
+}
+
+fn send_frame(to: &str, from: &str, tid: &str, mid: &str, body: &str, extra: &str) -> String {
+    format!(
+        "MSRP {tid} SEND\r\nTo-Path: {to}\r\nFrom-Path: {from}\r\nMessage-ID: {mid}\r\n\
+         Byte-Range: 1-{n}/{n}\r\n{extra}Content-Type: text/plain\r\n\r\n{body}\r\n-------{tid}$\r\n",
+        n = body.len()
+    )
+}
+
+/// INVITE, 200, ACK and `ua.session.new`: (session id, our path, our To tag).
+fn set_up(p: &Peer, sse: &mut Sse) -> (String, String, String) {
+    p.send(&p.invite("sip:chat@example.com", &p.offer()));
+    let ok = p.recv();
+    assert_eq!(status(&ok), 200, "{ok}");
+    assert_eq!(header(&ok, "Content-Type"), Some("application/sdp"));
+    let path = answer_path(&ok);
+    let tag = to_tag(&ok);
+    p.send(&p.in_dialog("ACK", &tag, 1));
+    let (e, _) = sse.wait_for("ua.session.new", WAIT);
+    assert!(e.data["from"].as_str().unwrap().contains("alice"));
+    let sid = e.data["session"].as_str().unwrap().to_string();
+    assert!(path.contains(&sid), "{path} names {sid}");
+    (sid, path, tag)
+}
+
+#[test]
+fn a_chat_over_invite_both_ways_with_reports_then_bye() {
+    let (relay, api, mut sse) = start(2, vec![chat_rule()]);
+    // Four sessions: the INVITE's core and the MSRP connection's core vary.
+    for i in 0..4 {
+        let p = Peer::new(relay.addr, &format!("call{i}x"));
+        let (sid, path, tag) = set_up(&p, &mut sse);
+        let mut m = Msrp::connect(relay.addr);
+        // Bind, and a message asking for a success report.
+        m.send(&send_frame(
+            &path,
+            &p.path,
+            "bind0001",
+            "msg00001",
+            "hello bob",
+            "Success-Report: yes\r\n",
+        ));
+        let r = m.frame();
+        assert!(r.starts_with("MSRP bind0001 200 OK\r\n"), "{r}");
+        assert!(r.contains(&format!("To-Path: {}\r\n", p.path)), "{r}");
+        let rep = m.frame();
+        assert!(
+            rep.contains(" REPORT\r\n") && rep.contains("Status: 000 200 OK"),
+            "{rep}"
+        );
+        assert!(
+            rep.contains("Message-ID: msg00001") && rep.contains("Byte-Range: 1-9/9"),
+            "{rep}"
+        );
+        let (e, _) = sse.wait_for("ua.message.received", WAIT);
+        assert_eq!(e.data["session"], sid.as_str());
+        assert_eq!(e.data["body"], "hello bob");
+        assert_eq!(e.data["encoding"], "text");
+        // The operator answers through the API.
+        let r = request(
+            api,
+            "POST",
+            &format!("/v1/ua/sessions/{sid}/messages"),
+            &[("Content-Type", "application/json")],
+            br#"{"content_type": "text/plain", "body": "hello alice", "success_report": true}"#,
+        );
+        assert_eq!(r.status, 202, "{}", r.text());
+        let mid = r.json()["message_id"].as_str().unwrap().to_string();
+        let send = m.frame();
+        assert!(send.contains(&format!("To-Path: {}\r\n", p.path)), "{send}");
+        assert!(send.contains(&format!("From-Path: {path}\r\n")), "{send}");
+        assert!(send.contains("\r\n\r\nhello alice\r\n"), "{send}");
+        let tid = send.split_whitespace().nth(1).unwrap().to_string();
+        m.send(&format!(
+            "MSRP {tid} 200 OK\r\nTo-Path: {path}\r\nFrom-Path: {}\r\n-------{tid}$\r\n",
+            p.path
+        ));
+        m.send(&format!(
+            "MSRP rep{i}0001 REPORT\r\nTo-Path: {path}\r\nFrom-Path: {}\r\nMessage-ID: {mid}\r\nByte-Range: 1-11/11\r\nStatus: 000 200 OK\r\n-------rep{i}0001$\r\n",
+            p.path
+        ));
+        let (e, _) = sse.wait_for("ua.report.received", WAIT);
+        assert_eq!(e.data["message_id"], mid.as_str());
+        assert_eq!(e.data["status"], 200);
+        assert_eq!(e.data["source"], "report");
+        let list = request(api, "GET", "/v1/ua/sessions", &[], b"").json();
+        let s = list["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == sid.as_str())
+            .expect("the session is listed")
+            .clone();
+        assert_eq!(s["state"], "active");
+        assert_eq!(
+            (s["messages_in"].as_u64(), s["messages_out"].as_u64()),
+            (Some(1), Some(1))
+        );
+        // BYE from the peer: 200, the event, the connection closed.
+        p.send(&p.in_dialog("BYE", &tag, 2));
+        let ok = p.recv();
+        assert_eq!(status(&ok), 200, "{ok}");
+        let (e, _) = sse.wait_for("ua.session.end", WAIT);
+        assert_eq!(
+            (e.data["session"].as_str(), e.data["by"].as_str()),
+            (Some(sid.as_str()), Some("remote"))
+        );
+        assert!(m.closed_within(Duration::from_secs(5)));
+    }
+    let list = request(api, "GET", "/v1/ua/sessions", &[], b"").json();
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn what_the_user_agent_does_not_take() {
+    let (relay, api, mut sse) = start(2, vec![chat_rule()]);
+    // No rule for this Request-URI: the SIP layer's rejection (404).
+    let p = Peer::new(relay.addr, "norule1");
+    p.send(&p.invite("sip:someone@example.com", &p.offer()));
+    assert_eq!(status(&p.recv()), 404);
+    // No MSRP stream: 488; not SDP: 400.
+    let p = Peer::new(relay.addr, "rtp00001");
+    p.send(&p.invite(
+        "sip:chat@example.com",
+        "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+    ));
+    assert_eq!(status(&p.recv()), 488);
+    let p = Peer::new(relay.addr, "junk0001");
+    p.send(&p.invite("sip:chat@example.com", "hello, this is not SDP\r\n"));
+    let s = status(&p.recv());
+    assert!(s == 400 || s == 488, "{s}");
+    // MSRP to a session nobody has: 481.
+    let mut m = Msrp::connect(relay.addr);
+    m.send(&send_frame(
+        &format!(
+            "msrp://127.0.0.1:{}/u0000ffffffffffffffff;tcp",
+            relay.addr.port()
+        ),
+        "msrp://127.0.0.1:9/x;tcp",
+        "nobody01",
+        "msg00001",
+        "hi",
+        "",
+    ));
+    assert!(m.frame().starts_with("MSRP nobody01 481 "));
+    // The API on a session nobody has: 404, and bad bodies 400.
+    let r = request(
+        api,
+        "POST",
+        "/v1/ua/sessions/u0000ffffffffffffffff/messages",
+        &[("Content-Type", "application/json")],
+        br#"{"content_type":"text/plain","body":"x"}"#,
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    let p = Peer::new(relay.addr, "apibad01");
+    let (sid, _, _) = set_up(&p, &mut sse);
+    for bad in [
+        r#"{"body":"x"}"#.to_string(),
+        r#"{"content_type":"text","body":"x"}"#.to_string(),
+        r#"{"content_type":"text/plain"}"#.to_string(),
+        r#"{"content_type":"text/plain","body":"x","failure_report":"maybe"}"#.to_string(),
+        r#"{"content_type":"text/plain","body_base64":"***"}"#.to_string(),
+    ] {
+        let r = request(
+            api,
+            "POST",
+            &format!("/v1/ua/sessions/{sid}/messages"),
+            &[("Content-Type", "application/json")],
+            bad.as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    // Not connected yet: 409.
+    let r = request(
+        api,
+        "POST",
+        &format!("/v1/ua/sessions/{sid}/messages"),
+        &[("Content-Type", "application/json")],
+        br#"{"content_type":"text/plain","body":"x"}"#,
+    );
+    assert_eq!(r.status, 409, "{}", r.text());
+    // DELETE ends it.
+    let r = request(api, "DELETE", &format!("/v1/ua/sessions/{sid}"), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (e, _) = sse.wait_for("ua.session.end", WAIT);
+    assert_eq!(
+        (e.data["by"].as_str(), e.data["reason"].as_str()),
+        (Some("local"), Some("operator"))
+    );
+}
