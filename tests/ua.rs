@@ -378,7 +378,7 @@ fn what_the_user_agent_does_not_take() {
         br#"{"content_type":"text/plain","body":"x"}"#,
     );
     assert_eq!(r.status, 409, "{}", r.text());
-    // DELETE ends it.
+    // DELETE ends it, with a BYE to the peer's Contact.
     let r = request(api, "DELETE", &format!("/v1/ua/sessions/{sid}"), &[], b"");
     assert_eq!(r.status, 200, "{}", r.text());
     let (e, _) = sse.wait_for("ua.session.end", WAIT);
@@ -386,4 +386,102 @@ fn what_the_user_agent_does_not_take() {
         (e.data["by"].as_str(), e.data["reason"].as_str()),
         (Some("local"), Some("operator"))
     );
+    let bye = p.recv();
+    assert!(bye.starts_with("BYE sip:alice@127.0.0.1:"), "{bye}");
+    assert_eq!(header(&bye, "Call-ID"), Some("apibad01"));
+    assert!(header(&bye, "To").unwrap().contains("tag=a-apibad01"), "{bye}");
+    assert!(header(&bye, "CSeq").unwrap().ends_with(" BYE"), "{bye}");
+    let r = request(api, "DELETE", &format!("/v1/ua/sessions/{sid}"), &[], b"");
+    assert_eq!(r.status, 404, "gone: {}", r.text());
+}
+
+/// `n` bytes of printable, position-dependent text (so a misplaced piece shows).
+fn payload(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| b'a' + ((i / 7 + usize::from(seed)) % 26) as u8)
+        .collect()
+}
+
+#[test]
+fn ten_mib_each_way_byte_exact_while_short_messages_flow() {
+    let (relay, api, mut sse) = start(2, vec![chat_rule()]);
+    let p = Peer::new(relay.addr, "bigmsg01");
+    let (sid, path, _) = set_up(&p, &mut sse);
+    // A small receive window: what msrpd sends waits in its queue, not in the kernel.
+    let mut c = Client::connect_small(relay.addr, &p.path, 64 * 1024);
+    let big = payload(10 << 20, 3);
+    // In: four chunks of 2.5 MiB, a short message between the second and the third.
+    let q = big.len() / 4;
+    for k in 0..4 {
+        let (a, z) = (k * q, if k == 3 { big.len() } else { (k + 1) * q });
+        let tid = format!("inbig{k:03}");
+        let flag = if k == 3 { '$' } else { '+' };
+        let mut f = format!(
+            "MSRP {tid} SEND\r\nTo-Path: {path}\r\nFrom-Path: {}\r\nMessage-ID: bigone01\r\nByte-Range: {}-{}/{}\r\nContent-Type: text/plain\r\n\r\n",
+            p.path,
+            a + 1,
+            z,
+            big.len()
+        )
+        .into_bytes();
+        f.extend_from_slice(&big[a..z]);
+        f.extend_from_slice(format!("\r\n-------{tid}{flag}\r\n").as_bytes());
+        c.send_raw(&f);
+        assert!(c.read_frame().head.starts_with(&format!("MSRP {tid} 200")));
+        if k == 1 {
+            c.send_raw(send_frame(&path, &p.path, "short001", "small001", "in between", "").as_bytes());
+            assert!(c.read_frame().head.starts_with("MSRP short001 200"));
+            let (e, _) = sse.wait_for("ua.message.received", WAIT);
+            assert_eq!(e.data["body"], "in between", "the short one is whole first");
+        }
+    }
+    let (e, _) = sse.wait_for("ua.message.received", WAIT);
+    assert_eq!(e.data["message_id"], "bigone01");
+    assert!(e.data["body"].as_str().unwrap().as_bytes() == big.as_slice(), "10 MiB in, byte-exact");
+    // Out: 10 MiB through the API. Nothing is read for a moment, so the send queue
+    // holds most of it; then a short SEND from the peer must get its 200 before the big
+    // message ends (RFC 4975 §7.1.1: the queue interrupts the chunk).
+    let out = payload(10 << 20, 11);
+    let body = serde_json::json!({"content_type": "text/plain", "body": String::from_utf8(out.clone()).unwrap()});
+    let r = request(
+        api,
+        "POST",
+        &format!("/v1/ua/sessions/{sid}/messages"),
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    std::thread::sleep(Duration::from_millis(200));
+    c.send_raw(send_frame(&path, &p.path, "short002", "small002", "during", "").as_bytes());
+    let mut got = vec![0u8; out.len()];
+    let mut covered = 0usize;
+    let mut short_answered_before_end = None;
+    let mut pieces = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "the big message did not end");
+        let f = c.read_frame();
+        if f.head.starts_with("MSRP short002 ") {
+            assert!(f.head.starts_with("MSRP short002 200"), "{}", f.head);
+            short_answered_before_end.get_or_insert(true);
+            continue;
+        }
+        assert_eq!(f.kind(), "SEND", "{}", f.head);
+        let br = f.header("Byte-Range").unwrap().to_string();
+        pieces += 1;
+        let start: usize = br.split('-').next().unwrap().parse().unwrap();
+        got[start - 1..start - 1 + f.body.len()].copy_from_slice(&f.body);
+        covered += f.body.len();
+        c.respond(&f, 200);
+        if f.flag == msrpd::codec::Flag::Complete {
+            short_answered_before_end.get_or_insert(false);
+            break;
+        }
+    }
+    assert_eq!(short_answered_before_end, Some(true), "the short SEND's 200 waited for the whole 10 MiB");
+    assert_eq!(covered, out.len());
+    assert!(pieces >= 2, "the chunk was interrupted and resumed ({pieces} pieces)");
+    assert!(got == out, "10 MiB out, byte-exact from its pieces");
+    let (e, _) = sse.wait_for("ua.message.received", WAIT);
+    assert_eq!(e.data["body"], "during");
 }

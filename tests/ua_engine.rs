@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use msrpd::codec::{Event as ScanEvent, FailureReport, ScanLimits, Scanner, SuccessReport};
-use msrpd::conn::{Action, ConnId};
+use msrpd::conn::{Action, ConnId, Part};
 use msrpd::sip::txn::{Config as TxConfig, Event, Peer, Transactions, Transport};
 use msrpd::sip::{HeaderName, Message, Writer};
 use msrpd::ua::engine::{Config, Rule, Ua, UaEvent};
@@ -127,10 +127,15 @@ impl H {
     }
 
     fn writes(&mut self) -> Vec<(ConnId, String)> {
-        let mut v = Vec::new();
+        let mut v: Vec<(ConnId, String)> = Vec::new();
+        // A frame written in parts (head, body, end-line) comes back as one.
         while let Some(a) = self.ua.poll_action() {
-            if let Action::Write { conn, bytes, .. } = a {
-                v.push((conn, String::from_utf8_lossy(&bytes).into_owned()));
+            if let Action::Write { conn, bytes, part } = a {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                match part {
+                    Part::Middle(_) | Part::End(_) => v.last_mut().unwrap().1.push_str(&text),
+                    Part::Whole | Part::Start(..) => v.push((conn, text)),
+                }
             }
         }
         v
@@ -324,7 +329,7 @@ fn messages_we_send_and_what_becomes_of_them() {
             h.now,
             &sid,
             "text/plain",
-            b"x",
+            Bytes::from_static(b"x"),
             SuccessReport::No,
             FailureReport::Yes
         )
@@ -339,7 +344,7 @@ fn messages_we_send_and_what_becomes_of_them() {
             h.now,
             &sid,
             "text/html",
-            b"<b>",
+            Bytes::from_static(b"<b>"),
             SuccessReport::No,
             FailureReport::Yes
         )
@@ -351,7 +356,7 @@ fn messages_we_send_and_what_becomes_of_them() {
             h.now,
             &sid,
             "text/plain",
-            b"hello bob",
+            Bytes::from_static(b"hello bob"),
             SuccessReport::Yes,
             FailureReport::Yes,
         )
@@ -381,7 +386,7 @@ fn messages_we_send_and_what_becomes_of_them() {
             h.now,
             &sid,
             "text/plain",
-            b"again",
+            Bytes::from_static(b"again"),
             SuccessReport::No,
             FailureReport::Yes,
         )
@@ -420,7 +425,7 @@ fn messages_we_send_and_what_becomes_of_them() {
             h.now,
             &sid,
             "text/plain",
-            b"lost",
+            Bytes::from_static(b"lost"),
             SuccessReport::No,
             FailureReport::Yes,
         )
@@ -478,21 +483,22 @@ fn bye_ends_the_session_and_closes_its_connection() {
 #[test]
 fn a_peer_that_never_connects_ends_the_session() {
     let mut h = H::new();
-    let (sid, _, _) = h.session("c8");
+    let (sid, _, tag) = h.session("c8");
     h.go(Duration::from_secs(29));
     assert!(h.events().is_empty());
     h.go(Duration::from_secs(1));
     match h.events().as_slice() {
-        [
-            UaEvent::SessionEnd {
-                session,
-                by: "local",
-                why: "peer never connected",
-            },
-        ] => assert_eq!(session, &sid),
+        [UaEvent::SessionFailed { session, code: 408, .. }] => assert_eq!(session, &sid),
         e => panic!("{e:?}"),
     }
     assert!(h.ua.is_empty());
+    // The dialog is ended with a BYE to the peer's Contact (RFC 3261 §15.1.1).
+    let (bye, hop) = h.ua.poll_sip_request().expect("a BYE");
+    assert_eq!(bye.method_str(), "BYE");
+    assert_eq!(hop, "sip:alice@192.0.2.7:5062");
+    assert_eq!(bye.call_id(), Some("c8"));
+    assert_eq!(bye.from_tag(), Some(tag.as_str()));
+    assert_eq!(bye.to_tag(), Some("af1"));
 }
 
 #[test]

@@ -213,6 +213,7 @@ pub async fn send(
                 UaError::NotConnected => StatusCode::CONFLICT,
                 UaError::NotAccepted => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 UaError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                UaError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             };
             error(status, e.to_string())
         }

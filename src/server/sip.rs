@@ -177,6 +177,8 @@ pub struct SipCore {
     pub ua: Ua,
     /// Worker cores (the bound on a core named in a tag).
     cores: usize,
+    /// Requests the user agent sent (BYE), whose outcome is only logged.
+    ua_requests: std::collections::HashSet<ReqId>,
 }
 
 impl SipCore {
@@ -223,6 +225,7 @@ impl SipCore {
             handover: VecDeque::new(),
             ua: Ua::new(ua, Box::new(rand::rng())),
             cores,
+            ua_requests: Default::default(),
         }
     }
 
@@ -281,6 +284,19 @@ impl SipCore {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Hands the user agent's SIP requests (BYE) to the outbound layer; what becomes of
+    /// them is logged (the session is over whatever the answer).
+    pub fn send_ua_requests(&mut self, now: Instant) {
+        while let Some((m, hop)) = self.ua.poll_sip_request() {
+            match self.outbound.send(now, m, Hop::Direct(hop.clone())) {
+                Ok(id) => {
+                    self.ua_requests.insert(id);
+                }
+                Err(e) => tracing::info!(next_hop = %hop, error = %e, "user agent BYE not sent"),
+            }
+        }
     }
 
     /// What the user agent asks of the server (MSRP writes and closes).
@@ -442,7 +458,7 @@ impl SipCore {
             }
         }
         while let Some(e) = self.outbound.poll_event() {
-            // Requests that are not the API's are the user agent's (none yet).
+            // The API's requests become events; the user agent's BYEs are logged.
             let (req, status, reason, local, peer) = match &e {
                 OutEvent::Final { req, msg, peer } => (
                     *req,
@@ -456,6 +472,7 @@ impl SipCore {
                 }
                 OutEvent::Provisional { .. } | OutEvent::Done { .. } => {
                     if let OutEvent::Done { req } = e {
+                        self.ua_requests.remove(&req);
                         if let Some(r) = self.api.remove(&req) {
                             // Ended without an outcome (cannot happen: every request
                             // gets a final response or a failure first).
@@ -465,6 +482,10 @@ impl SipCore {
                     continue;
                 }
             };
+            if self.ua_requests.remove(&req) {
+                tracing::info!(status, %reason, "user agent BYE answered");
+                continue;
+            }
             if let Some(r) = self.api.remove(&req) {
                 self.done.push_back(RequestDone {
                     request_id: r.request_id,

@@ -795,7 +795,7 @@ impl Worker {
                     now,
                     &m.session,
                     &m.content_type,
-                    &m.body,
+                    m.body.clone(),
                     m.success_report,
                     m.failure_report,
                 );
@@ -949,6 +949,7 @@ impl Worker {
     /// response whose connection is gone is dropped (opening one to the Via's sent-by,
     /// §18.2.2, is left for the user agent work).
     fn sip_flush(self: &Rc<Self>) {
+        self.sip.borrow_mut().send_ua_requests(Instant::now());
         loop {
             let Some(t) = self.sip.borrow_mut().txns.poll_transmit() else {
                 break;
@@ -1671,8 +1672,19 @@ async fn read_loop<R: AsyncReadRent>(
     let why = 'outer: loop {
         // Backpressure: our own queue (responses to this peer) and the queue our current
         // frame is feeding must be below the high-water mark before we read more.
+        // A user agent connection's queue also holds the messages the user agent sends
+        // (at most twice its message limit unanswered, see `Ua::send_message`): only
+        // what is beyond them holds the reader, or the peer's SENDs and responses would
+        // wait behind our own big message (RFC 4975 §7.1.1).
+        let own_cap = match owner {
+            Owner::Relay => w.cfg.high_water,
+            Owner::Ua => w
+                .cfg
+                .high_water
+                .saturating_add(usize::try_from(2 * w.cfg.ua.limits.max_message).unwrap_or(usize::MAX)),
+        };
         w.gauges
-            .wait_below(w.core, id.core, id.slot, w.cfg.high_water, None)
+            .wait_below(w.core, id.core, id.slot, own_cap, None)
             .await;
         let target = match owner {
             Owner::Relay => w.relay.borrow().backpressure_target(id),

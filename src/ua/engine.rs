@@ -30,7 +30,7 @@ use bytes::{Bytes, BytesMut};
 use rand::RngCore;
 
 use crate::codec::{ByteRange, FailureReport, Flag, Head, RawHead, SuccessReport, encode};
-use crate::conn::{Action, CloseReason, ConnId, Part};
+use crate::conn::{Action, CloseReason, ConnId, Origin, Part};
 use crate::sdp;
 use crate::sip::dialog::{Dialog, DialogId};
 use crate::sip::txn::{Transactions, TxId};
@@ -224,8 +224,10 @@ pub enum UaError {
     NotConnected,
     #[error("the peer does not accept that content type")]
     NotAccepted,
-    #[error("message larger than the peer's a=max-size")]
+    #[error("message larger than the peer's a=max-size or our limit")]
     TooLarge,
+    #[error("too many bytes sent in this session are still unanswered")]
+    Busy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,6 +312,8 @@ pub struct Ua {
     timers: BTreeSet<(Instant, Timer, String)>,
     actions: VecDeque<Action<()>>,
     events: VecDeque<UaEvent>,
+    /// SIP requests to send (BYE), with their next hop (RFC 3261 §12.2.1.1).
+    sip_out: VecDeque<(SipMessage, String)>,
     rng: Box<dyn RngCore>,
 }
 
@@ -336,6 +340,7 @@ impl Ua {
             timers: BTreeSet::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
+            sip_out: VecDeque::new(),
             rng,
         }
     }
@@ -351,6 +356,11 @@ impl Ua {
     }
     pub fn poll_event(&mut self) -> Option<UaEvent> {
         self.events.pop_front()
+    }
+    /// A SIP request to send through the outbound layer and the URI of its next hop
+    /// (the SIP layer completes the Via).
+    pub fn poll_sip_request(&mut self) -> Option<(SipMessage, String)> {
+        self.sip_out.pop_front()
     }
 
     /// The earliest deadline: session timers, reassembly timeouts, our SENDs' responses.
@@ -376,7 +386,13 @@ impl Ua {
                 Timer::Connect => {
                     if self.sessions.get(&sid).is_some_and(|s| s.conn.is_none()) {
                         tracing::info!(session = %sid, "the peer never connected: session ends");
-                        self.end(now, &sid, "local", "peer never connected");
+                        self.bye(&sid);
+                        self.forget(now, &sid);
+                        self.events.push_back(UaEvent::SessionFailed {
+                            session: sid,
+                            code: 408,
+                            reason: "the peer never connected to our MSRP path".into(),
+                        });
                     }
                 }
                 Timer::End => self.end(now, &sid, "local", "maximum duration"),
@@ -829,52 +845,72 @@ impl Ua {
         now: Instant,
         sid: &str,
         content_type: &str,
-        body: &[u8],
+        body: Bytes,
         success_report: SuccessReport,
         failure_report: FailureReport,
     ) -> Result<String, UaError> {
+        let core = self.cfg.core;
+        let max_unanswered = 2 * self.cfg.limits.max_message;
         let s = self.sessions.get_mut(sid).ok_or(UaError::NoSession)?;
         let conn = s.conn.ok_or(UaError::NotConnected)?;
         if !s.peer.may_send(content_type, None) {
             return Err(UaError::NotAccepted);
         }
-        if s.peer.peer_max_size.is_some_and(|m| body.len() as u64 > m) {
+        let total = body.len() as u64;
+        if s.peer.peer_max_size.is_some_and(|m| total > m) || total > self.cfg.limits.max_message
+        {
             return Err(UaError::TooLarge);
+        }
+        // Bytes sent and not yet answered bound what one session may queue: a peer that
+        // does not read does not make us hold messages without end.
+        let unanswered: u64 = self
+            .pending
+            .values()
+            .filter(|p| p.session == sid)
+            .map(|p| p.range.total.unwrap_or(0))
+            .sum();
+        if unanswered + total > max_unanswered {
+            return Err(UaError::Busy);
         }
         let message_id = tid(&mut *self.rng);
         let t = tid(&mut *self.rng);
-        let total = body.len() as u64;
         let range = report::whole(total);
-        let br = format!("1-{total}/{total}");
-        let mut headers: Vec<(&str, &[u8])> = vec![
-            ("Message-ID", message_id.as_bytes()),
-            ("Byte-Range", br.as_bytes()),
-        ];
+        let to_path = s.peer.peer_path.join(" ");
+        // RFC 4975 §7.1.1: a SEND over 2048 octets must be interruptible, so its
+        // Byte-Range end is `*` and the connection's send queue may cut it (and resume
+        // it as `TID.N`) when responses, REPORTs or other sessions' frames wait.
+        let resumable = total > 2048 && t.len() <= crate::conn::queue::MAX_RESUMABLE_TID;
+        let mut head = BytesMut::with_capacity(256 + to_path.len() + s.local_uri.len());
+        encode::start_request(&mut head, &t, "SEND");
+        encode::header(&mut head, "To-Path", to_path.as_bytes());
+        encode::header(&mut head, "From-Path", s.local_uri.as_bytes());
+        encode::header(&mut head, "Message-ID", message_id.as_bytes());
+        head.extend_from_slice(b"Byte-Range: ");
+        let v0 = head.len();
+        if resumable {
+            head.extend_from_slice(format!("1-*/{total}").as_bytes());
+        } else {
+            head.extend_from_slice(format!("1-{total}/{total}").as_bytes());
+        }
+        let v1 = head.len();
+        head.extend_from_slice(b"\r\n");
         if success_report == SuccessReport::Yes {
-            headers.push(("Success-Report", b"yes"));
+            encode::header(&mut head, "Success-Report", b"yes");
         }
         match failure_report {
             FailureReport::Yes => {}
-            FailureReport::No => headers.push(("Failure-Report", b"no")),
-            FailureReport::Partial => headers.push(("Failure-Report", b"partial")),
+            FailureReport::No => encode::header(&mut head, "Failure-Report", b"no"),
+            FailureReport::Partial => encode::header(&mut head, "Failure-Report", b"partial"),
         }
-        let to_path = s.peer.peer_path.join(" ");
-        let mut out = BytesMut::new();
-        encode::request(
-            &mut out,
-            &t,
-            "SEND",
-            &to_path,
-            &s.local_uri,
-            &headers,
-            Some((content_type, body)),
-            Flag::Complete,
-        );
+        encode::header(&mut head, "Content-Type", content_type.as_bytes());
+        encode::blank_line(&mut head);
+        let mut end = BytesMut::new();
+        encode::body_end_line(&mut end, &t, Flag::Complete);
         s.msgs_out += 1;
         s.bytes_out += total;
         if failure_report != FailureReport::No {
             self.pending.insert(
-                t,
+                t.clone(),
                 Pending {
                     session: sid.to_string(),
                     message_id: message_id.clone(),
@@ -883,7 +919,40 @@ impl Ua {
                 },
             );
         }
-        self.write(conn, out.freeze());
+        let origin = Origin::Internal(core);
+        let t0 = "MSRP ".len();
+        let resume = match (u16::try_from(v0), u16::try_from(v1)) {
+            (Ok(a), Ok(z)) if resumable => Some(Box::new(crate::conn::Resumable {
+                tid: (t0 as u16, (t0 + t.len()) as u16),
+                range: (a, z),
+                start: 1,
+                total: Some(total),
+            })),
+            _ => None,
+        };
+        self.actions.push_back(Action::Write {
+            conn,
+            bytes: head.freeze(),
+            part: Part::Start(origin, resume),
+        });
+        // The body in slices of the queue's urgent share (no copy): the writer takes
+        // whole buffers, and a 10 MiB one would be on the wire, beyond the queue's
+        // reach, until its last byte went.
+        let mut at = 0;
+        while at < body.len() {
+            let n = (body.len() - at).min(crate::conn::queue::URGENT_SHARE as usize);
+            self.actions.push_back(Action::Write {
+                conn,
+                bytes: body.slice(at..at + n),
+                part: Part::Middle(origin),
+            });
+            at += n;
+        }
+        self.actions.push_back(Action::Write {
+            conn,
+            bytes: end.freeze(),
+            part: Part::End(origin),
+        });
         Ok(message_id)
     }
 
@@ -900,6 +969,9 @@ impl Ua {
     // -------------------------------------------------------------------- helpers
 
     fn end(&mut self, now: Instant, sid: &str, by: &'static str, why: &'static str) {
+        if by == "local" {
+            self.bye(sid);
+        }
         if let Some(conn) = self.forget(now, sid) {
             // A connection serves one session here (no sharing yet): close it.
             self.actions.push_back(Action::Close {
@@ -912,6 +984,26 @@ impl Ua {
             by,
             why,
         });
+    }
+
+    /// Queues a BYE in session `sid`'s dialog (RFC 3261 §15.1.1), if it is confirmed
+    /// (an unconfirmed one ends with its INVITE transaction).
+    fn bye(&mut self, sid: &str) {
+        let Some(s) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        if s.phase != Phase::Up {
+            return;
+        }
+        let seq = (self.rng.next_u32() >> 1).max(1);
+        // The Via is the SIP layer's; a placeholder keeps the message whole until then.
+        let (w, next_hop) = s
+            .dialog
+            .request("BYE", "SIP/2.0/UDP 0.0.0.0;branch=z9hG4bK-0-0", seq);
+        match w.into_message() {
+            Ok(m) => self.sip_out.push_back((m, next_hop)),
+            Err(e) => tracing::warn!(session = %sid, error = %e, "BYE not built"),
+        }
     }
 
     /// Drops every trace of session `sid`; the connection it was bound to.

@@ -270,6 +270,23 @@ impl Client {
         Client::over(Stream::Tcp(stream), me)
     }
 
+    /// A plain client whose socket receive buffer is about `rcvbuf` bytes (set before
+    /// connecting, so the window stays small): a slow reader the kernel cannot hide.
+    pub fn connect_small(addr: SocketAddr, me: &str, rcvbuf: usize) -> Client {
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .unwrap();
+        s.set_recv_buffer_size(rcvbuf).unwrap();
+        s.connect(&addr.into()).expect("connect to relay");
+        let stream: TcpStream = s.into();
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client::over(Stream::Tcp(stream), me)
+    }
+
     /// A client over TLS to `addr`, verifying the relay's certificate for `name` with
     /// `config`. The handshake completes before this returns.
     pub fn connect_tls(
