@@ -8,7 +8,7 @@ mod reassembly {
     use std::time::{Duration, Instant};
 
     use bytes::{Bytes, BytesMut};
-    use msrpd::codec::{ByteRange, ContentType, Event, Scanner};
+    use msrpd::codec::{ByteRange, ContentType, Event, Flag, Scanner};
     use msrpd::ua::reassembly::*;
     use rand::rngs::StdRng;
     use rand::seq::SliceRandom;
@@ -540,6 +540,39 @@ mod reassembly {
             }
         }
         assert_eq!((bigs, shorts), (1, cuts.len()));
+        assert_eq!((rx.r.held(), rx.r.in_progress()), (0, 0));
+    }
+
+    #[test]
+    fn pieces_are_not_copied_and_forget_frees() {
+        let now = t0();
+        let mut rx = Rx::new(Limits::default(), None);
+        // Fed through the scanner: each piece of the body shares the read buffer.
+        rx.send(now, "zc", Some("6-10/10"), b"fghij", '$');
+        rx.send(now, "zc", Some("1-5/10"), b"abcde", '+');
+        let m = rx.chunks.last().unwrap().message.clone().unwrap();
+        assert_eq!(m.body.pieces().len(), 2);
+        // Fed by hand: the body's pieces are the very `Bytes` given.
+        let mut r = Reassembler::new(Limits::default(), None);
+        let raw = send("abcd1234", "zc2", Some("1-6/6"), "", Some(b"abcdef"), '$');
+        let mut sc = Scanner::default();
+        let mut buf = BytesMut::from(&raw[..]);
+        let Some(Event::Head(h)) = sc.next(&mut buf).unwrap() else {
+            panic!("a head")
+        };
+        let head = h.parse().unwrap();
+        let given = Bytes::from_static(b"abcdef");
+        r.begin(now, &head, true);
+        r.body(given.slice(..2));
+        r.body(given.slice(2..));
+        let m = r.end(now, Flag::Complete).unwrap().message.unwrap();
+        let ptrs: Vec<_> = m.body.pieces().iter().map(|p| p.as_ptr()).collect();
+        assert_eq!(ptrs, [given.as_ptr(), given[2..].as_ptr()]);
+        // forget() drops a message in progress and what it held.
+        rx.send(now, "fg", Some("1-3/9"), b"abc", '+');
+        assert_eq!(rx.r.held(), 3);
+        assert!(rx.r.forget("mid-fg"));
+        assert!(!rx.r.forget("mid-fg"));
         assert_eq!((rx.r.held(), rx.r.in_progress()), (0, 0));
     }
 

@@ -45,8 +45,10 @@
 //!   nor does a message of total 0: neither makes a [`Message`]. Both are answered 200.
 //!
 //! What the engine still decides: whether the message's Content-Type is accepted (415,
-//! §7.3.1, §8.6; wrapped types for message/cpim), and what the answer and reports are
-//! ([`super::report::plan`]).
+//! §7.3.1, §8.6; wrapped types for message/cpim, known once the message is whole, as
+//! the CPIM headers lead its first chunk), and what the answer and reports are
+//! ([`super::report::plan`]). A chunk it refuses at its head (415) it answers itself and
+//! does not feed here; [`Reassembler::forget`] drops what was kept of that message.
 //!
 //! # Memory
 //! Body pieces are kept as the scanner's [`Bytes`] (shared with the read buffer, never
@@ -770,6 +772,15 @@ impl Reassembler {
         let n = before - self.messages.len();
         self.counters.timed_out += n as u64;
         n
+    }
+
+    /// Drops the message in progress with this Message-ID, if there is one (the engine
+    /// refused it, say for its Content-Type, §7.3.1); `true` when there was. A chunk the
+    /// engine answers itself (415) is best not fed to [`Reassembler::begin`] at all.
+    pub fn forget(&mut self, message_id: &str) -> bool {
+        let had = self.messages.contains_key(message_id);
+        self.drop_message(message_id);
+        had
     }
 
     /// Drops everything (the session ends). Returns the bytes it let go.
