@@ -136,7 +136,7 @@ mod reassembly {
                 Some(ByteRange {
                     start: 1,
                     end: Some(25),
-                    total: br.map_or(None, |b| if b.ends_with('*') { None } else { Some(25) })
+                    total: br.and_then(|b| (!b.ends_with('*')).then_some(25))
                 })
             );
             assert_eq!(rx.r.held(), 0);

@@ -450,8 +450,10 @@ mod tests {
         assert_eq!(e(many.as_bytes()), CpimError::TooManyHeaders);
         let long = format!("X: {}\r\n\r\nContent-Type: a/b\r\n\r\n", "y".repeat(20000));
         assert_eq!(e(long.as_bytes()), CpimError::HeadersTooLarge);
-        let mut lim = Limits::default();
-        lim.max_content_headers = 1;
+        let lim = Limits {
+            max_content_headers: 1,
+            ..Limits::default()
+        };
         let b = Bytes::from_static(b"\r\nContent-Type: a/b\r\nX: y\r\n\r\n");
         assert_eq!(parse(&b, &lim).unwrap_err(), CpimError::TooManyHeaders);
         // A body larger than the header limit is fine: only headers are bounded.
