@@ -549,8 +549,10 @@ mod reassembly {
         let mut rx = Rx::new(Limits::default(), None);
         // Fed through the scanner: each piece of the body shares the read buffer.
         rx.send(now, "zc", Some("6-10/10"), b"fghij", '$');
-        rx.send(now, "zc", Some("1-5/10"), b"abcde", '+');
-        let m = rx.chunks.last().unwrap().message.clone().unwrap();
+        let m = rx
+            .send(now, "zc", Some("1-5/10"), b"abcde", '+')
+            .message
+            .unwrap();
         assert_eq!(m.body.pieces().len(), 2);
         // Fed by hand: the body's pieces are the very `Bytes` given.
         let mut r = Reassembler::new(Limits::default(), None);
