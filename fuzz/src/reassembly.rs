@@ -46,6 +46,8 @@ struct Model {
     truth: [Vec<u8>; 4],
     tainted: [bool; 4],
     tid: u32,
+    /// Completed messages compared with their truth.
+    checked: usize,
 }
 
 impl Model {
@@ -118,16 +120,18 @@ impl Model {
         Some(c)
     }
 
-    fn delivered(&self, id: &str, body: &[u8]) {
+    fn delivered(&mut self, id: &str, body: &[u8]) {
         let k: usize = id.strip_prefix("msg-").and_then(|n| n.parse().ok()).expect("one of ours");
         if !self.tainted[k] {
             assert!(body == &self.truth[k][..], "message {k} differs from the model");
+            self.checked += 1;
         }
     }
 }
 
-/// See the module documentation.
-pub fn reassembly(data: &[u8]) {
+/// See the module documentation. Returns how many completed messages were compared
+/// with their truth (for replaying seeds by hand).
+pub fn reassembly(data: &[u8]) -> usize {
     let mut inp = Input(data);
     let c0 = inp.or0();
     let c1 = inp.or0();
@@ -151,6 +155,7 @@ pub fn reassembly(data: &[u8]) {
         truth,
         tainted: [false; 4],
         tid: 0,
+        checked: 0,
     };
     while let Some(op) = inp.byte() {
         let k = usize::from(op >> 6);
@@ -243,4 +248,5 @@ pub fn reassembly(data: &[u8]) {
     m.r.handle_timeout(m.now);
     assert_eq!((m.r.held(), m.r.in_progress()), (0, 0), "left behind");
     assert_eq!(m.r.poll_timeout(), None);
+    m.checked
 }
