@@ -139,6 +139,16 @@ def main():
     write("sip_txn", "server-invite", bytes([1, 0, 0, 4, 3, 0x20, 3, 0x80, 1, 1, 0, 100]))
     write("sip_txn", "client-invite", bytes([4, 0, 2, 0x20, 5, 0, 2, 0xa0, 0, 200, 0, 200]))
     write("sip_txn", "message-udp", bytes([1, 5, 1, 5, 3, 0x40, 4, 1, 0, 10, 2, 0x40]))
+    # reassembly: c0, c1, max_message and max_held (u16 each), four (len, len, seed)
+    # truths, then ops (see fuzz/src/reassembly.rs; u16 values big-endian)
+    cfg = bytes([3, 30, 1, 0xFF, 3, 0xFF, 100, 0, 1, 50, 0, 2, 10, 0, 3, 0, 0, 0])
+    two_chunks = bytes([0, 0, 0, 0, 50, 0, 0, 10, 20, 0, 0, 50, 0, 50, 2, 0, 5, 9])
+    write("reassembly", "two-chunks", cfg + two_chunks)
+    reversed_star = bytes([0, 0, 50, 0, 50, 4, 0, 0, 0, 0x40, 0, 0, 0, 50, 0, 0, 3, 3,
+                           0, 0, 0, 0, 50, 1, 2, 7, 7])
+    write("reassembly", "out-of-order-star", cfg + reversed_star)
+    aborts = bytes([2, 0, 0, 0, 20, 0, 0, 1, 1, 0x83, 0, 0, 0, 5, 0, 0, 2, 2, 6, 0x10, 0])
+    write("reassembly", "abort-abandon-timeout", cfg + aborts + bytes([4, 1, 5, 9, 3, 65, 66, 67, 0]))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 // `u == u`, `a == b && b == a`: reflexivity and symmetry of `PartialEq` are what is tested.
 #![allow(clippy::eq_op, clippy::nonminimal_bool)]
 
+pub mod reassembly;
 pub mod relay;
 pub mod sip;
 
