@@ -389,7 +389,10 @@ fn what_the_user_agent_does_not_take() {
     let bye = p.recv();
     assert!(bye.starts_with("BYE sip:alice@127.0.0.1:"), "{bye}");
     assert_eq!(header(&bye, "Call-ID"), Some("apibad01"));
-    assert!(header(&bye, "To").unwrap().contains("tag=a-apibad01"), "{bye}");
+    assert!(
+        header(&bye, "To").unwrap().contains("tag=a-apibad01"),
+        "{bye}"
+    );
     assert!(header(&bye, "CSeq").unwrap().ends_with(" BYE"), "{bye}");
     let r = request(api, "DELETE", &format!("/v1/ua/sessions/{sid}"), &[], b"");
     assert_eq!(r.status, 404, "gone: {}", r.text());
@@ -429,7 +432,9 @@ fn ten_mib_each_way_byte_exact_while_short_messages_flow() {
         c.send_raw(&f);
         assert!(c.read_frame().head.starts_with(&format!("MSRP {tid} 200")));
         if k == 1 {
-            c.send_raw(send_frame(&path, &p.path, "short001", "small001", "in between", "").as_bytes());
+            c.send_raw(
+                send_frame(&path, &p.path, "short001", "small001", "in between", "").as_bytes(),
+            );
             assert!(c.read_frame().head.starts_with("MSRP short001 200"));
             let (e, _) = sse.wait_for("ua.message.received", WAIT);
             assert_eq!(e.data["body"], "in between", "the short one is whole first");
@@ -437,7 +442,10 @@ fn ten_mib_each_way_byte_exact_while_short_messages_flow() {
     }
     let (e, _) = sse.wait_for("ua.message.received", WAIT);
     assert_eq!(e.data["message_id"], "bigone01");
-    assert!(e.data["body"].as_str().unwrap().as_bytes() == big.as_slice(), "10 MiB in, byte-exact");
+    assert!(
+        e.data["body"].as_str().unwrap().as_bytes() == big.as_slice(),
+        "10 MiB in, byte-exact"
+    );
     // Out: 10 MiB through the API. Nothing is read for a moment, so the send queue
     // holds most of it; then a short SEND from the peer must get its 200 before the big
     // message ends (RFC 4975 §7.1.1: the queue interrupts the chunk).
@@ -478,9 +486,16 @@ fn ten_mib_each_way_byte_exact_while_short_messages_flow() {
             break;
         }
     }
-    assert_eq!(short_answered_before_end, Some(true), "the short SEND's 200 waited for the whole 10 MiB");
+    assert_eq!(
+        short_answered_before_end,
+        Some(true),
+        "the short SEND's 200 waited for the whole 10 MiB"
+    );
     assert_eq!(covered, out.len());
-    assert!(pieces >= 2, "the chunk was interrupted and resumed ({pieces} pieces)");
+    assert!(
+        pieces >= 2,
+        "the chunk was interrupted and resumed ({pieces} pieces)"
+    );
     assert!(got == out, "10 MiB out, byte-exact from its pieces");
     let (e, _) = sse.wait_for("ua.message.received", WAIT);
     assert_eq!(e.data["body"], "during");

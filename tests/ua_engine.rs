@@ -488,7 +488,11 @@ fn a_peer_that_never_connects_ends_the_session() {
     assert!(h.events().is_empty());
     h.go(Duration::from_secs(1));
     match h.events().as_slice() {
-        [UaEvent::SessionFailed { session, code: 408, .. }] => assert_eq!(session, &sid),
+        [
+            UaEvent::SessionFailed {
+                session, code: 408, ..
+            },
+        ] => assert_eq!(session, &sid),
         e => panic!("{e:?}"),
     }
     assert!(h.ua.is_empty());

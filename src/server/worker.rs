@@ -1678,10 +1678,9 @@ async fn read_loop<R: AsyncReadRent>(
         // wait behind our own big message (RFC 4975 §7.1.1).
         let own_cap = match owner {
             Owner::Relay => w.cfg.high_water,
-            Owner::Ua => w
-                .cfg
-                .high_water
-                .saturating_add(usize::try_from(2 * w.cfg.ua.limits.max_message).unwrap_or(usize::MAX)),
+            Owner::Ua => w.cfg.high_water.saturating_add(
+                usize::try_from(2 * w.cfg.ua.limits.max_message).unwrap_or(usize::MAX),
+            ),
         };
         w.gauges
             .wait_below(w.core, id.core, id.slot, own_cap, None)

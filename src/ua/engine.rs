@@ -274,6 +274,9 @@ struct Pending {
 struct Reading {
     session: String,
     head: RawHead,
+    /// Refused at its head (a content type we do not take, RFC 4975 §7.3.1: 415): its
+    /// body is not kept.
+    refused: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -726,19 +729,31 @@ impl Ua {
             self.respond_msrp(conn, &head, 501, &uri);
             return;
         }
-        let _ = s.rx.begin(now, &head, raw.has_body());
+        // A type we do not take is refused at the head: nothing of it is kept.
+        let refused = (raw.has_body()
+            && !head
+                .get("Content-Type")
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .is_some_and(|ct| sdp::accepts(&s.local.accept_types, ct.trim())))
+        .then_some(415);
+        if refused.is_none() {
+            let _ = s.rx.begin(now, &head, raw.has_body());
+        } else if let Some(id) = head.message_id() {
+            s.rx.forget(id);
+        }
         self.reading.insert(
             conn,
             Reading {
                 session: sid,
                 head: raw,
+                refused,
             },
         );
     }
 
     /// A piece of the body of the frame being read on `conn`.
     pub fn handle_body(&mut self, conn: ConnId, bytes: Bytes) {
-        let Some(r) = self.reading.get(&conn) else {
+        let Some(r) = self.reading.get(&conn).filter(|r| r.refused.is_none()) else {
             return;
         };
         if let Some(s) = self.sessions.get_mut(&r.session) {
@@ -757,10 +772,18 @@ impl Ua {
         let Some(s) = self.sessions.get_mut(&r.session) else {
             return;
         };
-        let Some(chunk) = s.rx.end(now, flag) else {
+        let Ok(head) = r.head.parse() else {
             return;
         };
-        let Ok(head) = r.head.parse() else {
+        if let Some(code) = r.refused {
+            if report::responds(head.failure_report(), code) {
+                let mut out = BytesMut::new();
+                report::write_response(&mut out, &head, code, &s.local_uri);
+                self.write(conn, out.freeze());
+            }
+            return;
+        }
+        let Some(chunk) = s.rx.end(now, flag) else {
             return;
         };
         let mut status = chunk.status;
@@ -857,8 +880,7 @@ impl Ua {
             return Err(UaError::NotAccepted);
         }
         let total = body.len() as u64;
-        if s.peer.peer_max_size.is_some_and(|m| total > m) || total > self.cfg.limits.max_message
-        {
+        if s.peer.peer_max_size.is_some_and(|m| total > m) || total > self.cfg.limits.max_message {
             return Err(UaError::TooLarge);
         }
         // Bytes sent and not yet answered bound what one session may queue: a peer that
