@@ -9,6 +9,7 @@
 #![allow(clippy::eq_op, clippy::nonminimal_bool)]
 
 pub mod relay;
+pub mod sdp;
 pub mod sip;
 
 use bytes::{Bytes, BytesMut};
