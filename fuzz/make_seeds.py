@@ -98,6 +98,26 @@ SIP = [
 ]
 
 
+SDP_HEAD = (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\n"
+            b"t=0 0\r\n")
+SDPS = [
+    (0, SDP_HEAD + b"m=message 7394 TCP/MSRP *\r\na=accept-types:text/plain message/cpim\r\n"
+        b"a=path:msrp://192.0.2.1:7394/2s93i9ek2a;tcp\r\n"),
+    (5, SDP_HEAD + b"m=message 7394 TCP/TLS/MSRP *\r\na=accept-types:message/cpim text/*\r\n"
+        b"a=accept-wrapped-types:*\r\na=path:msrps://192.0.2.1:7394/ab;tcp\r\n"
+        b"a=setup:actpass\r\na=msrp-cema\r\na=sendrecv\r\na=max-size:65536\r\n"),
+    (2, SDP_HEAD + b"m=audio 49170 RTP/AVP 0\r\nm=message 7394 TCP/MSRP *\r\n"
+        b"a=accept-types:text/plain;charset=\"utf-8\"\r\n"
+        b"a=path:msrp://relay.example.com:2855/x;tcp msrp://192.0.2.1:7394/y;tcp\r\n"
+        b"a=setup:passive\r\na=sendonly\r\n"),
+    (12, b"v=0\no=- 1 1 IN IP6 ::1\ns=-\nt=0 0\nm=message 2855 TCP/MSRP *\n"
+         b"c=IN IP6 2001:db8::1\na=accept-types:*\na=path:msrp://[2001:db8::1]:2855/v6;tcp\n"),
+    (0, SDP_HEAD.replace(b"s=-", b"s= -") + b"m=message 7394 TCP/MSRP *\r\n"
+        b"a=accept-types:message/cpim\r\na=accept-wrapped-types:text/plain text/html\r\n"
+        b"a=path:msrp://192.0.2.1:7394/s;tcp\r\na=setup:active\r\n"),
+]
+
+
 def write(target, name, data):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -135,6 +155,9 @@ def main():
     for i, m in enumerate(SIP):
         write("sip_msg", "sip%02d" % i, bytes([0]) + m)
         write("sip_msg", "sip%02d-pieces" % i, bytes([14]) + b"\r\n\r\n" + m + m)
+    # sdp: [cfg] + SDP (cfg bits 0-3: TLS, active, CEMA, relay; see fuzz/src/sdp.rs)
+    for i, (cfg, body) in enumerate(SDPS):
+        write("sdp", "sdp%02d" % i, bytes([cfg]) + body)
     # sip_txn: two-byte ops (see fuzz/src/sip.rs)
     write("sip_txn", "server-invite", bytes([1, 0, 0, 4, 3, 0x20, 3, 0x80, 1, 1, 0, 100]))
     write("sip_txn", "client-invite", bytes([4, 0, 2, 0x20, 5, 0, 2, 0xa0, 0, 200, 0, 200]))

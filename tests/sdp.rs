@@ -562,7 +562,7 @@ fn hostile_table() {
         ("v=1", HEAD.replace("v=0", "v=1"), Err(SdpError::Version)),
         (
             "o= before v=",
-            format!("o=- 1 1 IN IP4 192.0.2.1\nv=0\ns=-\n"),
+            "o=- 1 1 IN IP4 192.0.2.1\nv=0\ns=-\n".to_owned(),
             Err(SdpError::Version),
         ),
         (

@@ -10,6 +10,7 @@
 
 pub mod reassembly;
 pub mod relay;
+pub mod sdp;
 pub mod sip;
 
 use bytes::{Bytes, BytesMut};

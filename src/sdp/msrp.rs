@@ -167,9 +167,6 @@ pub enum Unusable {
     /// RFC 4975 §8.6: none of the offered types is one we accept.
     #[error("no common accept-types")]
     NoCommonType,
-    /// A second MSRP stream: we take only the first usable one.
-    #[error("only one MSRP stream is taken")]
-    SecondStream,
 }
 
 impl Unusable {
@@ -195,7 +192,6 @@ impl Unusable {
             Unusable::AddressMismatch => "c= does not match a=path",
             Unusable::SetupConflict => "a=setup conflict",
             Unusable::NoCommonType => "no common accept-types",
-            Unusable::SecondStream => "second MSRP stream",
         }
     }
 }

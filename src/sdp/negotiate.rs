@@ -42,6 +42,7 @@
 //! - our `accept-wrapped-types` likewise, narrowed to the offer's accept-types and
 //!   accept-wrapped-types together; omitted when empty.
 //! - what we may send is the peer's lists unchanged, in [`Session::may_send`].
+//!
 //! The same check applies to an answer to our offer: no common type is 488.
 
 use bytes::Bytes;
