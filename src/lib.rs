@@ -6,8 +6,9 @@
 //! - [`conn`]: the boundary between the server and its engines: connection ids and
 //!   kinds, the [`conn::Action`]s an engine asks for, close reasons, counters, and the
 //!   per-connection send queue ([`conn::SendQueue`]) that decides what goes out next.
-//! - Engines, sans-I/O state machines: [`relay`] today (RFC 4976); a user agent and a
-//!   gateway next, each its own module.
+//! - Engines, sans-I/O state machines: [`relay`] (RFC 4976) and the MSRP user agent
+//!   [`ua`] (RFC 4975 endpoints over SIP INVITE); a gateway next, its own module.
+//! - [`sdp`]: SDP for MSRP sessions (RFC 8866, RFC 4975 §8), offer and answer.
 //! - [`nosip`]: what is neither MSRP nor SIP on our ports (counted, shed, events).
 //! - [`sip`]: a sans-I/O SIP stack (RFC 3261): messages, transactions, dialogs, digest
 //!   client authentication, the answers to requests nobody owns.
@@ -25,7 +26,9 @@
 //! - The server reads each connection's bytes, decides its protocol by its first bytes
 //!   (MSRP today; SIP, HTTP upgrades and a handler for anything else plug in at the
 //!   reader's first read in `server::worker`), scans MSRP frames with the codec and routes
-//!   each to the engine that owns its first To-Path URI (the relay's URIs today).
+//!   each to the engine that owns its first To-Path URI: a connection whose first frame
+//!   names a user agent session id ([`ua::engine::is_session_id`]) is the user agent's,
+//!   any other the relay's.
 //! - An **engine** takes input with `handle_*(now, ..)`, gives output with
 //!   `poll_action()` and says when it next needs the clock with `poll_timeout()`: the
 //!   worker sleeps until the earliest deadline of all its engines. Time is always passed
