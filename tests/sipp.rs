@@ -294,3 +294,132 @@ fn sipp_over_lossy_udp_still_completes_every_call() {
         assert!(retrans > 0, "no retransmission with 10% lost:\n{screen}");
     }
 }
+
+/// sipp as the caller of msrpd's user agent: INVITE offering MSRP (its own port as the
+/// MSRP port, as RFC 4975 §8.1 wants the m= port to match the path), ACK, a pause in
+/// which this test is the MSRP side, then BYE.
+fn ua_call_scenario() -> String {
+    r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="msrpd user agent answers">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:chat@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      Max-Forwards: 70
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:chat@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=sipp 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [local_ip]
+      t=0 0
+      m=message [local_port] TCP/MSRP *
+      a=accept-types:text/plain
+      a=path:msrp://[local_ip]:[local_port]/sipp[call_number];tcp
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="200" rtd="true">
+    <action>
+      <ereg regexp="a=path:msrp://[^ ]+;tcp" search_in="body" check_it="true" assign_to="path"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      ACK sip:chat@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      Max-Forwards: 70
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:chat@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="2500"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:chat@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      Max-Forwards: 70
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:chat@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+  <Reference variables="path"/>
+</scenario>
+"#
+    .to_string()
+}
+
+#[test]
+fn sipp_calls_the_user_agent_and_chats_over_udp_and_tcp() {
+    use common::http::{Sse, request};
+    if !have_sipp() {
+        return;
+    }
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let a = admin.to_string();
+    let p = RelayProcess::start(&["--cores", "2", "--admin", &a, "--ua-answer", "^sip:chat@"]);
+    let mut sse = Sse::open(admin, "/v1/events?type=ua", &[]);
+    for transport in ["u1", "t1"] {
+        let to = p.addr;
+        let caller =
+            std::thread::spawn(move || sipp(to, "ua-call", &ua_call_scenario(), transport, 1, &[]));
+        let (e, _) = sse.wait_for("ua.session.new", std::time::Duration::from_secs(10));
+        let sid = e.data["session"].as_str().unwrap().to_string();
+        let list = request(admin, "GET", "/v1/ua/sessions", &[], b"").json();
+        let s = list["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == sid.as_str())
+            .unwrap()
+            .clone();
+        let ours = s["local_path"].as_str().unwrap().to_string();
+        let theirs = s["peer_path"][0].as_str().unwrap().to_string();
+        // The MSRP side of the call, as the offerer: connect and bind with a SEND.
+        let mut c = p.connect(&theirs);
+        let body = format!("hello over {transport}");
+        c.send_raw(
+            format!(
+                "MSRP sippmsg1 SEND\r\nTo-Path: {ours}\r\nFrom-Path: {theirs}\r\nMessage-ID: sippmsg1\r\nByte-Range: 1-{n}/{n}\r\nContent-Type: text/plain\r\n\r\n{body}\r\n-------sippmsg1$\r\n",
+                n = body.len()
+            )
+            .as_bytes(),
+        );
+        assert!(c.read_frame().head.starts_with("MSRP sippmsg1 200 OK"));
+        let (e, _) = sse.wait_for("ua.message.received", std::time::Duration::from_secs(5));
+        assert_eq!(e.data["body"], body.as_str());
+        let r = request(
+            admin,
+            "POST",
+            &format!("/v1/ua/sessions/{sid}/messages"),
+            &[("Content-Type", "application/json")],
+            br#"{"content_type": "text/plain", "body": "hello sipp"}"#,
+        );
+        assert_eq!(r.status, 202, "{}", r.text());
+        let f = c.read_frame();
+        assert_eq!(f.body, b"hello sipp");
+        c.respond(&f, 200);
+        // sipp hangs up after its pause: 200 to its BYE, the session ends, the MSRP
+        // connection closes.
+        caller.join().expect("sipp's call completed");
+        let (e, _) = sse.wait_for("ua.session.end", std::time::Duration::from_secs(10));
+        assert_eq!(e.data["by"], "remote");
+        assert!(c.closed_within(std::time::Duration::from_secs(5)));
+    }
+}

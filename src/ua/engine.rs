@@ -294,6 +294,8 @@ pub struct SessionInfo {
     pub from: String,
     pub to: String,
     pub state: &'static str,
+    /// Our MSRP URI in the session (the `a=path` of our SDP).
+    pub local_path: String,
     pub peer_path: Vec<String>,
     pub msgs_in: u64,
     pub msgs_out: u64,
@@ -439,6 +441,7 @@ impl Ua {
                     (Phase::Up, None) => "waiting_for_connection",
                     (Phase::Up, Some(_)) => "active",
                 },
+                local_path: s.local_uri.clone(),
                 peer_path: s.peer.peer_path.clone(),
                 msgs_in: s.msgs_in,
                 msgs_out: s.msgs_out,
