@@ -647,3 +647,75 @@ fn unsafe_free_kill(pid: u32) {
         .args(["-INT", &pid.to_string()])
         .status();
 }
+
+/// A thousand sessions at once on two workers: each INVITEd over UDP, bound over TCP,
+/// one message each way, listed, then ended with BYE; nothing left over.
+#[test]
+fn a_thousand_concurrent_sessions() {
+    const N: usize = 1000;
+    let (relay, api, mut sse) = start(2, vec![chat_rule()]);
+    let mut calls = Vec::with_capacity(N);
+    for i in 0..N {
+        let p = Peer::new(relay.addr, &format!("many{i:05}"));
+        p.send(&p.invite("sip:chat@example.com", &p.offer()));
+        calls.push(p);
+    }
+    let mut up = Vec::with_capacity(N);
+    for p in &calls {
+        let ok = p.recv();
+        assert_eq!(status(&ok), 200, "{ok}");
+        let tag = to_tag(&ok);
+        p.send(&p.in_dialog("ACK", &tag, 1));
+        up.push((answer_path(&ok), tag));
+    }
+    let mut conns = Vec::with_capacity(N);
+    for (p, (path, _)) in calls.iter().zip(&up) {
+        let mut c = relay.connect(&p.path);
+        c.send_raw(send_frame(path, &p.path, "many0001", "manymsg1", "hi", "").as_bytes());
+        conns.push(c);
+    }
+    for c in conns.iter_mut() {
+        assert!(c.read_frame().head.starts_with("MSRP many0001 200"));
+    }
+    // The ACKs went over UDP, the SENDs over TCP: a session may be bound before its
+    // ACK is in. All are up and active soon.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let list = request(api, "GET", "/v1/ua/sessions", &[], b"").json();
+        let sessions = list["sessions"].as_array().unwrap();
+        assert_eq!(sessions.len(), N);
+        let active = sessions
+            .iter()
+            .filter(|s| s["state"] == "active" && s["messages_in"] == 1)
+            .count();
+        if active == N {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{active} of {N} sessions active");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut received = 0;
+    while received < N {
+        let (e, _) = sse.wait_for("ua.message.received", WAIT);
+        assert_eq!(e.data["body"], "hi");
+        received += 1;
+    }
+    for (p, (_, tag)) in calls.iter().zip(&up) {
+        p.send(&p.in_dialog("BYE", tag, 2));
+    }
+    for p in &calls {
+        assert_eq!(status(&p.recv()), 200);
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let list = request(api, "GET", "/v1/ua/sessions", &[], b"").json();
+        if list["sessions"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sessions left after every BYE");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for c in conns.iter_mut() {
+        assert!(c.closed_within(Duration::from_secs(5)));
+    }
+}
