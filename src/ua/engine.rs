@@ -634,7 +634,13 @@ impl Ua {
             .get(&sid)
             .is_some_and(|s| s.phase == Phase::Answered)
         {
-            self.forget(now, &sid);
+            // A peer may have bound its connection before its ACK (or instead of it).
+            if let Some(conn) = self.forget(now, &sid) {
+                self.actions.push_back(Action::Close {
+                    conn,
+                    reason: CloseReason::PeerClosed,
+                });
+            }
             self.events.push_back(UaEvent::SessionFailed {
                 session: sid,
                 code,
