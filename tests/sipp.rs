@@ -136,16 +136,8 @@ fn free_port() -> u16 {
     panic!("no free port");
 }
 
-/// Whether sipp can run here; `false` (with a skip line) outside CI.
 fn have_sipp() -> bool {
-    match Command::new("sipp").arg("-v").output() {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED sipp tests: sipp not runnable ({e}); apt-get install sip-tester");
-            false
-        }
-        Err(e) => panic!("sipp is needed in CI (.ci/run installs sip-tester): {e}"),
-    }
+    have_tool("sipp", "-v", "sip-tester")
 }
 
 /// Runs `scenario` with sipp against `to` over `transport` (`u1` or `t1`) for `calls`
@@ -381,14 +373,7 @@ fn sipp_calls_the_user_agent_and_chats_over_udp_and_tcp() {
             std::thread::spawn(move || sipp(to, "ua-call", &ua_call_scenario(), transport, 1, &[]));
         let (e, _) = sse.wait_for("ua.session.new", std::time::Duration::from_secs(10));
         let sid = e.data["session"].as_str().unwrap().to_string();
-        let list = request(admin, "GET", "/v1/ua/sessions", &[], b"").json();
-        let s = list["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == sid.as_str())
-            .unwrap()
-            .clone();
+        let s = ua_session(admin, &sid);
         let ours = s["local_path"].as_str().unwrap().to_string();
         let theirs = s["peer_path"][0].as_str().unwrap().to_string();
         // The MSRP side of the call, as the offerer: connect and bind with a SEND.

@@ -282,14 +282,7 @@ fn a_chat_over_invite_both_ways_with_reports_then_bye() {
         assert_eq!(e.data["message_id"], mid.as_str());
         assert_eq!(e.data["status"], 200);
         assert_eq!(e.data["source"], "report");
-        let list = request(api, "GET", "/v1/ua/sessions", &[], b"").json();
-        let s = list["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == sid.as_str())
-            .expect("the session is listed")
-            .clone();
+        let s = ua_session(api, &sid);
         assert_eq!(s["state"], "active");
         assert_eq!(
             (s["messages_in"].as_u64(), s["messages_out"].as_u64()),
@@ -501,21 +494,6 @@ fn ten_mib_each_way_byte_exact_while_short_messages_flow() {
     assert_eq!(e.data["body"], "during");
 }
 
-/// Whether tshark can run here; `false` (with a skip line) outside CI.
-fn have_tshark() -> bool {
-    match std::process::Command::new("tshark")
-        .arg("--version")
-        .output()
-    {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED capture test: tshark not runnable ({e}); apt-get install tshark");
-            false
-        }
-        Err(e) => panic!("tshark is needed in CI (.ci/run installs it): {e}"),
-    }
-}
-
 /// tshark's one-field-per-line output for `filter` over the capture, SIP and MSRP
 /// decoded on the relay's port.
 fn tshark(cap: &std::path::Path, port: u16, filter: &str, field: &str) -> String {
@@ -538,7 +516,7 @@ fn tshark(cap: &std::path::Path, port: u16, filter: &str, field: &str) -> String
 /// and MSRP parser: every frame we wrote decodes, none is malformed.
 #[test]
 fn a_captured_session_decodes_in_tshark_without_malformed_packets() {
-    if !have_tshark() {
+    if !have_tool("tshark", "--version", "tshark") {
         return;
     }
     let (relay, api, mut sse) = start(1, vec![chat_rule()]);

@@ -636,16 +636,7 @@ impl Worker {
                 return;
             }
             // msrps: the certificate must be valid for the URI host.
-            let Some(name) = tls::server_name(&host) else {
-                guard.set(true);
-                tracing::warn!(%host, side = "outbound", "next hop host is not a valid TLS name");
-                w.connect_failed(&h);
-                return;
-            };
-            let cfg = w.tls.borrow().client.clone();
-            let done = handshake_guard(fd, w.cfg.tls_handshake_timeout);
-            let r = tls::connect(cfg, name, s, h.peer.clone()).await;
-            done.set(true);
+            let r = w.tls_connect(&host, s, fd, h.peer.clone()).await;
             guard.set(true);
             match r {
                 Ok(t) if !h.is_closing() => {
@@ -654,12 +645,32 @@ impl Worker {
                 }
                 r => {
                     if let Err(e) = r {
-                        tracing::warn!(peer = %h.peer, side = "outbound", error = %e, "outbound TLS handshake failed");
+                        tracing::warn!(peer = %h.peer, side = "outbound", error = %e, "outbound TLS failed");
                     }
                     w.connect_failed(&h);
                 }
             }
         });
+    }
+
+    /// The client side of TLS on an outbound connection (`msrps:` and `sips:`): the
+    /// certificate must be valid for `host`, the handshake done within the handshake
+    /// timeout.
+    async fn tls_connect(
+        &self,
+        host: &str,
+        s: TcpStream,
+        fd: RawFd,
+        peer: String,
+    ) -> Result<super::tls_stream::TlsStream<TcpStream>, String> {
+        let Some(name) = tls::server_name(host) else {
+            return Err(format!("{host:?} is not a valid TLS name"));
+        };
+        let cfg = self.tls.borrow().client.clone();
+        let done = handshake_guard(fd, self.cfg.tls_handshake_timeout);
+        let r = tls::connect(cfg, name, s, peer).await;
+        done.set(true);
+        r.map_err(|e| format!("handshake failed: {e}"))
     }
 
     fn connect_failed(self: &Rc<Self>, h: &ConnHandle) {
@@ -1398,18 +1409,7 @@ impl Worker {
                 w.spawn_sip_io(h, fd, s, addr, transport);
                 return;
             }
-            let Some(name) = tls::server_name(&host) else {
-                up.set(true);
-                w.sip_conn_failed
-                    .borrow_mut()
-                    .insert(id, format!("{host:?} is not a valid TLS name"));
-                w.connect_failed(&h);
-                return;
-            };
-            let cfg = w.tls.borrow().client.clone();
-            let done = handshake_guard(fd, w.cfg.tls_handshake_timeout);
-            let r = tls::connect(cfg, name, s, h.peer.clone()).await;
-            done.set(true);
+            let r = w.tls_connect(&host, s, fd, h.peer.clone()).await;
             up.set(true);
             match r {
                 Ok(t) if !h.is_closing() => {
@@ -1418,7 +1418,7 @@ impl Worker {
                 }
                 r => {
                     let why = match r {
-                        Err(e) => format!("TLS with {host} ({addr}) failed: {e}"),
+                        Err(e) => format!("TLS with {host} ({addr}): {e}"),
                         Ok(_) => "closed during the TLS handshake".into(),
                     };
                     tracing::warn!(peer = %addr, side = "outbound", "SIP {why}");

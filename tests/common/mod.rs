@@ -599,6 +599,32 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Whether `tool` runs here (`tool ARG` starts; the exit code does not matter): in CI
+/// (`CI` set, `.ci/run` installs `package`) a missing one fails the test, elsewhere it
+/// is skipped with a line saying so.
+pub fn have_tool(tool: &str, arg: &str, package: &str) -> bool {
+    match Command::new(tool).arg(arg).output() {
+        Ok(_) => true,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("SKIPPED {tool} tests: {tool} not runnable ({e}); apt-get install {package}");
+            false
+        }
+        Err(e) => panic!("{tool} is needed in CI (.ci/run installs {package}): {e}"),
+    }
+}
+
+/// The entry of user agent session `sid` in `GET /v1/ua/sessions`.
+pub fn ua_session(api: SocketAddr, sid: &str) -> serde_json::Value {
+    let list = http::request(api, "GET", "/v1/ua/sessions", &[], b"").json();
+    list["sessions"]
+        .as_array()
+        .expect("a session list")
+        .iter()
+        .find(|s| s["id"] == sid)
+        .unwrap_or_else(|| panic!("session {sid} is not listed: {list}"))
+        .clone()
+}
+
 /// `promtool check metrics` on `text`; fails without promtool in CI (`.ci/run` installs
 /// it), skips (saying so) elsewhere.
 pub fn promtool_check(text: &str) {
