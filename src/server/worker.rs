@@ -556,8 +556,13 @@ impl Worker {
         sniff: Option<(ConnKind, SocketAddr)>,
     ) {
         h.attach(fd);
-        let (rd, mut wr) = stream.into_halves();
+        let (rd, wr) = stream.into_halves();
         monoio::spawn(read_loop(self.clone(), h.clone(), rd, sniff));
+        self.spawn_writer(h, wr);
+    }
+
+    /// Starts the writer of a connection: its send queue to the socket, until closed.
+    fn spawn_writer<W: AsyncWriteRent + 'static>(self: &Rc<Self>, h: Rc<ConnHandle>, mut wr: W) {
         let w = self.clone();
         monoio::spawn(async move {
             let id = h.id;
@@ -1440,20 +1445,13 @@ impl Worker {
         transport: SipTransport,
     ) {
         h.attach(fd);
-        let (mut rd, mut wr) = stream.into_halves();
+        let (mut rd, wr) = stream.into_halves();
         let (w, hr) = (self.clone(), h.clone());
         monoio::spawn(async move {
             let why = sip_read_loop(&w, &hr, &mut rd, BytesMut::new(), peer, transport).await;
             end_read(w, hr, rd, why);
         });
-        let w = self.clone();
-        monoio::spawn(async move {
-            let id = h.id;
-            let on_events = |events: Vec<QueueEvent>| w.queue_events(id, events);
-            write_loop(&h, &w.gauges, &w.hop, &mut wr, &on_events).await;
-            drop(wr);
-            h.half_done();
-        });
+        self.spawn_writer(h, wr);
     }
 
     /// Remembers a SIP connection for reuse.
