@@ -40,12 +40,24 @@ pub fn recv_udp(s: &UdpSocket, wait: Duration) -> Option<String> {
     }
 }
 
-/// Sends `req` over UDP to `to` and returns the first response.
+/// Sends `req` over UDP to `to` and returns the first response. Like any SIP client
+/// over UDP it retransmits (RFC 3261 §17.1.2.2, Timer E: 500 ms doubling to 4 s) until
+/// Timer F (32 s): a datagram the kernel drops because the server's receive buffer is
+/// full (a test that floods it) is lost on the wire, not by the server.
 pub fn udp_exchange(to: SocketAddr, build: impl Fn(SocketAddr) -> String) -> String {
     let s = udp();
     let me = s.local_addr().unwrap();
-    s.send_to(build(me).as_bytes(), to).unwrap();
-    recv_udp(&s, WAIT).expect("a SIP response over UDP")
+    let req = build(me);
+    let deadline = Instant::now() + Duration::from_secs(32);
+    let mut e = Duration::from_millis(500);
+    loop {
+        s.send_to(req.as_bytes(), to).unwrap();
+        if let Some(r) = recv_udp(&s, e) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "a SIP response over UDP");
+        e = (e * 2).min(Duration::from_secs(4));
+    }
 }
 
 /// The status code of a response's status line.
