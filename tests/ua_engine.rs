@@ -9,7 +9,7 @@ use msrpd::codec::{Event as ScanEvent, FailureReport, ScanLimits, Scanner, Succe
 use msrpd::conn::{Action, ConnId, Part};
 use msrpd::sip::txn::{Config as TxConfig, Event, Peer, Transactions, Transport};
 use msrpd::sip::{HeaderName, Message, Writer};
-use msrpd::ua::engine::{Config, Rule, Ua, UaEvent};
+use msrpd::ua::engine::{Config, Rule, Ua, UaEvent, UaSip};
 use msrpd::ua::reassembly::Rendered;
 use rand::SeedableRng;
 
@@ -497,7 +497,13 @@ fn a_peer_that_never_connects_ends_the_session() {
     }
     assert!(h.ua.is_empty());
     // The dialog is ended with a BYE to the peer's Contact (RFC 3261 §15.1.1).
-    let (bye, hop) = h.ua.poll_sip_request().expect("a BYE");
+    let Some(UaSip::InDialog {
+        msg: bye,
+        next_hop: hop,
+    }) = h.ua.poll_sip()
+    else {
+        panic!("a BYE");
+    };
     assert_eq!(bye.method_str(), "BYE");
     assert_eq!(hop, "sip:alice@192.0.2.7:5062");
     assert_eq!(bye.call_id(), Some("c8"));

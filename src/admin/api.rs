@@ -195,7 +195,10 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/reload", post(reload))
         .route("/v1/sip/requests", post(super::sip_requests::post))
-        .route("/v1/ua/sessions", get(super::ua::sessions))
+        .route(
+            "/v1/ua/sessions",
+            get(super::ua::sessions).post(super::ua::originate),
+        )
         .route("/v1/ua/sessions/{id}", delete(super::ua::end))
         .route(
             "/v1/ua/sessions/{id}/messages",

@@ -7,7 +7,10 @@
 //! - `POST /v1/ua/sessions/{id}/messages` `{"content_type", "body" | "body_base64",
 //!   "success_report": bool, "failure_report": "yes"|"no"|"partial"}`: `202
 //!   {"message_id"}`.
-//! - `DELETE /v1/ua/sessions/{id}`: the session ends.
+//! - `POST /v1/ua/sessions` `{"from"?, "to", "ruri", "accept_types"?, "proxy"?}`:
+//!   `202 {"session_id"}`; the INVITE goes out from the next worker in turn, and its
+//!   outcome comes as `ua.session.new` or `ua.session.failed`.
+//! - `DELETE /v1/ua/sessions/{id}`: the session ends (CANCEL while it is calling).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -24,7 +27,7 @@ use super::api::{ASK_TIMEOUT, State, collect_until, error};
 use super::event::rfc3339;
 use crate::codec::{FailureReport, SuccessReport};
 use crate::server::{Query, UaSend};
-use crate::ua::engine::{SessionKey, UaError};
+use crate::ua::engine::{Originate, SessionKey, UaError};
 
 type St = axum::extract::State<Arc<State>>;
 
@@ -82,6 +85,61 @@ pub async fn sessions(axum::extract::State(s): St) -> Response {
         }
     }
     axum::Json(json!({ "sessions": out, "workers_missing": missing })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OriginateBody {
+    from: Option<String>,
+    to: String,
+    ruri: String,
+    #[serde(default)]
+    accept_types: Vec<String>,
+    proxy: Option<String>,
+}
+
+const ORIGINATE_SHAPE: &str = r#"{"to": "sip:bob@example.com", "ruri": "sip:bob@example.com", "from"?: "sip:alice@example.com", "accept_types"?: ["text/plain"], "proxy"?: "sip:proxy.example.com"}"#;
+
+/// `POST /v1/ua/sessions`: the workers take new sessions in turn.
+pub async fn originate(
+    axum::extract::State(s): St,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let raw = match body {
+        Ok(b) => b,
+        Err(r) => return error(r.status(), r.body_text()),
+    };
+    let b: OriginateBody = match serde_json::from_slice(&raw) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bad JSON body: {e}; expected {ORIGINATE_SHAPE}"),
+            );
+        }
+    };
+    let core = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % s.ops.workers().max(1);
+    let o = Originate {
+        from: b.from,
+        to: b.to,
+        ruri: b.ruri,
+        accept_types: b.accept_types,
+        proxy: b.proxy,
+    };
+    let rx = s.ops.ask(core, |r| Query::UaOriginate(Box::new(o), r));
+    match tokio::time::timeout(ASK_TIMEOUT, rx.recv()).await {
+        Ok(Ok(Ok(id))) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "session_id": id })),
+        )
+            .into_response(),
+        Ok(Ok(Err(e))) if e.starts_with("at the limit") => {
+            error(StatusCode::SERVICE_UNAVAILABLE, e)
+        }
+        Ok(Ok(Err(e))) => error(StatusCode::BAD_REQUEST, e),
+        _ => no_answer(core),
+    }
 }
 
 /// The core of session `id`, or the 404.

@@ -38,6 +38,8 @@ pub struct ConnHandle {
     pub peer: String,
     /// An outbound connection (to a next hop), for the side of its close reasons.
     pub outbound: bool,
+    /// An outbound connection the user agent opened (its frames are the user agent's).
+    pub for_ua: Cell<bool>,
     queue: RefCell<SendQueue>,
     /// Bytes taken from the queue whose write has not finished.
     in_flight: Cell<usize>,
@@ -68,6 +70,7 @@ impl ConnHandle {
             id,
             peer,
             outbound,
+            for_ua: Cell::new(false),
             queue: RefCell::new(SendQueue::new()),
             in_flight: Cell::new(0),
             writer: RefCell::new(None),

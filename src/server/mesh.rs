@@ -364,6 +364,14 @@ impl Gauges {
         self.queued.get(usize::from(core))?.get(slot as usize)
     }
 
+    /// Waits until less than `high` bytes are on their way to `core` (a reader handing
+    /// frames to another core's engine, whose queues are not a connection's).
+    pub async fn wait_transit_below(&self, core: u16, high: usize) {
+        while self.transit_of(core) >= high {
+            monoio::time::sleep(REMOTE_RECHECK).await;
+        }
+    }
+
     /// Waits until `(core, slot)` holds less than `high` bytes. `here` is the calling
     /// worker's core: its own queues wake it through their drain event; a queue on
     /// another core is re-checked on a short timer.

@@ -248,6 +248,11 @@ pub enum Query {
     ),
     /// End a user agent session of the worker.
     UaEnd(String, Reply<bool>),
+    /// Start a user agent session (`POST /v1/ua/sessions`): its id, or why not.
+    UaOriginate(
+        Box<crate::ua::engine::Originate>,
+        Reply<Result<String, String>>,
+    ),
 }
 
 /// A message for [`Query::UaSend`], checked by the API.
@@ -293,7 +298,10 @@ impl Query {
             Query::Stats(reply) => reply.is_closed(),
             Query::UaSessions(reply) => reply.is_closed(),
             // Carried out whether or not the asker still waits.
-            Query::EndSession(..) | Query::UaSend(..) | Query::UaEnd(..) => false,
+            Query::EndSession(..)
+            | Query::UaSend(..)
+            | Query::UaEnd(..)
+            | Query::UaOriginate(..) => false,
         }
     }
 }

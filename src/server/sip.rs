@@ -18,9 +18,9 @@ use crate::conn::ConnId;
 use crate::sip::auth::RealmCredentials;
 use crate::sip::core::{Policy, answer};
 use crate::sip::outbound::{self, Hop, OutEvent, Outbound, ReqId};
-use crate::sip::txn::{Config, Event, Peer, Timer, Transactions};
+use crate::sip::txn::{Config, Event, Peer, Timer, Transactions, Transport};
 use crate::sip::{Limits, Message, Method, Writer, ids};
-use crate::ua::engine::{Ua, UaEvent};
+use crate::ua::engine::{Ua, UaEvent, UaSip};
 
 /// At most this many bytes decide what a new connection speaks: a SIP request line
 /// longer than this (method, Request-URI, version) is not taken for SIP.
@@ -179,6 +179,9 @@ pub struct SipCore {
     cores: usize,
     /// Requests the user agent sent (BYE), whose outcome is only logged.
     ua_requests: std::collections::HashSet<ReqId>,
+    /// The user agent's INVITEs: request to session, and back.
+    ua_invites: HashMap<ReqId, String>,
+    ua_invite_of: HashMap<String, ReqId>,
 }
 
 impl SipCore {
@@ -226,6 +229,8 @@ impl SipCore {
             ua: Ua::new(ua, Box::new(rand::rng())),
             cores,
             ua_requests: Default::default(),
+            ua_invites: HashMap::new(),
+            ua_invite_of: HashMap::new(),
         }
     }
 
@@ -286,17 +291,80 @@ impl SipCore {
         .min()
     }
 
-    /// Hands the user agent's SIP requests (BYE) to the outbound layer; what becomes of
-    /// them is logged (the session is over whatever the answer).
+    /// Hands the user agent's SIP requests to the outbound layer: BYEs (their outcome
+    /// is only logged: the session is over whatever the answer), INVITEs (their
+    /// responses go back to the user agent), ACKs for 2xx and CANCELs.
     pub fn send_ua_requests(&mut self, now: Instant) {
-        while let Some((m, hop)) = self.ua.poll_sip_request() {
-            match self.outbound.send(now, m, Hop::Direct(hop.clone())) {
-                Ok(id) => {
-                    self.ua_requests.insert(id);
+        let mut again = false;
+        while let Some(r) = self.ua.poll_sip() {
+            match r {
+                UaSip::InDialog { msg, next_hop } => {
+                    match self.outbound.send(now, msg, Hop::Direct(next_hop.clone())) {
+                        Ok(id) => {
+                            self.ua_requests.insert(id);
+                        }
+                        Err(e) => {
+                            tracing::info!(next_hop = %next_hop, error = %e, "user agent BYE not sent")
+                        }
+                    }
                 }
-                Err(e) => tracing::info!(next_hop = %hop, error = %e, "user agent BYE not sent"),
+                UaSip::Invite {
+                    session,
+                    msg,
+                    proxy,
+                } => {
+                    let hop = proxy.map_or(Hop::Default, Hop::Proxy);
+                    match self.outbound.send(now, msg, hop) {
+                        Ok(id) => {
+                            self.ua_invites.insert(id, session.clone());
+                            self.ua_invite_of.insert(session, id);
+                        }
+                        Err(e) => {
+                            self.ua.handle_invite_failed(
+                                now,
+                                &session,
+                                400,
+                                &format!("INVITE not sent: {e}"),
+                            );
+                        }
+                    }
+                }
+                UaSip::Ack { session, msg } => {
+                    let sent = self
+                        .ua_invite_of
+                        .get(&session)
+                        .ok_or(outbound::OutError::Unknown)
+                        .and_then(|&req| self.outbound.send_ack(&mut self.txns, req, &msg));
+                    if let Err(e) = sent {
+                        tracing::info!(%session, error = %e, "user agent ACK not sent");
+                    }
+                }
+                UaSip::Cancel { session } => {
+                    if let Some(&req) = self.ua_invite_of.get(&session)
+                        && let Err(e) = self.outbound.cancel(now, &mut self.txns, req)
+                    {
+                        tracing::info!(%session, error = %e, "user agent CANCEL not sent");
+                    }
+                    again = true;
+                }
             }
         }
+        if again {
+            // A CANCEL of an INVITE not sent yet fails it at once.
+            self.answer(now);
+        }
+    }
+
+    /// Starts a user agent session (`POST /v1/ua/sessions`): its id, or why not.
+    pub fn ua_originate(
+        &mut self,
+        now: Instant,
+        o: crate::ua::engine::Originate,
+    ) -> Result<String, String> {
+        let r = self.ua.originate(now, o);
+        self.send_ua_requests(now);
+        self.answer(now);
+        r
     }
 
     /// What the user agent asks of the server (MSRP writes and closes).
@@ -458,6 +526,37 @@ impl SipCore {
             }
         }
         while let Some(e) = self.outbound.poll_event() {
+            // The user agent's INVITEs: their responses are its.
+            let invite = match &e {
+                OutEvent::Provisional { req, .. }
+                | OutEvent::Final { req, .. }
+                | OutEvent::Failed { req, .. }
+                | OutEvent::Done { req } => self.ua_invites.get(req).cloned(),
+            };
+            if let Some(sid) = invite {
+                match &e {
+                    OutEvent::Final { msg, peer, .. } => {
+                        let tls = peer.is_some_and(|p| p.transport == Transport::Tls);
+                        self.ua.handle_invite_response(now, &sid, msg, tls);
+                    }
+                    OutEvent::Failed { failure, .. } => {
+                        self.ua.handle_invite_failed(
+                            now,
+                            &sid,
+                            failure.status(),
+                            &failure.reason(),
+                        );
+                    }
+                    OutEvent::Done { req } => {
+                        self.ua_invites.remove(req);
+                        if self.ua_invite_of.get(&sid) == Some(req) {
+                            self.ua_invite_of.remove(&sid);
+                        }
+                    }
+                    OutEvent::Provisional { .. } => {}
+                }
+                continue;
+            }
             // The API's requests become events; the user agent's BYEs are logged.
             let (req, status, reason, local, peer) = match &e {
                 OutEvent::Final { req, msg, peer } => (

@@ -580,6 +580,7 @@ impl Worker {
                 QueueEvent::Interrupted { tid, .. } => {
                     bump(&self.counters.chunks_interrupted, 1);
                     self.relay.borrow_mut().handle_rechunked(id, &tid);
+                    self.sip.borrow_mut().ua.handle_rechunked(id, &tid);
                 }
             }
         }
@@ -696,6 +697,7 @@ impl Worker {
             self.cfg.limiter.release(ip);
         }
         self.relay.borrow_mut().handle_closed(Instant::now(), h.id);
+        let ua = h.for_ua.get() || self.sip.borrow().ua.knows_conn(h.id);
         self.sip.borrow_mut().ua.handle_closed(Instant::now(), h.id);
         let remote = self.ua_remote.borrow_mut().remove(&h.id);
         if let Some(core) = remote {
@@ -708,6 +710,10 @@ impl Worker {
         self.slots.borrow_mut().release(h.id);
         h.reader_done();
         self.dispatch();
+        if ua {
+            // The session's BYE and its end event.
+            self.sip_flush();
+        }
     }
 
     /// The connection in `slot` if it is still the one of that generation (borrowed from
@@ -821,6 +827,11 @@ impl Worker {
             Query::UaEnd(id, reply) => {
                 let found = self.sip.borrow_mut().ua.end_session(now, &id);
                 reply.send(found);
+                self.sip_flush();
+            }
+            Query::UaOriginate(o, reply) => {
+                let r = self.sip.borrow_mut().ua_originate(now, *o);
+                reply.send(r);
                 self.sip_flush();
             }
             Query::Stats(reply) => {
@@ -1014,6 +1025,34 @@ impl Worker {
     /// Carries out what the user agent asked for (MSRP writes and closes) and passes
     /// its events on.
     fn ua_flush(self: &Rc<Self>) {
+        // Sessions whose side connects (RFC 6135): an outbound connection each, which
+        // the user agent binds with its first SEND (queued until it is up).
+        loop {
+            let Some((sid, ep)) = self.sip.borrow_mut().ua.poll_connect() else {
+                break;
+            };
+            let Some(id) = self.slots.borrow_mut().alloc() else {
+                tracing::warn!(session = %sid, "no connection slot for the user agent's MSRP connection");
+                self.sip
+                    .borrow_mut()
+                    .ua
+                    .handle_connect_failed(Instant::now(), &sid);
+                continue;
+            };
+            let transport = if ep.tls {
+                Transport::Tls
+            } else {
+                Transport::Tcp
+            };
+            self.connect(id, ep.host, ep.port, transport);
+            if let Some(h) = self.conns.borrow().get(id.slot) {
+                h.for_ua.set(true);
+            }
+            self.sip
+                .borrow_mut()
+                .ua
+                .handle_connecting(Instant::now(), &sid, id);
+        }
         loop {
             let Some(a) = self.sip.borrow_mut().poll_ua_action() else {
                 break;
@@ -1607,7 +1646,12 @@ async fn read_loop<R: AsyncReadRent>(
     // An accepted MSRP connection goes to the engine its first frame is for (see
     // `Owner`); an outbound one belongs to the relay, which opened it.
     let mut unowned: Option<ConnKind> = None;
-    let mut owner = Owner::Relay;
+    // An outbound connection of the user agent's is its own from the start.
+    let mut owner = if h.for_ua.get() {
+        Owner::Ua
+    } else {
+        Owner::Relay
+    };
     // The core whose user agent the current frame is for.
     let mut ua_core = w.core;
     if let Some((kind, peer)) = sniff {
@@ -1691,6 +1735,10 @@ async fn read_loop<R: AsyncReadRent>(
             w.gauges
                 .wait_below(w.core, core, slot, w.cfg.high_water, Some(origin))
                 .await;
+        }
+        // Frames for another core's user agent: what is on its way there is bounded too.
+        if owner == Owner::Ua && ua_core != w.core {
+            w.gauges.wait_transit_below(ua_core, w.cfg.high_water).await;
         }
         if h.is_closing() {
             break "closed by relay";

@@ -18,10 +18,20 @@
 //!   what arrives ([`super::reassembly`]), responses and REPORTs ([`super::report`]),
 //!   and the SENDs of the messages the operator sends, with their transactions.
 //!
+//! - Originating ([`Ua::originate`]): our offer (RFC 3264 §5, `a=setup:actpass`,
+//!   RFC 6135 §4.2.2, and `a=msrp-cema`, RFC 6714) in an INVITE the SIP layer's
+//!   outbound side sends ([`Ua::poll_sip`]); its final response comes back through
+//!   [`Ua::handle_invite_response`] or [`Ua::handle_invite_failed`]: a 2xx is ACKed
+//!   (every retransmission of it too, RFC 3261 §13.2.2.4), a 2xx of a second fork is
+//!   ACKed and ended with BYE, anything else fails the session.
+//! - Connecting out: whichever side `a=setup` makes active connects (RFC 4975 §5.4,
+//!   RFC 6135), to the first `a=path` URI or under CEMA to the `c=`/`m=` address
+//!   (RFC 6714 §4.2). The engine asks with [`Ua::poll_connect`]; the server gives the
+//!   connection an id ([`Ua::handle_connecting`]) and the engine binds it with an empty
+//!   SEND (RFC 4975 §5.4) queued before the connection is up.
+//!
 //! # Not in this cut (issue 16)
-//! Originating sessions and connecting out (the active side) need the outbound SIP
-//! layer; CEMA, relays with AUTH, frames of a session arriving on another core, and
-//! sending BYE when the MSRP connection fails come with them.
+//! Relays with AUTH (RFC 4976) and connections shared by sessions.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -232,6 +242,8 @@ pub enum UaError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Our INVITE is out, no final response yet.
+    Calling,
     /// 200 sent, waiting for the ACK.
     Answered,
     /// ACKed.
@@ -241,8 +253,13 @@ enum Phase {
 #[derive(Debug)]
 struct Session {
     phase: Phase,
-    dialog: Dialog,
-    invite: TxId,
+    /// `None` while calling: the dialog comes with the 2xx.
+    dialog: Option<Dialog>,
+    /// The INVITE server transaction we answered (answering side).
+    invite: Option<TxId>,
+    /// The originating side: our offer, the INVITE as built, and the ACK we sent (for
+    /// the 2xx's retransmissions).
+    offer: Option<Box<Offering>>,
     from: String,
     to: String,
     ruri: String,
@@ -260,6 +277,16 @@ struct Session {
     bytes_out: u64,
 }
 
+/// What the originating side keeps until its INVITE is answered.
+#[derive(Debug)]
+struct Offering {
+    offer: sdp::Offer,
+    invite: SipMessage,
+    ack: Option<SipMessage>,
+    /// The operator ended the session before the answer: CANCEL sent.
+    cancelled: bool,
+}
+
 /// A SEND of ours waiting for its response, by transaction id.
 #[derive(Debug)]
 struct Pending {
@@ -267,6 +294,43 @@ struct Pending {
     message_id: String,
     range: ByteRange,
     deadline: Instant,
+    /// Responses still owed: one per piece when the send queue interrupted the chunk
+    /// (each piece is a transaction of its own, `TID.N`, RFC 4975 §7.1.1).
+    owed: u32,
+    /// `Failure-Report: partial`: only a failure is answered (§7.1.2), so silence until
+    /// the deadline is success, not a timeout.
+    partial: bool,
+}
+
+/// A SIP request the user agent wants sent, for the SIP layer's outbound side.
+#[derive(Debug)]
+pub enum UaSip {
+    /// An in-dialog request (BYE) to its next hop (RFC 3261 §12.2.1.1).
+    InDialog { msg: SipMessage, next_hop: String },
+    /// The INVITE of session `session`, to the outbound proxy `proxy` if given (else
+    /// the configured one, else the Request-URI's host).
+    Invite {
+        session: String,
+        msg: SipMessage,
+        proxy: Option<String>,
+    },
+    /// The ACK for the 2xx to `session`'s INVITE (§13.2.2.4).
+    Ack { session: String, msg: SipMessage },
+    /// CANCEL `session`'s INVITE (§9.1).
+    Cancel { session: String },
+}
+
+/// What `POST /v1/ua/sessions` asks for.
+#[derive(Debug, Clone)]
+pub struct Originate {
+    /// Our From (a SIP URI or name-addr); `None`: `sip:msrpd@<our host>`.
+    pub from: Option<String>,
+    pub to: String,
+    pub ruri: String,
+    /// What we accept; empty: `text/plain`.
+    pub accept_types: Vec<String>,
+    /// An outbound proxy for this INVITE instead of the configured one.
+    pub proxy: Option<String>,
 }
 
 /// The frame being read on a connection, when it is a SEND of one of our sessions.
@@ -317,8 +381,10 @@ pub struct Ua {
     timers: BTreeSet<(Instant, Timer, String)>,
     actions: VecDeque<Action<()>>,
     events: VecDeque<UaEvent>,
-    /// SIP requests to send (BYE), with their next hop (RFC 3261 §12.2.1.1).
-    sip_out: VecDeque<(SipMessage, String)>,
+    /// SIP requests to send.
+    sip_out: VecDeque<UaSip>,
+    /// Sessions whose side connects, and where to.
+    connects: VecDeque<(String, sdp::Endpoint)>,
     rng: Box<dyn RngCore>,
 }
 
@@ -346,6 +412,7 @@ impl Ua {
             actions: VecDeque::new(),
             events: VecDeque::new(),
             sip_out: VecDeque::new(),
+            connects: VecDeque::new(),
             rng,
         }
     }
@@ -362,10 +429,16 @@ impl Ua {
     pub fn poll_event(&mut self) -> Option<UaEvent> {
         self.events.pop_front()
     }
-    /// A SIP request to send through the outbound layer and the URI of its next hop
-    /// (the SIP layer completes the Via).
-    pub fn poll_sip_request(&mut self) -> Option<(SipMessage, String)> {
+    /// A SIP request to send through the outbound layer (which writes the Via).
+    pub fn poll_sip(&mut self) -> Option<UaSip> {
         self.sip_out.pop_front()
+    }
+
+    /// A session whose side is active and where it connects: answer with
+    /// [`Ua::handle_connecting`] (or [`Ua::handle_closed`] with the id when no
+    /// connection can be had).
+    pub fn poll_connect(&mut self) -> Option<(String, sdp::Endpoint)> {
+        self.connects.pop_front()
     }
 
     /// The earliest deadline: session timers, reassembly timeouts, our SENDs' responses.
@@ -410,7 +483,7 @@ impl Ua {
             .map(|(t, _)| t.clone())
             .collect();
         for tid in late {
-            if let Some(p) = self.pending.remove(&tid) {
+            if let Some(p) = self.pending.remove(&tid).filter(|p| !p.partial) {
                 self.events.push_back(UaEvent::ReportReceived {
                     session: p.session,
                     message_id: p.message_id,
@@ -437,6 +510,7 @@ impl Ua {
                 from: s.from.clone(),
                 to: s.to.clone(),
                 state: match (s.phase, s.conn) {
+                    (Phase::Calling, _) => "calling",
                     (Phase::Answered, _) => "answered",
                     (Phase::Up, None) => "waiting_for_connection",
                     (Phase::Up, Some(_)) => "active",
@@ -473,7 +547,7 @@ impl Ua {
                 DialogId::of_incoming_request(req).and_then(|d| self.by_dialog.get(&d).cloned());
             let contact = self.cfg.contact.clone();
             match sid.as_ref().and_then(|s| self.sessions.get_mut(s)) {
-                Some(s) => match s.dialog.check_request(req) {
+                Some(s) if s.dialog.is_some() => match check(s, req) {
                     Ok(()) => {
                         let body = s.sdp.clone();
                         respond(now, txns, id, req, 200, None, Some((&contact, &body)));
@@ -482,7 +556,7 @@ impl Ua {
                         respond(now, txns, id, req, e.status(), None, None);
                     }
                 },
-                None => {
+                _ => {
                     respond(now, txns, id, req, 481, None, None);
                 }
             }
@@ -510,6 +584,7 @@ impl Ua {
         let mut local = sdp::Local::new(&local_uri, &self.cfg.host, &accept);
         local.accept_wrapped_types = rule.accept_wrapped_types.clone();
         local.max_size = Some(self.cfg.limits.max_message);
+        local.cema = true;
         let a = match sdp::answer(req.body_bytes(), &local) {
             Ok(a) => a,
             Err(e) => {
@@ -547,8 +622,9 @@ impl Ua {
             sid,
             Session {
                 phase: Phase::Answered,
-                dialog,
-                invite: id,
+                dialog: Some(dialog),
+                invite: Some(id),
+                offer: None,
                 from: req.get(HeaderName::From).unwrap_or("").to_string(),
                 to: req.get(HeaderName::To).unwrap_or("").to_string(),
                 ruri: req.request_uri().to_string(),
@@ -580,14 +656,34 @@ impl Ua {
             return;
         }
         s.phase = Phase::Up;
-        s.dialog.confirm();
-        self.by_invite.remove(&s.invite);
+        if let Some(d) = s.dialog.as_mut() {
+            d.confirm();
+        }
+        if let Some(i) = s.invite {
+            self.by_invite.remove(&i);
+        }
+        self.session_up(now, &sid);
+    }
+
+    /// The session is up (ACK sent or received): the event, and the connection made by
+    /// whichever side is active (RFC 6135 §4.2.2), within the connect timeout.
+    fn session_up(&mut self, now: Instant, sid: &str) {
+        let Some(s) = self.sessions.get(sid) else {
+            return;
+        };
         if s.conn.is_none() {
-            self.timers
-                .insert((now + self.cfg.connect_timeout, Timer::Connect, sid.clone()));
+            self.timers.insert((
+                now + self.cfg.connect_timeout,
+                Timer::Connect,
+                sid.to_string(),
+            ));
+            if let Some(ep) = s.peer.connect_to.clone().filter(|_| s.peer.active) {
+                tracing::info!(session = %sid, host = %ep.host, port = ep.port, tls = ep.tls, "connecting to the peer's MSRP path");
+                self.connects.push_back((sid.to_string(), ep));
+            }
         }
         self.events.push_back(UaEvent::SessionNew {
-            session: sid,
+            session: sid.to_string(),
             from: s.from.clone(),
             to: s.to.clone(),
             ruri: s.ruri.clone(),
@@ -610,7 +706,7 @@ impl Ua {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return false;
         };
-        if let Err(e) = s.dialog.check_request(req) {
+        if let Err(e) = check(s, req) {
             respond(now, txns, id, req, e.status(), None, None);
             return true;
         }
@@ -664,7 +760,22 @@ impl Ua {
                 s.conn = None;
                 s.rx.abandon(now);
             }
+            // The session has no other connection (RFC 4975 §5.4): the dialog ends too.
+            self.bye(&sid);
             self.end(now, &sid, "remote", "msrp connection closed");
+        }
+    }
+
+    /// Whether `conn` carries one of our sessions (or a frame for one).
+    pub fn knows_conn(&self, conn: ConnId) -> bool {
+        self.by_conn.contains_key(&conn) || self.reading.contains_key(&conn)
+    }
+
+    /// No connection could be had for session `sid` (asked by [`Ua::poll_connect`]):
+    /// it ends as if its connection had failed.
+    pub fn handle_connect_failed(&mut self, now: Instant, sid: &str) {
+        if self.sessions.contains_key(sid) {
+            self.end(now, sid, "local", "no msrp connection");
         }
     }
 
@@ -852,6 +963,13 @@ impl Ua {
     fn handle_response(&mut self, tid: &str, code: u16) {
         // An interrupted chunk's pieces come back as `tid.N` (crate::conn::queue).
         let base = tid.split_once('.').map_or(tid, |(b, _)| b);
+        let Some(p) = self.pending.get_mut(base) else {
+            return;
+        };
+        if code == 200 && p.owed > 1 {
+            p.owed -= 1;
+            return;
+        }
         let Some(p) = self.pending.remove(base) else {
             return;
         };
@@ -866,7 +984,286 @@ impl Ua {
         }
     }
 
+    /// The send queue of `conn` interrupted the chunk with transaction id `tid`: its
+    /// rest goes as another piece, owing one more response (RFC 4975 §7.1.1).
+    pub fn handle_rechunked(&mut self, conn: ConnId, tid: &[u8]) {
+        let Ok(t) = std::str::from_utf8(tid) else {
+            return;
+        };
+        let base = t.split_once('.').map_or(t, |(b, _)| b);
+        if let Some(p) = self.pending.get_mut(base)
+            && self
+                .sessions
+                .get(&p.session)
+                .is_some_and(|s| s.conn == Some(conn))
+        {
+            p.owed += 1;
+        }
+    }
+
+    /// The connection the server opens for `sid` (asked by [`Ua::poll_connect`]): the
+    /// session is bound to it and our empty SEND goes first (RFC 4975 §5.4: the active
+    /// side sends at once, so the passive side can match the connection).
+    pub fn handle_connecting(&mut self, now: Instant, sid: &str, conn: ConnId) {
+        let Some(s) = self.sessions.get_mut(sid) else {
+            self.actions.push_back(Action::Close {
+                conn,
+                reason: CloseReason::PeerClosed,
+            });
+            return;
+        };
+        s.conn = Some(conn);
+        self.by_conn.insert(conn, sid.to_string());
+        let t = tid(&mut *self.rng);
+        let mid = tid(&mut *self.rng);
+        let mut b = BytesMut::with_capacity(256);
+        encode::start_request(&mut b, &t, "SEND");
+        encode::header(&mut b, "To-Path", s.peer.peer_path.join(" ").as_bytes());
+        encode::header(&mut b, "From-Path", s.local_uri.as_bytes());
+        encode::header(&mut b, "Message-ID", mid.as_bytes());
+        // No body: the end-line follows the header block directly (RFC 4975 §7.1.1).
+        encode::end_line(&mut b, &t, Flag::Complete);
+        let _ = now;
+        self.write(conn, b.freeze());
+    }
+
     // ------------------------------------------------------------------- commands
+
+    /// Starts a session (RFC 3261 §13.2.1 with our SDP offer, RFC 3264 §5): the
+    /// INVITE goes out through the SIP layer; the session's fate comes as
+    /// `ua.session.new` (the 2xx ACKed) or `ua.session.failed`. Returns its id.
+    pub fn originate(&mut self, now: Instant, o: Originate) -> Result<String, String> {
+        if self.sessions.len() >= self.cfg.max_sessions {
+            return Err(format!(
+                "at the limit of {} sessions on this core",
+                self.cfg.max_sessions
+            ));
+        }
+        crate::sip::outbound::check_uri(&o.ruri).map_err(|e| format!("ruri: {e}"))?;
+        let name_addr = |what: &str, v: &str| -> Result<String, String> {
+            let v = v.trim();
+            let bare = v.trim_start_matches('<').trim_end_matches('>');
+            if v.contains(";tag=") || v.contains(['\r', '\n']) {
+                return Err(format!("{what}: a URI without tag"));
+            }
+            crate::sip::header::Uri::parse(bare)
+                .map_err(|_| format!("{what}: not a SIP URI: {v:?}"))?;
+            Ok(if v.starts_with('<') || v.contains('<') {
+                v.to_string()
+            } else {
+                format!("<{v}>")
+            })
+        };
+        let to = name_addr("to", &o.to)?;
+        let from = match &o.from {
+            Some(f) => name_addr("from", f)?,
+            None => format!("<sip:msrpd@{}>", self.cfg.host),
+        };
+        if let Some(p) = &o.proxy {
+            crate::sip::outbound::check_uri(p).map_err(|e| format!("proxy: {e}"))?;
+        }
+        let accept: Vec<&str> = if o.accept_types.is_empty() {
+            vec!["text/plain"]
+        } else {
+            o.accept_types.iter().map(String::as_str).collect()
+        };
+        if let Some(bad) = accept
+            .iter()
+            .find(|t| t.contains(' ') || sdp::FormatEntry::parse(t).is_none())
+        {
+            return Err(format!("accept_types: not a media type: {bad:?}"));
+        }
+        let sid = SessionKey {
+            core: self.cfg.core,
+            key: self.rng.next_u64(),
+        }
+        .encode();
+        let local_uri = format!("msrp://{}:{}/{sid};tcp", self.cfg.host, self.cfg.port);
+        let mut local = sdp::Local::new(&local_uri, &self.cfg.host, &accept);
+        local.max_size = Some(self.cfg.limits.max_message);
+        local.cema = true;
+        local.session_id = self.rng.next_u64() >> 1;
+        let offer = sdp::offer(&local).map_err(|e| format!("offer: {e}"))?;
+        let tag = ids::tag(self.cfg.core, &mut *self.rng);
+        let call_id = ids::call_id(self.cfg.core, &self.cfg.host, &mut *self.rng);
+        let mut w = crate::sip::write::Writer::request("INVITE", o.ruri.trim());
+        w.header("Via", VIA_PLACEHOLDER);
+        w.header("Max-Forwards", "70");
+        w.header("From", &format!("{from};tag={tag}"));
+        w.header("To", &to);
+        w.header("Call-ID", &call_id);
+        w.header("CSeq", "1 INVITE");
+        w.header("Contact", &format!("<{}>", self.cfg.contact));
+        w.header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS");
+        let invite = w
+            .into_message_body(Some("application/sdp"), &offer.sdp)
+            .map_err(|e| format!("INVITE not built: {e}"))?;
+        self.sip_out.push_back(UaSip::Invite {
+            session: sid.clone(),
+            msg: invite.clone(),
+            proxy: o.proxy.clone(),
+        });
+        if let Some(d) = self.cfg.max_duration {
+            self.timers.insert((now + d, Timer::End, sid.clone()));
+        }
+        tracing::info!(session = %sid, to = %to, ruri = %o.ruri, "user agent INVITE");
+        let rx = Reassembler::new(self.cfg.limits, Some(self.cfg.limits.max_message));
+        self.sessions.insert(
+            sid.clone(),
+            Session {
+                phase: Phase::Calling,
+                dialog: None,
+                invite: None,
+                offer: Some(Box::new(Offering {
+                    offer,
+                    invite,
+                    ack: None,
+                    cancelled: false,
+                })),
+                from,
+                to,
+                ruri: o.ruri.trim().to_string(),
+                local_uri,
+                sdp: Bytes::new(),
+                peer: no_peer_yet(),
+                local,
+                conn: None,
+                rx,
+                started: now,
+                msgs_in: 0,
+                msgs_out: 0,
+                bytes_in: 0,
+                bytes_out: 0,
+            },
+        );
+        Ok(sid)
+    }
+
+    /// A response to session `sid`'s INVITE (`over_tls`: it came over TLS). A 2xx is
+    /// ACKed and sets the session up with the SDP answer (RFC 3264 §7); an answer we
+    /// cannot use is ACKed and ended with BYE (RFC 3261 §13.2.2.4 leaves no other
+    /// way), as is the 2xx of a second fork. 3xx-6xx fail the session.
+    pub fn handle_invite_response(
+        &mut self,
+        now: Instant,
+        sid: &str,
+        resp: &SipMessage,
+        over_tls: bool,
+    ) {
+        let code = resp.status().unwrap_or(0);
+        if code < 200 {
+            return;
+        }
+        if code >= 300 {
+            self.handle_invite_failed(now, sid, code, resp.reason());
+            return;
+        }
+        let Some(s) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        let Some(o) = s.offer.as_mut() else {
+            return;
+        };
+        let Ok(mut d) = Dialog::uac(&o.invite, resp, over_tls) else {
+            tracing::info!(session = %sid, "2xx to our INVITE without To tag or Contact: ignored");
+            return;
+        };
+        let invite_seq = o.invite.cseq().map_or(1, |c| c.seq);
+        let ack = match d.ack(invite_seq, VIA_PLACEHOLDER).0.into_message() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(session = %sid, error = %e, "ACK not built");
+                return;
+            }
+        };
+        let same = s.dialog.as_ref().map(|x| x.id == d.id);
+        match same {
+            // A retransmission of the 2xx we took: the same ACK again.
+            Some(true) => {
+                if let Some(a) = o.ack.clone() {
+                    self.sip_out.push_back(UaSip::Ack {
+                        session: sid.to_string(),
+                        msg: a,
+                    });
+                }
+                return;
+            }
+            // A second fork answered too: ACK it and end that dialog (§13.2.2.4).
+            Some(false) => {
+                tracing::info!(session = %sid, "2xx from a second fork: ACK and BYE");
+                self.sip_out.push_back(UaSip::Ack {
+                    session: sid.to_string(),
+                    msg: ack,
+                });
+                let seq = invite_seq.wrapping_add(1);
+                bye_in(&mut d, seq, sid, &mut self.sip_out);
+                return;
+            }
+            None => {}
+        }
+        o.ack = Some(ack.clone());
+        self.sip_out.push_back(UaSip::Ack {
+            session: sid.to_string(),
+            msg: ack,
+        });
+        let cancelled = o.cancelled;
+        let taken = sdp::take_answer(&o.offer, resp.body_bytes());
+        self.by_dialog.insert(d.id.clone(), sid.to_string());
+        s.dialog = Some(d);
+        s.phase = Phase::Up;
+        match (taken, cancelled) {
+            (Ok(peer), false) => {
+                s.peer = peer;
+                s.sdp = o.offer.sdp.clone();
+                tracing::info!(session = %sid, peer_path = %s.peer.peer_path.join(" "), active = s.peer.active, "INVITE answered: session up");
+                self.session_up(now, sid);
+            }
+            (Ok(_), true) => {
+                // The 2xx crossed our CANCEL.
+                self.bye(sid);
+                self.forget(now, sid);
+                self.events.push_back(UaEvent::SessionFailed {
+                    session: sid.to_string(),
+                    code: 487,
+                    reason: "cancelled by the operator".into(),
+                });
+            }
+            (Err(e), _) => {
+                tracing::info!(session = %sid, error = %e, "the SDP answer is not usable: BYE");
+                self.bye(sid);
+                self.forget(now, sid);
+                self.events.push_back(UaEvent::SessionFailed {
+                    session: sid.to_string(),
+                    code: e.status(),
+                    reason: format!("unusable SDP answer: {}", e.reason()),
+                });
+            }
+        }
+    }
+
+    /// Session `sid`'s INVITE failed: a 3xx-6xx, or no response (`code` 408 after
+    /// timer B, 503 for a transport error, RFC 3261 §8.1.3.1).
+    pub fn handle_invite_failed(&mut self, now: Instant, sid: &str, code: u16, reason: &str) {
+        let calling = self
+            .sessions
+            .get(sid)
+            .filter(|s| s.phase == Phase::Calling)
+            .map(|s| s.offer.as_ref().is_some_and(|o| o.cancelled));
+        let Some(cancelled) = calling else {
+            return;
+        };
+        self.forget(now, sid);
+        tracing::info!(session = %sid, code, %reason, "user agent INVITE failed");
+        self.events.push_back(UaEvent::SessionFailed {
+            session: sid.to_string(),
+            code,
+            reason: if cancelled {
+                "cancelled by the operator".into()
+            } else {
+                reason.to_string()
+            },
+        });
+    }
 
     /// Sends a whole message in session `sid` (RFC 4975 §7.1.1): one SEND, which the
     /// connection's send queue may interrupt and resume when other frames wait (§7.1.1).
@@ -947,6 +1344,8 @@ impl Ua {
                     message_id: message_id.clone(),
                     range,
                     deadline: now + TRANSACTION_TIMEOUT,
+                    owed: 1,
+                    partial: failure_report == FailureReport::Partial,
                 },
             );
         }
@@ -990,8 +1389,19 @@ impl Ua {
     /// Ends session `sid` from our side: BYE (when the outbound SIP layer carries it)
     /// and the connection closed. `false` when there is no such session.
     pub fn end_session(&mut self, now: Instant, sid: &str) -> bool {
-        if !self.sessions.contains_key(sid) {
+        let Some(s) = self.sessions.get_mut(sid) else {
             return false;
+        };
+        if s.phase == Phase::Calling {
+            // No answer yet: CANCEL (RFC 3261 §9.1); the INVITE's final response (487,
+            // or a 2xx that crossed it) ends the session.
+            if let Some(o) = s.offer.as_mut().filter(|o| !o.cancelled) {
+                o.cancelled = true;
+                self.sip_out.push_back(UaSip::Cancel {
+                    session: sid.to_string(),
+                });
+            }
+            return true;
         }
         self.end(now, sid, "local", "operator");
         true
@@ -1027,21 +1437,20 @@ impl Ua {
             return;
         }
         let seq = (self.rng.next_u32() >> 1).max(1);
-        // The Via is the SIP layer's; a placeholder keeps the message whole until then.
-        let (w, next_hop) = s
-            .dialog
-            .request("BYE", "SIP/2.0/UDP 0.0.0.0;branch=z9hG4bK-0-0", seq);
-        match w.into_message() {
-            Ok(m) => self.sip_out.push_back((m, next_hop)),
-            Err(e) => tracing::warn!(session = %sid, error = %e, "BYE not built"),
+        if let Some(d) = s.dialog.as_mut() {
+            bye_in(d, seq, sid, &mut self.sip_out);
         }
     }
 
     /// Drops every trace of session `sid`; the connection it was bound to.
     fn forget(&mut self, _now: Instant, sid: &str) -> Option<ConnId> {
         let s = self.sessions.remove(sid)?;
-        self.by_dialog.remove(&s.dialog.id);
-        self.by_invite.remove(&s.invite);
+        if let Some(d) = &s.dialog {
+            self.by_dialog.remove(&d.id);
+        }
+        if let Some(i) = s.invite {
+            self.by_invite.remove(&i);
+        }
         self.timers.retain(|(_, _, t)| t != sid);
         self.pending.retain(|_, p| p.session != sid);
         if let Some(c) = s.conn {
@@ -1066,6 +1475,26 @@ impl Ua {
     }
 }
 
+/// The placeholder Via of the requests we hand to the SIP layer, which writes its own.
+const VIA_PLACEHOLDER: &str = "SIP/2.0/UDP 0.0.0.0;branch=z9hG4bK-0-0";
+
+/// Checks an in-dialog request against session `s`'s dialog (§12.2.2).
+fn check(s: &mut Session, req: &SipMessage) -> Result<(), crate::sip::dialog::DialogError> {
+    match s.dialog.as_mut() {
+        Some(d) => d.check_request(req),
+        None => Err(crate::sip::dialog::DialogError::OtherDialog),
+    }
+}
+
+/// Queues a BYE in dialog `d` (RFC 3261 §15.1.1).
+fn bye_in(d: &mut Dialog, seq: u32, sid: &str, out: &mut VecDeque<UaSip>) {
+    let (w, next_hop) = d.request("BYE", VIA_PLACEHOLDER, seq);
+    match w.into_message() {
+        Ok(msg) => out.push_back(UaSip::InDialog { msg, next_hop }),
+        Err(e) => tracing::warn!(session = %sid, error = %e, "BYE not built"),
+    }
+}
+
 /// Whether we take a message of `content_type` (RFC 4975 §8.6): the type in our
 /// accept-types; for a message/cpim, its inner type in our accept-types or
 /// accept-wrapped-types too (a CPIM that does not parse is refused).
@@ -1083,6 +1512,23 @@ fn accepts_received(local: &sdp::Local, content_type: &str, cpim: Option<&CpimIn
         sdp::accepts(&local.accept_types, &c.content_type)
             || sdp::accepts(&local.accept_wrapped_types, &c.content_type)
     })
+}
+
+/// The peer of a session whose answer has not come yet.
+fn no_peer_yet() -> sdp::Session {
+    sdp::Session {
+        media_index: 0,
+        transport: sdp::Transport::Tcp,
+        peer_path: Vec::new(),
+        local_path: Vec::new(),
+        peer_accept_types: Vec::new(),
+        peer_accept_wrapped_types: Vec::new(),
+        peer_max_size: None,
+        active: false,
+        cema: false,
+        connect_to: None,
+        direction: sdp::Direction::SendRecv,
+    }
 }
 
 fn is_report(head: &Head<'_>) -> bool {
