@@ -704,3 +704,4 @@ pub fn digest_login(
     digest_answer(c, relay_uri, &ch, realm, user, password)
 }
 pub mod sip;
+pub mod ua;
