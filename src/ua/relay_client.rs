@@ -40,7 +40,7 @@ use bytes::{Bytes, BytesMut};
 use rand::RngCore;
 
 use crate::codec::header::unescape;
-use crate::codec::{Challenge, Flag, Head, HeaderKind, encode};
+use crate::codec::{Challenge, Flag, Head, HeadError, HeaderKind, StartLine, encode};
 use crate::sip::auth::{Algorithm, request_digest};
 
 /// How long an AUTH waits for its response (RFC 4975 §7.1.1: 30 s, then as a 408).
@@ -199,6 +199,20 @@ fn quote(s: &str) -> String {
     out
 }
 
+/// `name: value` of a header line, the value without surrounding white space and
+/// line end.
+trait SplitColon {
+    fn split_once_colon(&self) -> Option<(&[u8], &[u8])>;
+}
+
+impl SplitColon for [u8] {
+    fn split_once_colon(&self) -> Option<(&[u8], &[u8])> {
+        let colon = self.iter().position(|&b| b == b':')?;
+        let (name, value) = (self.get(..colon)?, self.get(colon + 1..)?);
+        Some((name, value.trim_ascii()))
+    }
+}
+
 /// Whether a qop-options list (`auth,auth-int`) offers `auth` (RFC 4976 §9.1).
 fn offers_auth(qop: &str) -> bool {
     qop.split(',')
@@ -283,10 +297,14 @@ impl<R: RngCore> RelayClient<R> {
             (State::Ready { expires_at, .. }, Some(_)) => *expires_at,
             _ => None,
         };
-        [self.txn.as_ref().map(|t| t.deadline), self.refresh_at, expiry]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.txn.as_ref().map(|t| t.deadline),
+            self.refresh_at,
+            expiry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs whatever is due at `now`: an expired grant, a transaction timeout, a refresh.
@@ -320,10 +338,58 @@ impl<R: RngCore> RelayClient<R> {
         self.transmit.clear();
     }
 
-    /// A response read from the relay connection. `true` if it answers our AUTH in
-    /// flight (matched by transaction id, RFC 4975 §7.1.1); `false` leaves it to
-    /// others.
+    /// A response read from the relay connection, already parsed. `true` if it answers
+    /// our AUTH in flight (matched by transaction id, RFC 4975 §7.1.1); `false` leaves
+    /// it to others.
+    ///
+    /// Note: [`Head::parse`] refuses a head with two WWW-Authenticate headers, which
+    /// is what msrpd's relay (and RFC 7616 §3.7 relays in general) send in a 401, one
+    /// challenge per algorithm. Until the codec accepts them, feed such responses
+    /// through [`RelayClient::handle_response_bytes`].
     pub fn handle_response(&mut self, now: Instant, head: &Head<'_>) -> bool {
+        let challenges: Vec<&[u8]> = head
+            .headers()
+            .filter(|h| h.kind == HeaderKind::WwwAuthenticate)
+            .map(|h| h.value)
+            .collect();
+        self.respond(now, head, &challenges)
+    }
+
+    /// A response read from the relay connection as the bytes of its head (start line
+    /// and header lines, as [`crate::codec::RawHead`] gives them). Like
+    /// [`RelayClient::handle_response`], but a 401 may carry several WWW-Authenticate
+    /// headers (RFC 7616 §3.7). `false` for a head that does not parse or is not ours.
+    pub fn handle_response_bytes(&mut self, now: Instant, raw: &[u8]) -> bool {
+        match Head::parse(raw) {
+            Ok(h) => self.handle_response(now, &h),
+            Err(HeadError::Duplicate(HeaderKind::WwwAuthenticate)) => {
+                // Every challenge, from the lines themselves; the head typed without
+                // the repeated ones.
+                let mut challenges: Vec<&[u8]> = Vec::new();
+                let mut rest = Vec::with_capacity(raw.len());
+                for (i, line) in raw.split_inclusive(|&b| b == b'\n').enumerate() {
+                    let value = line.split_once_colon().filter(|(name, _)| {
+                        i > 0 && name.eq_ignore_ascii_case(b"WWW-Authenticate")
+                    });
+                    if let Some((_, v)) = value {
+                        let first = challenges.is_empty();
+                        challenges.push(v);
+                        if !first {
+                            continue;
+                        }
+                    }
+                    rest.extend_from_slice(line);
+                }
+                match Head::parse(&rest) {
+                    Ok(h) => self.respond(now, &h, &challenges),
+                    Err(_) => false,
+                }
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn respond(&mut self, now: Instant, head: &Head<'_>, challenges: &[&[u8]]) -> bool {
         let Some(code) = head.status_code() else {
             return false;
         };
@@ -335,11 +401,11 @@ impl<R: RngCore> RelayClient<R> {
         };
         match code {
             200 => self.on_ok(now, head, txn),
-            401 => self.on_challenge(now, head),
+            401 => self.on_challenge(now, challenges),
             423 => self.on_interval(now, head),
             _ => {
                 let reason = match head.start_line() {
-                    crate::codec::StartLine::Response {
+                    StartLine::Response {
                         comment: Some(c), ..
                     } => c.to_string(),
                     _ => encode::reason(code).to_string(),
@@ -404,17 +470,13 @@ impl<R: RngCore> RelayClient<R> {
 
     /// 401: answer the first challenge we support, once per round (RFC 4976 §5.1);
     /// again only when the relay says our nonce was merely stale (RFC 2617 §3.2.1).
-    fn on_challenge(&mut self, now: Instant, head: &Head<'_>) {
+    fn on_challenge(&mut self, now: Instant, challenges: &[&[u8]]) {
         let mut picked: Option<(Challenge<'_>, Algorithm)> = None;
-        for h in head.headers() {
-            if h.kind != HeaderKind::WwwAuthenticate {
-                continue;
-            }
-            let Ok(c) = Challenge::parse(h.value) else {
+        for v in challenges {
+            let Ok(c) = Challenge::parse(v) else {
                 continue;
             };
-            let Some(alg) = Algorithm::from_param(c.algorithm.map(|a| a.trim_matches('"')))
-            else {
+            let Some(alg) = Algorithm::from_param(c.algorithm.map(|a| a.trim_matches('"'))) else {
                 continue;
             };
             if self.cfg.algorithm.is_some_and(|want| want != alg) {
@@ -427,7 +489,10 @@ impl<R: RngCore> RelayClient<R> {
             break;
         }
         let Some((c, algorithm)) = picked else {
-            self.fail(401, "no supported digest challenge (MD5 or SHA-256, qop=auth)");
+            self.fail(
+                401,
+                "no supported digest challenge (MD5 or SHA-256, qop=auth)",
+            );
             return;
         };
         if self.round.answered_401 {
@@ -545,5 +610,794 @@ impl<R: RngCore> RelayClient<R> {
             deadline: now + TRANSACTION_TIMEOUT,
             credentials,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Credentials;
+    use crate::relay::auth::{AuthFailure, AuthResult, Authenticator};
+    use crate::relay::users::{Ha1, Users};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use std::sync::Arc;
+
+    const RELAY: &str = "msrps://relay.example.com:2855;tcp";
+    const ME: &str = "msrps://ua.example.com:9892/98cjs;tcp";
+    const REALM: &str = "relay.example.com";
+    const USE_PATH: &str = "msrps://relay.example.com:2855/jui787s2f;tcp";
+
+    /// The tests' time origin (a virtual clock: every other instant is an offset).
+    fn origin() -> Instant {
+        <Instant>::now()
+    }
+
+    fn cfg(expires: Option<u32>, algorithm: Option<Algorithm>) -> Config {
+        Config {
+            relay_uri: RELAY.into(),
+            our_uri: ME.into(),
+            username: "alice".into(),
+            password: "secret".into(),
+            expires,
+            algorithm,
+        }
+    }
+
+    fn client(expires: Option<u32>) -> RelayClient<StdRng> {
+        RelayClient::new(cfg(expires, None), StdRng::seed_from_u64(1))
+    }
+
+    /// The relay side, with msrpd's own digest checker (RFC 4976 §9.1).
+    struct FakeRelay {
+        auth: Authenticator,
+        rng: StdRng,
+    }
+
+    impl FakeRelay {
+        fn new(base: Instant) -> FakeRelay {
+            let mut text = String::new();
+            for alg in [
+                crate::relay::auth::Algorithm::Md5,
+                crate::relay::auth::Algorithm::Sha256,
+            ] {
+                let ha1 = Ha1::compute(alg, "alice", REALM, "secret").to_hex();
+                text.push_str(&format!("alice:{REALM}:{ha1}\n"));
+            }
+            let users = Arc::new(Users::parse(&text).unwrap());
+            FakeRelay {
+                auth: Authenticator::new(
+                    REALM.into(),
+                    Some(users),
+                    [9; 32],
+                    Duration::from_secs(300),
+                    base,
+                ),
+                rng: StdRng::seed_from_u64(2),
+            }
+        }
+
+        fn challenge(&mut self, now: Instant, stale: bool) -> Vec<String> {
+            self.auth.challenge(now, &mut self.rng, stale)
+        }
+
+        fn verify(&mut self, now: Instant, authorization: &str) -> AuthResult {
+            let creds = Credentials::parse(authorization.as_bytes()).unwrap();
+            self.auth.verify(now, &mut self.rng, &creds, RELAY)
+        }
+    }
+
+    /// One frame the client wrote: its head text (end-line cut off) and tid.
+    struct Sent {
+        head: String,
+    }
+
+    impl Sent {
+        fn head(&self) -> Head<'_> {
+            Head::parse(self.head.as_bytes()).unwrap()
+        }
+        fn tid(&self) -> String {
+            self.head().tid().to_string()
+        }
+        fn authorization(&self) -> Option<String> {
+            self.head()
+                .get("Authorization")
+                .map(|v| String::from_utf8(v.to_vec()).unwrap())
+        }
+        fn param(&self, name: &str) -> Option<String> {
+            let a = self.authorization()?;
+            let p = crate::codec::DigestParams::parse(a.as_bytes(), true).unwrap();
+            p.get(name).map(str::to_string)
+        }
+    }
+
+    fn sent(c: &mut RelayClient<StdRng>) -> Sent {
+        let b = c.poll_transmit().expect("a frame to send");
+        assert!(c.poll_transmit().is_none(), "one frame at a time");
+        let text = String::from_utf8(b.to_vec()).unwrap();
+        let head = text.head_and_end();
+        Sent { head }
+    }
+
+    trait HeadAndEnd {
+        fn head_and_end(&self) -> String;
+    }
+    impl HeadAndEnd for String {
+        /// The head of a body-less request, checking its end-line (RFC 4975 §7.1).
+        fn head_and_end(&self) -> String {
+            let at = self.find("-------").expect("end-line");
+            let (head, end) = self.split_at(at);
+            let tid = Head::parse(head.as_bytes()).unwrap().tid().to_string();
+            assert_eq!(end, format!("-------{tid}$\r\n"));
+            head.to_string()
+        }
+    }
+
+    fn response(tid: &str, code: u16, comment: &str, headers: &[(&str, &str)]) -> String {
+        let mut s =
+            format!("MSRP {tid} {code} {comment}\r\nTo-Path: {ME}\r\nFrom-Path: {RELAY}\r\n");
+        for (n, v) in headers {
+            s.push_str(&format!("{n}: {v}\r\n"));
+        }
+        s
+    }
+
+    fn feed(c: &mut RelayClient<StdRng>, now: Instant, text: &str) -> bool {
+        c.handle_response_bytes(now, text.as_bytes())
+    }
+
+    fn challenge_response(tid: &str, challenges: &[String]) -> String {
+        let h: Vec<(&str, &str)> = challenges
+            .iter()
+            .map(|c| ("WWW-Authenticate", c.as_str()))
+            .collect();
+        response(tid, 401, "Unauthorized", &h)
+    }
+
+    fn ok_response(tid: &str, expires: u32, auth_info: &str) -> String {
+        let e = expires.to_string();
+        response(
+            tid,
+            200,
+            "OK",
+            &[
+                ("Use-Path", USE_PATH),
+                ("Expires", &e),
+                ("Authentication-Info", auth_info),
+            ],
+        )
+    }
+
+    /// Drives a client from start to Ready against `relay`; returns the instant.
+    fn authenticate(c: &mut RelayClient<StdRng>, relay: &mut FakeRelay, now: Instant, exp: u32) {
+        c.start(now);
+        let first = sent(c);
+        feed(
+            c,
+            now,
+            &challenge_response(&first.tid(), &relay.challenge(now, false)),
+        );
+        let second = sent(c);
+        let AuthResult::Ok {
+            authentication_info,
+            ..
+        } = relay.verify(now, &second.authorization().unwrap())
+        else {
+            panic!("credentials refused");
+        };
+        assert!(feed(
+            c,
+            now,
+            &ok_response(&second.tid(), exp, &authentication_info)
+        ));
+    }
+
+    #[test]
+    fn challenge_then_ready_with_use_path() {
+        let t0 = origin();
+        let mut relay = FakeRelay::new(t0);
+        let mut c = client(Some(900));
+        assert_eq!(c.state(), &State::Idle);
+        assert_eq!(c.poll_timeout(), None);
+        c.start(t0);
+        assert_eq!(c.state(), &State::Authenticating);
+        let first = sent(&mut c);
+        let h = first.head();
+        assert_eq!(h.method(), Some(crate::codec::Method::Auth));
+        assert_eq!(h.to_path().as_str(), RELAY);
+        assert_eq!(h.from_path().as_str(), ME);
+        assert_eq!(h.expires(), Some(900));
+        assert!(
+            first.authorization().is_none(),
+            "no credentials before a challenge"
+        );
+        assert_eq!(c.poll_timeout(), Some(t0 + TRANSACTION_TIMEOUT));
+
+        let ch = relay.challenge(t0, false);
+        assert!(feed(&mut c, t0, &challenge_response(&first.tid(), &ch)));
+        let second = sent(&mut c);
+        assert_ne!(second.tid(), first.tid(), "a new transaction");
+        // SHA-256 is the relay's first challenge (RFC 7616 §3.7).
+        assert_eq!(second.param("algorithm").as_deref(), Some("SHA-256"));
+        assert_eq!(second.param("qop").as_deref(), Some("auth"));
+        assert_eq!(second.param("nc").as_deref(), Some("00000001"));
+        assert_eq!(second.param("uri").as_deref(), Some(RELAY));
+        assert_eq!(second.param("username").as_deref(), Some("alice"));
+        assert!(second.param("opaque").is_some(), "opaque echoed");
+        assert!(second.param("cnonce").is_some_and(|c| c.len() == 16));
+        assert_eq!(second.head().expires(), Some(900));
+        let AuthResult::Ok {
+            username,
+            authentication_info,
+        } = relay.verify(t0, &second.authorization().unwrap())
+        else {
+            panic!("credentials refused");
+        };
+        assert_eq!(username, "alice");
+        assert!(c.poll_event().is_none());
+
+        let t1 = t0 + Duration::from_millis(20);
+        assert!(feed(
+            &mut c,
+            t1,
+            &ok_response(&second.tid(), 900, &authentication_info)
+        ));
+        assert_eq!(
+            c.poll_event(),
+            Some(RelayEvent::Ready {
+                use_path: vec![USE_PATH.into()],
+                expires: Some(Duration::from_secs(900)),
+            })
+        );
+        assert_eq!(c.use_path(), Some(&[USE_PATH.to_string()][..]));
+        assert_eq!(
+            c.sdp_path(),
+            Some(vec![USE_PATH.to_string(), ME.to_string()])
+        );
+        assert_eq!(
+            c.state(),
+            &State::Ready {
+                use_path: vec![USE_PATH.into()],
+                expires_at: Some(t1 + Duration::from_secs(900)),
+            }
+        );
+        assert!(!c.is_refreshing());
+        // The refresh is due at 80% of the grant.
+        assert_eq!(c.poll_timeout(), Some(t1 + Duration::from_secs(720)));
+        assert!(c.poll_transmit().is_none());
+        // start() while ready does nothing.
+        c.start(t1);
+        assert!(c.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn md5_when_asked_for() {
+        let t0 = origin();
+        let mut relay = FakeRelay::new(t0);
+        let mut c = RelayClient::new(cfg(None, Some(Algorithm::Md5)), StdRng::seed_from_u64(3));
+        c.start(t0);
+        let first = sent(&mut c);
+        assert_eq!(first.head().expires(), None, "no Expires unless configured");
+        feed(
+            &mut c,
+            t0,
+            &challenge_response(&first.tid(), &relay.challenge(t0, false)),
+        );
+        let second = sent(&mut c);
+        assert_eq!(second.param("algorithm").as_deref(), Some("MD5"));
+        assert!(second.param("response").is_some_and(|r| r.len() == 32));
+        assert!(matches!(
+            relay.verify(t0, &second.authorization().unwrap()),
+            AuthResult::Ok { .. }
+        ));
+    }
+
+    #[test]
+    fn unsupported_challenges_fail() {
+        let t0 = origin();
+        let mut c = client(None);
+        c.start(t0);
+        let first = sent(&mut c);
+        let ch = [
+            format!("Digest realm=\"{REALM}\", nonce=\"abc\", qop=\"auth\", algorithm=MD5-sess"),
+            format!("Digest realm=\"{REALM}\", nonce=\"abc\", qop=\"auth-int\", algorithm=MD5"),
+            format!("Digest realm=\"{REALM}\", nonce=\"abc\", algorithm=MD5"),
+        ];
+        assert!(feed(&mut c, t0, &challenge_response(&first.tid(), &ch)));
+        assert!(matches!(
+            c.poll_event(),
+            Some(RelayEvent::Failed { status: 401, .. })
+        ));
+        assert!(matches!(c.state(), State::Failed { status: 401, .. }));
+        assert!(c.poll_transmit().is_none());
+        assert_eq!(c.poll_timeout(), None);
+    }
+
+    #[test]
+    fn wrong_password_fails_on_the_second_401() {
+        let t0 = origin();
+        let mut relay = FakeRelay::new(t0);
+        let mut c = client(None);
+        c.cfg.password = "wrong".into();
+        c.start(t0);
+        let first = sent(&mut c);
+        feed(
+            &mut c,
+            t0,
+            &challenge_response(&first.tid(), &relay.challenge(t0, false)),
+        );
+        let second = sent(&mut c);
+        assert_eq!(
+            relay.verify(t0, &second.authorization().unwrap()),
+            AuthResult::Failed(AuthFailure::BadResponse)
+        );
+        // The relay challenges again (not stale): we do not answer twice.
+        assert!(feed(
+            &mut c,
+            t0,
+            &challenge_response(&second.tid(), &relay.challenge(t0, false))
+        ));
+        assert!(c.poll_transmit().is_none());
+        assert_eq!(
+            c.poll_event(),
+            Some(RelayEvent::Failed {
+                status: 401,
+                reason: "credentials refused".into()
+            })
+        );
+        // A new start tries again from scratch.
+        c.cfg.password = "secret".into();
+        authenticate(&mut c, &mut relay, t0, 600);
+        assert!(matches!(c.poll_event(), Some(RelayEvent::Ready { .. })));
+    }
+
+    #[test]
+    fn stale_nonce_is_answered_again() {
+        let t0 = origin();
+        let mut relay = FakeRelay::new(t0);
+        let mut c = client(None);
+        c.start(t0);
+        let first = sent(&mut c);
+        feed(
+            &mut c,
+            t0,
+            &challenge_response(&first.tid(), &relay.challenge(t0, false)),
+        );
+        let second = sent(&mut c);
+        // As if the nonce had aged: a fresh challenge with stale=true.
+        let stale = relay.challenge(t0, true);
+        assert!(stale[0].contains("stale=true"));
+        feed(&mut c, t0, &challenge_response(&second.tid(), &stale));
+        let third = sent(&mut c);
+        assert_ne!(third.param("nonce"), second.param("nonce"));
+        assert!(matches!(
+            relay.verify(t0, &third.authorization().unwrap()),
+            AuthResult::Ok { .. }
+        ));
+        // A relay that says "stale" for ever is given up on.
+        feed(
+            &mut c,
+            t0,
+            &challenge_response(&third.tid(), &relay.challenge(t0, true)),
+        );
+        let fourth = sent(&mut c);
+        feed(
+            &mut c,
+            t0,
+            &challenge_response(&fourth.tid(), &relay.challenge(t0, true)),
+        );
+        assert!(c.poll_transmit().is_none());
+        assert!(matches!(c.state(), State::Failed { status: 401, .. }));
+    }
+
+    #[test]
+    fn forbidden_and_other_errors_fail() {
+        for (code, comment) in [
+            (403, "Forbidden"),
+            (400, "Bad Request"),
+            (481, "No Session"),
+        ] {
+            let t0 = origin();
+            let mut c = client(None);
+            c.start(t0);
+            let first = sent(&mut c);
+            assert!(feed(
+                &mut c,
+                t0,
+                &response(&first.tid(), code, comment, &[])
+            ));
+            assert_eq!(
+                c.poll_event(),
+                Some(RelayEvent::Failed {
+                    status: code,
+                    reason: comment.into()
+                })
+            );
+            assert_eq!(c.use_path(), None);
+            assert_eq!(c.poll_timeout(), None);
+        }
+    }
+
+    #[test]
+    fn interval_too_brief_retries_with_min_expires() {
+        let t0 = origin();
+        let mut relay = FakeRelay::new(t0);
+        let mut c = client(Some(10));
+        c.start(t0);
+        let first = sent(&mut c);
+        feed(
+            &mut c,
+            t0,
+            &challenge_response(&first.tid(), &relay.challenge(t0, false)),
+        );
+        let second = sent(&mut c);
+        assert_eq!(second.head().expires(), Some(10));
+        assert!(matches!(
+            relay.verify(t0, &second.authorization().unwrap()),
+            AuthResult::Ok { .. }
+        ));
+        // The relay authenticated us but refuses 10 s (RFC 4976 §6.3).
+        assert!(feed(
+            &mut c,
+            t0,
+            &response(
+                &second.tid(),
+                423,
+                "Interval Out-of-Bounds",
+                &[("Min-Expires", "60")]
+            )
+        ));
+        let third = sent(&mut c);
+        assert_eq!(third.head().expires(), Some(60));
+        // Same nonce, next nonce-count: no new 401 round needed.
+        assert_eq!(third.param("nonce"), second.param("nonce"));
+        assert_eq!(third.param("nc").as_deref(), Some("00000002"));
+        let AuthResult::Ok {
+            authentication_info,
+            ..
+        } = relay.verify(t0, &third.authorization().unwrap())
+        else {
+            panic!("nc 2 refused");
+        };
+        feed(
+            &mut c,
+            t0,
+            &ok_response(&third.tid(), 60, &authentication_info),
+        );
+        assert!(matches!(c.poll_event(), Some(RelayEvent::Ready { .. })));
+        // The refresh asks for 60 again.
+        assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(48)));
+        c.handle_timeout(t0 + Duration::from_secs(48));
+        assert_eq!(sent(&mut c).head().expires(), Some(60));
+    }
+
+    #[test]
+    fn max_expires_and_endless_423() {
+        let t0 = origin();
+        let mut c = client(Some(99_999));
+        c.start(t0);
+        let first = sent(&mut c);
+        feed(
+            &mut c,
+            t0,
+            &response(
+                &first.tid(),
+                423,
+                "Interval Out-of-Bounds",
+                &[("Max-Expires", "3600")],
+            ),
+        );
+        let second = sent(&mut c);
+        assert_eq!(second.head().expires(), Some(3600));
+        feed(
+            &mut c,
+            t0,
+            &response(
+                &second.tid(),
+                423,
+                "Interval Out-of-Bounds",
+                &[("Min-Expires", "7200")],
+            ),
+        );
+        let third = sent(&mut c);
+        feed(
+            &mut c,
+            t0,
+            &response(
+                &third.tid(),
+                423,
+                "Interval Out-of-Bounds",
+                &[("Max-Expires", "3600")],
+            ),
+        );
+        assert!(c.poll_transmit().is_none());
+        assert!(matches!(c.state(), State::Failed { status: 423, .. }));
+
+        // A 423 naming no bound fails at once.
+        let mut c = client(Some(1));
+        c.start(t0);
+        let first = sent(&mut c);
+        feed(
+            &mut c,
+            t0,
+            &response(&first.tid(), 423, "Interval Out-of-Bounds", &[]),
+        );
+        assert!(matches!(c.state(), State::Failed { status: 423, .. }));
+    }
+
+    #[test]
+    fn no_response_in_30_s_fails_as_408() {
+        let t0 = origin();
+        let mut c = client(None);
+        c.start(t0);
+        let _ = sent(&mut c);
+        c.handle_timeout(t0 + Duration::from_secs(29));
+        assert_eq!(c.state(), &State::Authenticating);
+        assert!(c.poll_event().is_none());
+        c.handle_timeout(t0 + TRANSACTION_TIMEOUT);
+        assert!(matches!(
+            c.poll_event(),
+            Some(RelayEvent::Failed { status: 408, .. })
+        ));
+        assert_eq!(c.poll_timeout(), None);
+        assert!(c.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn refresh_uses_nextnonce_without_a_401() {
+        let t0 = origin();
+        let mut relay = FakeRelay::new(t0);
+        let mut c = client(Some(100));
+        authenticate(&mut c, &mut relay, t0, 100);
+        assert!(matches!(c.poll_event(), Some(RelayEvent::Ready { .. })));
+        let due = t0 + Duration::from_secs(80);
+        assert_eq!(c.poll_timeout(), Some(due));
+        c.handle_timeout(due - Duration::from_millis(1));
+        assert!(c.poll_transmit().is_none());
+        c.handle_timeout(due);
+        let refresh = sent(&mut c);
+        assert!(c.is_refreshing());
+        assert_eq!(
+            c.use_path(),
+            Some(&[USE_PATH.to_string()][..]),
+            "still valid"
+        );
+        assert_eq!(refresh.head().expires(), Some(100));
+        assert_eq!(refresh.param("nc").as_deref(), Some("00000001"));
+        // The grant's end and the transaction timeout, whichever is first.
+        assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(100)));
+        let AuthResult::Ok {
+            authentication_info,
+            ..
+        } = relay.verify(due, &refresh.authorization().unwrap())
+        else {
+            panic!("nextnonce refused");
+        };
+        feed(
+            &mut c,
+            due,
+            &ok_response(&refresh.tid(), 100, &authentication_info),
+        );
+        assert_eq!(
+            c.poll_event(),
+            Some(RelayEvent::Refreshed {
+                use_path: vec![USE_PATH.into()],
+                expires: Some(Duration::from_secs(100)),
+            })
+        );
+        assert!(!c.is_refreshing());
+        assert_eq!(c.poll_timeout(), Some(due + Duration::from_secs(80)));
+    }
+
+    #[test]
+    fn refresh_challenged_again_gets_one_answer() {
+        let t0 = origin();
+        let mut relay = FakeRelay::new(t0);
+        let mut c = client(None);
+        authenticate(&mut c, &mut relay, t0, 50);
+        let _ = c.poll_event();
+        let due = t0 + Duration::from_secs(40);
+        c.handle_timeout(due);
+        let refresh = sent(&mut c);
+        // The relay forgot the nextnonce: a plain challenge, answered with a new nonce.
+        feed(
+            &mut c,
+            due,
+            &challenge_response(&refresh.tid(), &relay.challenge(due, false)),
+        );
+        let answer = sent(&mut c);
+        assert_ne!(answer.param("nonce"), refresh.param("nonce"));
+        let AuthResult::Ok {
+            authentication_info,
+            ..
+        } = relay.verify(due, &answer.authorization().unwrap())
+        else {
+            panic!("refused");
+        };
+        feed(
+            &mut c,
+            due,
+            &ok_response(&answer.tid(), 50, &authentication_info),
+        );
+        assert!(matches!(c.poll_event(), Some(RelayEvent::Refreshed { .. })));
+
+        // Next refresh: challenged twice in a row, it fails and the Use-Path goes.
+        let due = due + Duration::from_secs(40);
+        c.handle_timeout(due);
+        let refresh = sent(&mut c);
+        feed(
+            &mut c,
+            due,
+            &challenge_response(&refresh.tid(), &relay.challenge(due, false)),
+        );
+        let answer = sent(&mut c);
+        feed(
+            &mut c,
+            due,
+            &challenge_response(&answer.tid(), &relay.challenge(due, false)),
+        );
+        assert!(matches!(
+            c.poll_event(),
+            Some(RelayEvent::Failed { status: 401, .. })
+        ));
+        assert_eq!(c.use_path(), None);
+    }
+
+    #[test]
+    fn grant_expires_while_refresh_is_unanswered() {
+        let t0 = origin();
+        let mut relay = FakeRelay::new(t0);
+        let mut c = client(None);
+        authenticate(&mut c, &mut relay, t0, 100);
+        let _ = c.poll_event();
+        c.handle_timeout(t0 + Duration::from_secs(80));
+        let refresh = sent(&mut c);
+        let end = t0 + Duration::from_secs(100);
+        assert_eq!(c.poll_timeout(), Some(end));
+        c.handle_timeout(end);
+        assert_eq!(c.poll_event(), Some(RelayEvent::Expired));
+        assert_eq!(c.use_path(), None);
+        assert_eq!(c.state(), &State::Authenticating);
+        // A late 200 still makes us ready again.
+        let AuthResult::Ok {
+            authentication_info,
+            ..
+        } = relay.verify(end, &refresh.authorization().unwrap())
+        else {
+            panic!("refused");
+        };
+        let later = end + Duration::from_secs(1);
+        feed(
+            &mut c,
+            later,
+            &ok_response(&refresh.tid(), 100, &authentication_info),
+        );
+        assert!(matches!(c.poll_event(), Some(RelayEvent::Ready { .. })));
+
+        // Without any answer: Expired, then the transaction timeout fails it.
+        let due = later + Duration::from_secs(80);
+        c.handle_timeout(due);
+        let _ = sent(&mut c);
+        c.handle_timeout(later + Duration::from_secs(100));
+        assert_eq!(c.poll_event(), Some(RelayEvent::Expired));
+        assert_eq!(c.poll_timeout(), Some(due + TRANSACTION_TIMEOUT));
+        c.handle_timeout(due + TRANSACTION_TIMEOUT);
+        assert!(matches!(
+            c.poll_event(),
+            Some(RelayEvent::Failed { status: 408, .. })
+        ));
+    }
+
+    #[test]
+    fn responses_not_ours_are_left_alone() {
+        let t0 = origin();
+        let mut c = client(None);
+        // Nothing in flight.
+        assert!(!feed(&mut c, t0, &response("abcd1234", 200, "OK", &[])));
+        c.start(t0);
+        let first = sent(&mut c);
+        assert!(!feed(
+            &mut c,
+            t0,
+            &response("othertid", 401, "Unauthorized", &[])
+        ));
+        let req = format!(
+            "MSRP {} SEND\r\nTo-Path: {ME}\r\nFrom-Path: {RELAY}\r\n",
+            first.tid()
+        );
+        assert!(!feed(&mut c, t0, &req));
+        assert_eq!(c.state(), &State::Authenticating);
+        assert!(c.poll_event().is_none());
+    }
+
+    #[test]
+    fn bad_rspauth_or_missing_use_path_fails() {
+        let t0 = origin();
+        let mut relay = FakeRelay::new(t0);
+        let mut c = client(None);
+        c.start(t0);
+        let first = sent(&mut c);
+        feed(
+            &mut c,
+            t0,
+            &challenge_response(&first.tid(), &relay.challenge(t0, false)),
+        );
+        let second = sent(&mut c);
+        let ai = format!(
+            "nextnonce=\"abc\", rspauth=\"{}\", cnonce=\"{}\", nc=00000001, qop=auth",
+            "0".repeat(64),
+            second.param("cnonce").unwrap()
+        );
+        feed(&mut c, t0, &ok_response(&second.tid(), 600, &ai));
+        assert!(matches!(
+            c.poll_event(),
+            Some(RelayEvent::Failed { status: 200, .. })
+        ));
+        assert_eq!(c.use_path(), None);
+
+        c.start(t0);
+        let first = sent(&mut c);
+        feed(
+            &mut c,
+            t0,
+            &response(&first.tid(), 200, "OK", &[("Expires", "600")]),
+        );
+        assert!(matches!(
+            c.poll_event(),
+            Some(RelayEvent::Failed { status: 200, .. })
+        ));
+    }
+
+    #[test]
+    fn closed_connection_goes_back_to_idle() {
+        let t0 = origin();
+        let mut relay = FakeRelay::new(t0);
+        let mut c = client(None);
+        c.start(t0);
+        c.handle_closed(t0);
+        assert_eq!(c.state(), &State::Idle);
+        assert!(c.poll_transmit().is_none(), "unsent frames dropped");
+        assert_eq!(c.poll_timeout(), None);
+        authenticate(&mut c, &mut relay, t0, 600);
+        assert!(matches!(c.poll_event(), Some(RelayEvent::Ready { .. })));
+        c.handle_closed(t0);
+        assert_eq!(c.use_path(), None);
+        assert_eq!(c.poll_timeout(), None);
+        // A new connection: the first AUTH has no credentials again.
+        c.start(t0);
+        assert!(sent(&mut c).authorization().is_none());
+    }
+
+    #[test]
+    fn parsed_head_with_one_challenge() {
+        let t0 = origin();
+        let mut relay = FakeRelay::new(t0);
+        let mut c = client(None);
+        c.start(t0);
+        let first = sent(&mut c);
+        let ch = relay.challenge(t0, false);
+        // Two challenges in one head: the codec refuses it (see handle_response).
+        let both = challenge_response(&first.tid(), &ch);
+        assert!(matches!(
+            Head::parse(both.as_bytes()),
+            Err(HeadError::Duplicate(HeaderKind::WwwAuthenticate))
+        ));
+        // One (the MD5 one) goes through a parsed Head.
+        let one = challenge_response(&first.tid(), &ch[1..]);
+        assert!(c.handle_response(t0, &Head::parse(one.as_bytes()).unwrap()));
+        let second = sent(&mut c);
+        assert_eq!(second.param("algorithm").as_deref(), Some("MD5"));
+        assert!(matches!(
+            relay.verify(t0, &second.authorization().unwrap()),
+            AuthResult::Ok { .. }
+        ));
+        // Bytes that are no head at all are not ours.
+        assert!(!c.handle_response_bytes(t0, b"garbage\r\n"));
+    }
+
+    #[test]
+    fn config_debug_hides_the_password() {
+        let s = format!("{:?}", client(None));
+        assert!(s.contains("alice") && !s.contains("secret"), "{s}");
     }
 }
