@@ -313,11 +313,6 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Outcome)> {
             H(HeadError::Duplicate(K::UsePath)),
         ),
         (
-            "WWW-Authenticate twice",
-            req("WWW-Authenticate: x\r\nWWW-Authenticate: y\r\n"),
-            H(HeadError::Duplicate(K::WwwAuthenticate)),
-        ),
-        (
             "Content-Type twice",
             with_body_headers("Content-Type: text/html\r\n"),
             H(HeadError::Duplicate(K::ContentType)),

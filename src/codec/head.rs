@@ -452,6 +452,11 @@ impl<'a> Head<'a> {
             return Ok(());
         }
         let bit = 1u32 << (kind as u8);
+        // A relay may offer several digest challenges, one per algorithm (RFC 4976
+        // §5.1, RFC 7616 §3.7): the first is the typed one, all are in `headers()`.
+        if *seen & bit != 0 && kind == HeaderKind::WwwAuthenticate {
+            return Ok(());
+        }
         if *seen & bit != 0 || matches!(kind, HeaderKind::ToPath | HeaderKind::FromPath) {
             return Err(HeadError::Duplicate(kind));
         }

@@ -40,7 +40,7 @@ use bytes::{Bytes, BytesMut};
 use rand::RngCore;
 
 use crate::codec::header::unescape;
-use crate::codec::{Challenge, Flag, Head, HeadError, HeaderKind, StartLine, encode};
+use crate::codec::{Challenge, Flag, Head, HeaderKind, StartLine, encode};
 use crate::sip::auth::{Algorithm, request_digest};
 
 /// How long an AUTH waits for its response (RFC 4975 §7.1.1: 30 s, then as a 408).
@@ -199,20 +199,6 @@ fn quote(s: &str) -> String {
     out
 }
 
-/// `name: value` of a header line, the value without surrounding white space and
-/// line end.
-trait SplitColon {
-    fn split_once_colon(&self) -> Option<(&[u8], &[u8])>;
-}
-
-impl SplitColon for [u8] {
-    fn split_once_colon(&self) -> Option<(&[u8], &[u8])> {
-        let colon = self.iter().position(|&b| b == b':')?;
-        let (name, value) = (self.get(..colon)?, self.get(colon + 1..)?);
-        Some((name, value.trim_ascii()))
-    }
-}
-
 /// Whether a qop-options list (`auth,auth-int`) offers `auth` (RFC 4976 §9.1).
 fn offers_auth(qop: &str) -> bool {
     qop.split(',')
@@ -341,11 +327,8 @@ impl<R: RngCore> RelayClient<R> {
     /// A response read from the relay connection, already parsed. `true` if it answers
     /// our AUTH in flight (matched by transaction id, RFC 4975 §7.1.1); `false` leaves
     /// it to others.
-    ///
-    /// Note: [`Head::parse`] refuses a head with two WWW-Authenticate headers, which
-    /// is what msrpd's relay (and RFC 7616 §3.7 relays in general) send in a 401, one
-    /// challenge per algorithm. Until the codec accepts them, feed such responses
-    /// through [`RelayClient::handle_response_bytes`].
+    /// Every WWW-Authenticate of a 401 is read (a relay offers one challenge per
+    /// algorithm, RFC 7616 §3.7).
     pub fn handle_response(&mut self, now: Instant, head: &Head<'_>) -> bool {
         let challenges: Vec<&[u8]> = head
             .headers()
@@ -357,36 +340,10 @@ impl<R: RngCore> RelayClient<R> {
 
     /// A response read from the relay connection as the bytes of its head (start line
     /// and header lines, as [`crate::codec::RawHead`] gives them). Like
-    /// [`RelayClient::handle_response`], but a 401 may carry several WWW-Authenticate
-    /// headers (RFC 7616 §3.7). `false` for a head that does not parse or is not ours.
+    /// [`RelayClient::handle_response`]; `false` for a head that does not parse or is
+    /// not ours.
     pub fn handle_response_bytes(&mut self, now: Instant, raw: &[u8]) -> bool {
-        match Head::parse(raw) {
-            Ok(h) => self.handle_response(now, &h),
-            Err(HeadError::Duplicate(HeaderKind::WwwAuthenticate)) => {
-                // Every challenge, from the lines themselves; the head typed without
-                // the repeated ones.
-                let mut challenges: Vec<&[u8]> = Vec::new();
-                let mut rest = Vec::with_capacity(raw.len());
-                for (i, line) in raw.split_inclusive(|&b| b == b'\n').enumerate() {
-                    let value = line.split_once_colon().filter(|(name, _)| {
-                        i > 0 && name.eq_ignore_ascii_case(b"WWW-Authenticate")
-                    });
-                    if let Some((_, v)) = value {
-                        let first = challenges.is_empty();
-                        challenges.push(v);
-                        if !first {
-                            continue;
-                        }
-                    }
-                    rest.extend_from_slice(line);
-                }
-                match Head::parse(&rest) {
-                    Ok(h) => self.respond(now, &h, &challenges),
-                    Err(_) => false,
-                }
-            }
-            Err(_) => false,
-        }
+        Head::parse(raw).is_ok_and(|h| self.handle_response(now, &h))
     }
 
     fn respond(&mut self, now: Instant, head: &Head<'_>, challenges: &[&[u8]]) -> bool {
@@ -1376,12 +1333,9 @@ mod tests {
         c.start(t0);
         let first = sent(&mut c);
         let ch = relay.challenge(t0, false);
-        // Two challenges in one head: the codec refuses it (see handle_response).
+        // Two challenges in one head parse (the first is the typed one).
         let both = challenge_response(&first.tid(), &ch);
-        assert!(matches!(
-            Head::parse(both.as_bytes()),
-            Err(HeadError::Duplicate(HeaderKind::WwwAuthenticate))
-        ));
+        assert!(Head::parse(both.as_bytes()).is_ok());
         // One (the MD5 one) goes through a parsed Head.
         let one = challenge_response(&first.tid(), &ch[1..]);
         assert!(c.handle_response(t0, &Head::parse(one.as_bytes()).unwrap()));
