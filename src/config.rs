@@ -238,6 +238,13 @@ pub struct RelayArgs {
     /// [default: 16777216].
     #[arg(long, value_name = "BYTES", help_heading = "User agent")]
     pub ua_max_message: Option<u64>,
+    /// Send every user agent session through this MSRP relay (RFC 4976), e.g.
+    /// msrp://relay.example.com:2855;tcp or msrps://...; needs --ua-relay-credentials.
+    #[arg(long, value_name = "URI", help_heading = "User agent")]
+    pub ua_relay: Option<String>,
+    /// A file with one line `user:password`: the digest credentials for --ua-relay.
+    #[arg(long, value_name = "FILE", help_heading = "User agent")]
+    pub ua_relay_credentials: Option<PathBuf>,
 }
 
 /// One `[[ua_answer]]` table: which INVITEs the user agent answers (regular
@@ -311,11 +318,63 @@ pub struct FileConfig {
     pub ua_answer: Option<Vec<UaAnswerFile>>,
     pub ua_max_duration: Option<u64>,
     pub ua_max_message: Option<u64>,
+    pub ua_relay: Option<String>,
+    pub ua_relay_credentials: Option<PathBuf>,
+}
+
+/// The user agent's relay: its URI checked, its credentials read.
+fn ua_relay(
+    uri: Option<String>,
+    creds: Option<PathBuf>,
+) -> Result<Option<crate::ua::engine::RelayConfig>, ConfigError> {
+    let Some(uri) = uri else {
+        return match creds {
+            Some(path) => Err(ConfigError::UaRelayCredentials {
+                path,
+                reason: "given without --ua-relay".into(),
+            }),
+            None => Ok(None),
+        };
+    };
+    let bad = |reason: &str| ConfigError::UaRelay {
+        uri: uri.clone(),
+        reason: reason.into(),
+    };
+    let u = crate::codec::Uri::parse(&uri).map_err(|e| bad(&e.to_string()))?;
+    if u.port().is_none() {
+        return Err(bad("no port"));
+    }
+    let Some(path) = creds else {
+        return Err(bad("needs --ua-relay-credentials FILE"));
+    };
+    let cred_err = |reason: &str| ConfigError::UaRelayCredentials {
+        path: path.clone(),
+        reason: reason.into(),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| cred_err(&e.to_string()))?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .ok_or_else(|| cred_err("empty"))?;
+    let (user, password) = line
+        .split_once(':')
+        .filter(|(u, p)| !u.is_empty() && !p.is_empty())
+        .ok_or_else(|| cred_err("not user:password"))?;
+    Ok(Some(crate::ua::engine::RelayConfig {
+        uri: uri.clone(),
+        username: user.to_string(),
+        password: password.to_string(),
+    }))
 }
 
 /// A setting that cannot be used, with what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("bad --ua-relay {uri:?}: {reason} (use msrp://HOST:PORT;tcp or msrps://HOST:PORT;tcp)")]
+    UaRelay { uri: String, reason: String },
+    #[error("--ua-relay-credentials {path}: {reason} (one line user:password)")]
+    UaRelayCredentials { path: PathBuf, reason: String },
     #[error("cannot read config file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -927,6 +986,10 @@ pub fn resolve(a: &RelayArgs, f: FileConfig) -> Result<Resolved, ConfigError> {
         1,
         1 << 30,
         "ua-max-message",
+    )?;
+    s.ua_relay = ua_relay(
+        a.ua_relay.clone().or(f.ua_relay),
+        a.ua_relay_credentials.clone().or(f.ua_relay_credentials),
     )?;
     s.admin = admin;
     Ok(Resolved {

@@ -115,6 +115,8 @@ pub struct ServerConfig {
     pub ua_max_duration: Option<Duration>,
     /// The largest message the user agent receives (413 beyond, RFC 4975 §7.3.1).
     pub ua_max_message: u64,
+    /// The relay the user agent's sessions go through (RFC 4976).
+    pub ua_relay: Option<crate::ua::engine::RelayConfig>,
 }
 
 impl ServerConfig {
@@ -157,6 +159,7 @@ impl ServerConfig {
             ua_rules: Vec::new(),
             ua_max_duration: Some(Duration::from_secs(12 * 3600)),
             ua_max_message: 16 << 20,
+            ua_relay: None,
         }
     }
 }
@@ -1097,6 +1100,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
                 u.max_duration = cfg.ua_max_duration;
                 u.limits.max_message = cfg.ua_max_message;
                 u.limits.max_held = u.limits.max_held.max(cfg.ua_max_message);
+                u.relay = cfg.ua_relay.clone();
                 u
             },
             cores: workers,

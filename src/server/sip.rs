@@ -295,6 +295,7 @@ impl SipCore {
     /// is only logged: the session is over whatever the answer), INVITEs (their
     /// responses go back to the user agent), ACKs for 2xx and CANCELs.
     pub fn send_ua_requests(&mut self, now: Instant) {
+        self.ua.answer_deferred(now, &mut self.txns);
         let mut again = false;
         while let Some(r) = self.ua.poll_sip() {
             match r {

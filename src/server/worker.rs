@@ -1032,7 +1032,7 @@ impl Worker {
                 break;
             };
             let Some(id) = self.slots.borrow_mut().alloc() else {
-                tracing::warn!(session = %sid, "no connection slot for the user agent's MSRP connection");
+                tracing::warn!(what = ?sid, "no connection slot for the user agent's MSRP connection");
                 self.sip
                     .borrow_mut()
                     .ua

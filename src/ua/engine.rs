@@ -30,8 +30,13 @@
 //!   connection an id ([`Ua::handle_connecting`]) and the engine binds it with an empty
 //!   SEND (RFC 4975 §5.4) queued before the connection is up.
 //!
-//! # Not in this cut (issue 16)
-//! Relays with AUTH (RFC 4976) and connections shared by sessions.
+//! - A relay (RFC 4976, [`Config::relay`]): one connection per core to it, opened
+//!   when a session first needs it and AUTHed with digest
+//!   ([`super::relay_client`]); every session then goes through it, sharing that
+//!   connection. Our `a=path` is the Use-Path reversed then our session URI, the
+//!   To-Path of what we send the Use-Path then the peer's `a=path` (§5.1), and our
+//!   `c=` the relay's host (RFC 6714 §4.2). An INVITE that comes while the AUTH is
+//!   under way is answered when it ends (503 if it fails); so is a session we start.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -141,6 +146,26 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Sessions at once on this core; an INVITE beyond gets 486.
     pub max_sessions: usize,
+    /// The relay every session goes through, if any.
+    pub relay: Option<RelayConfig>,
+}
+
+/// The relay the user agent uses (RFC 4976), and its digest credentials.
+#[derive(Clone)]
+pub struct RelayConfig {
+    /// `msrp://host:port;tcp` or `msrps://...`.
+    pub uri: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayConfig")
+            .field("uri", &self.uri)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -155,6 +180,7 @@ impl Config {
             max_duration: Some(Duration::from_secs(12 * 3600)),
             connect_timeout: Duration::from_secs(30),
             max_sessions: 10_000,
+            relay: None,
         }
     }
 }
@@ -269,6 +295,10 @@ struct Session {
     peer: sdp::Session,
     local: sdp::Local,
     conn: Option<ConnId>,
+    /// The To-Path of what we send: the relay's Use-Path, then the peer's path.
+    to_path: String,
+    /// Through our relay: its connection is ours, shared, never closed for one session.
+    via_relay: bool,
     rx: Reassembler,
     started: Instant,
     msgs_in: u64,
@@ -318,6 +348,38 @@ pub enum UaSip {
     Ack { session: String, msg: SipMessage },
     /// CANCEL `session`'s INVITE (§9.1).
     Cancel { session: String },
+}
+
+/// Whom the server opens a connection for ([`Ua::poll_connect`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectFor {
+    /// The peer of this session.
+    Session(String),
+    /// Our relay.
+    Relay,
+}
+
+/// Our use of a relay.
+struct RelayUse {
+    client: super::relay_client::RelayClient<rand::rngs::StdRng>,
+    endpoint: sdp::Endpoint,
+    conn: Option<ConnId>,
+    /// What waits for the AUTH to finish.
+    waiting: VecDeque<Waiter>,
+    /// Why the relay cannot be used now (the waiting fail with 503).
+    down: Option<String>,
+}
+
+enum Waiter {
+    Answer {
+        id: TxId,
+        req: SipMessage,
+        rule: usize,
+    },
+    Offer {
+        sid: String,
+        o: Originate,
+    },
 }
 
 /// What `POST /v1/ua/sessions` asks for.
@@ -383,8 +445,9 @@ pub struct Ua {
     events: VecDeque<UaEvent>,
     /// SIP requests to send.
     sip_out: VecDeque<UaSip>,
-    /// Sessions whose side connects, and where to.
-    connects: VecDeque<(String, sdp::Endpoint)>,
+    /// Sessions whose side connects (or our relay), and where to.
+    connects: VecDeque<(ConnectFor, sdp::Endpoint)>,
+    relay: Option<RelayUse>,
     rng: Box<dyn RngCore>,
 }
 
@@ -399,8 +462,45 @@ impl std::fmt::Debug for Ua {
 
 impl Ua {
     /// An engine with `cfg`; ids, tags and transaction ids come from `rng` (a CSPRNG).
-    pub fn new(cfg: Config, rng: Box<dyn RngCore>) -> Ua {
+    pub fn new(cfg: Config, mut rng: Box<dyn RngCore>) -> Ua {
+        let relay = cfg.relay.as_ref().and_then(|r| {
+            use rand::SeedableRng;
+            let u = crate::codec::Uri::parse(&r.uri).ok()?;
+            let endpoint = sdp::Endpoint {
+                host: u
+                    .host_str()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+                port: u.port()?,
+                tls: u.is_secure(),
+            };
+            let ours = SessionKey {
+                core: cfg.core,
+                key: rng.next_u64(),
+            }
+            .encode();
+            let client = super::relay_client::RelayClient::new(
+                super::relay_client::Config {
+                    relay_uri: r.uri.clone(),
+                    our_uri: format!("msrp://{}:{}/{ours};tcp", cfg.host, cfg.port),
+                    username: r.username.clone(),
+                    password: r.password.clone(),
+                    expires: None,
+                    algorithm: None,
+                },
+                rand::rngs::StdRng::from_rng(&mut rng),
+            );
+            Some(RelayUse {
+                client,
+                endpoint,
+                conn: None,
+                waiting: VecDeque::new(),
+                down: None,
+            })
+        });
         Ua {
+            relay,
             cfg,
             sessions: HashMap::new(),
             by_dialog: HashMap::new(),
@@ -437,7 +537,7 @@ impl Ua {
     /// A session whose side is active and where it connects: answer with
     /// [`Ua::handle_connecting`] (or [`Ua::handle_closed`] with the id when no
     /// connection can be had).
-    pub fn poll_connect(&mut self) -> Option<(String, sdp::Endpoint)> {
+    pub fn poll_connect(&mut self) -> Option<(ConnectFor, sdp::Endpoint)> {
         self.connects.pop_front()
     }
 
@@ -450,11 +550,18 @@ impl Ua {
             .values()
             .filter_map(|s| s.rx.poll_timeout())
             .min();
-        [timers, pending, rx].into_iter().flatten().min()
+        let relay = self.relay.as_ref().and_then(|r| r.client.poll_timeout());
+        [timers, pending, rx, relay].into_iter().flatten().min()
     }
 
     /// Runs what is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(r) = self.relay.as_mut()
+            && r.client.poll_timeout().is_some_and(|t| t <= now)
+        {
+            r.client.handle_timeout(now);
+            self.relay_flush(now);
+        }
         while let Some((at, timer, sid)) = self.timers.first().cloned() {
             if at > now {
                 break;
@@ -562,7 +669,7 @@ impl Ua {
             }
             return true;
         }
-        let Some(rule) = self.cfg.rules.iter().find(|r| r.matches(req)) else {
+        let Some(rule) = self.cfg.rules.iter().position(|r| r.matches(req)) else {
             return false;
         };
         if self.sessions.len() >= self.cfg.max_sessions {
@@ -574,6 +681,52 @@ impl Ua {
             respond(now, txns, id, req, 486, None, None);
             return true;
         }
+        if let Some(r) = self.relay.as_mut()
+            && r.client.use_path().is_none()
+        {
+            // Our path needs the relay's Use-Path: answered when the AUTH ends.
+            r.waiting.push_back(Waiter::Answer {
+                id,
+                req: req.clone(),
+                rule,
+            });
+            self.relay_start(now);
+            return true;
+        }
+        self.answer_new(now, txns, id, req, rule);
+        true
+    }
+
+    /// Our path (RFC 4975 §8.2; through the relay, RFC 4976 §5.1: its Use-Path
+    /// reversed, then our URI) and the address of our `c=` line (the relay's under
+    /// RFC 6714 §4.2).
+    fn local_path(&self, local_uri: &str) -> (Vec<String>, String, bool) {
+        match self
+            .relay
+            .as_ref()
+            .and_then(|r| Some((r, r.client.use_path()?)))
+        {
+            Some((r, up)) => {
+                let mut p: Vec<String> = up.iter().rev().cloned().collect();
+                p.push(local_uri.to_string());
+                (p, r.endpoint.host.clone(), true)
+            }
+            None => (vec![local_uri.to_string()], self.cfg.host.clone(), false),
+        }
+    }
+
+    /// Answers a dialog-creating INVITE that rule `rule` took (RFC 3264 §6).
+    fn answer_new(
+        &mut self,
+        now: Instant,
+        txns: &mut Transactions,
+        id: TxId,
+        req: &SipMessage,
+        rule: usize,
+    ) {
+        let Some(rule) = self.cfg.rules.get(rule) else {
+            return;
+        };
         let sid = SessionKey {
             core: self.cfg.core,
             key: self.rng.next_u64(),
@@ -583,6 +736,9 @@ impl Ua {
         let accept: Vec<&str> = rule.accept_types.iter().map(String::as_str).collect();
         let mut local = sdp::Local::new(&local_uri, &self.cfg.host, &accept);
         local.accept_wrapped_types = rule.accept_wrapped_types.clone();
+        let (path, address, via_relay) = self.local_path(&local_uri);
+        local.path = path;
+        local.address = address;
         local.max_size = Some(self.cfg.limits.max_message);
         local.cema = true;
         let a = match sdp::answer(req.body_bytes(), &local) {
@@ -590,7 +746,7 @@ impl Ua {
             Err(e) => {
                 tracing::info!(error = %e, status = e.status(), call_id = req.call_id().unwrap_or(""), "INVITE offer refused");
                 respond_because(now, txns, id, req, e.status(), e.reason());
-                return true;
+                return;
             }
         };
         let tag = ids::tag(self.cfg.core, &mut *self.rng);
@@ -606,10 +762,10 @@ impl Ua {
         )
         .is_none()
         {
-            return true;
+            return;
         }
         let Ok(dialog) = Dialog::uas(req, 200, &tag, false) else {
-            return true;
+            return;
         };
         self.by_dialog.insert(dialog.id.clone(), sid.clone());
         self.by_invite.insert(id, sid.clone());
@@ -617,7 +773,7 @@ impl Ua {
         if let Some(d) = self.cfg.max_duration {
             self.timers.insert((now + d, Timer::End, sid.clone()));
         }
-        tracing::info!(session = %sid, from = req.get(HeaderName::From).unwrap_or(""), ruri = req.request_uri(), "INVITE answered: user agent session");
+        tracing::info!(session = %sid, from = req.get(HeaderName::From).unwrap_or(""), ruri = req.request_uri(), via_relay, "INVITE answered: user agent session");
         self.sessions.insert(
             sid,
             Session {
@@ -630,6 +786,8 @@ impl Ua {
                 ruri: req.request_uri().to_string(),
                 local_uri,
                 sdp: a.sdp.clone(),
+                to_path: String::new(),
+                via_relay,
                 peer: a.session,
                 local,
                 conn: None,
@@ -641,7 +799,103 @@ impl Ua {
                 bytes_out: 0,
             },
         );
-        true
+    }
+
+    /// What waited for the relay's AUTH, once it has ended: INVITEs answered (503 when
+    /// the relay could not be used), INVITEs of ours sent or failed. The SIP layer
+    /// calls this with its transaction table after every turn.
+    pub fn answer_deferred(&mut self, now: Instant, txns: &mut Transactions) {
+        let Some(r) = self.relay.as_mut() else {
+            return;
+        };
+        if r.waiting.is_empty() {
+            return;
+        }
+        let down = r.down.take();
+        if down.is_none() && r.client.use_path().is_none() {
+            return;
+        }
+        let waiting = std::mem::take(&mut r.waiting);
+        for w in waiting {
+            match (w, &down) {
+                (Waiter::Answer { id, req, rule }, None) => {
+                    self.answer_new(now, txns, id, &req, rule)
+                }
+                (Waiter::Answer { id, req, .. }, Some(why)) => {
+                    respond_because(now, txns, id, &req, 503, &format!("MSRP relay: {why}"))
+                }
+                (Waiter::Offer { sid, o }, None) => {
+                    if let Err(e) = self.start_invite(now, sid.clone(), o) {
+                        self.events.push_back(UaEvent::SessionFailed {
+                            session: sid,
+                            code: 400,
+                            reason: e,
+                        });
+                    }
+                }
+                (Waiter::Offer { sid, .. }, Some(why)) => {
+                    self.events.push_back(UaEvent::SessionFailed {
+                        session: sid,
+                        code: 503,
+                        reason: format!("MSRP relay: {why}"),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Opens the relay connection if there is none (the AUTH starts once it is given
+    /// an id, [`Ua::handle_connecting`]).
+    fn relay_start(&mut self, _now: Instant) {
+        if let Some(r) = self.relay.as_mut()
+            && r.conn.is_none()
+            && !self.connects.iter().any(|(f, _)| *f == ConnectFor::Relay)
+        {
+            tracing::info!(host = %r.endpoint.host, port = r.endpoint.port, "connecting to the user agent's MSRP relay");
+            self.connects
+                .push_back((ConnectFor::Relay, r.endpoint.clone()));
+        }
+    }
+
+    /// Writes what the relay client has to send and takes in what it says.
+    fn relay_flush(&mut self, now: Instant) {
+        use super::relay_client::RelayEvent;
+        let Some(r) = self.relay.as_mut() else {
+            return;
+        };
+        let mut close = None;
+        if let Some(conn) = r.conn {
+            while let Some(b) = r.client.poll_transmit() {
+                self.actions.push_back(Action::Write {
+                    conn,
+                    bytes: b,
+                    part: Part::Whole,
+                });
+            }
+        }
+        while let Some(e) = r.client.poll_event() {
+            match e {
+                RelayEvent::Ready { use_path, expires } => {
+                    tracing::info!(use_path = %use_path.join(" "), expires_s = expires.map(|d| d.as_secs()), "MSRP relay AUTH done")
+                }
+                RelayEvent::Refreshed { .. } => tracing::debug!("MSRP relay AUTH refreshed"),
+                RelayEvent::Expired => {
+                    tracing::warn!("MSRP relay grant expired before its refresh was answered")
+                }
+                RelayEvent::Failed { status, reason } => {
+                    tracing::warn!(status, %reason, "MSRP relay AUTH failed");
+                    r.down = Some(format!("AUTH failed: {status} {reason}"));
+                    close = r.conn;
+                }
+            }
+        }
+        if let Some(conn) = close {
+            self.actions.push_back(Action::Close {
+                conn,
+                reason: CloseReason::PeerClosed,
+            });
+        }
+        let _ = now;
     }
 
     /// An ACK for our 2xx (RFC 3261 §13.3.1.4): the session is up.
@@ -668,20 +922,42 @@ impl Ua {
     /// The session is up (ACK sent or received): the event, and the connection made by
     /// whichever side is active (RFC 6135 §4.2.2), within the connect timeout.
     fn session_up(&mut self, now: Instant, sid: &str) {
+        let relay = self
+            .relay
+            .as_ref()
+            .and_then(|r| Some((r.conn?, r.client.use_path()?.to_vec())));
+        let Some(s) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        s.to_path = s.peer.peer_path.join(" ");
+        match relay.filter(|_| s.via_relay) {
+            Some((conn, use_path)) => {
+                // Through our relay (RFC 4976 §5.1): the To-Path starts with its
+                // Use-Path, and its connection carries the session. The active side's
+                // first SEND opens the way (RFC 4975 §5.4).
+                s.to_path = format!("{} {}", use_path.join(" "), s.to_path);
+                s.conn = Some(conn);
+                if s.peer.active {
+                    self.bind(sid, conn);
+                }
+            }
+            None if s.conn.is_none() => {
+                self.timers.insert((
+                    now + self.cfg.connect_timeout,
+                    Timer::Connect,
+                    sid.to_string(),
+                ));
+                if let Some(ep) = s.peer.connect_to.clone().filter(|_| s.peer.active) {
+                    tracing::info!(session = %sid, host = %ep.host, port = ep.port, tls = ep.tls, "connecting to the peer's MSRP path");
+                    self.connects
+                        .push_back((ConnectFor::Session(sid.to_string()), ep));
+                }
+            }
+            None => {}
+        }
         let Some(s) = self.sessions.get(sid) else {
             return;
         };
-        if s.conn.is_none() {
-            self.timers.insert((
-                now + self.cfg.connect_timeout,
-                Timer::Connect,
-                sid.to_string(),
-            ));
-            if let Some(ep) = s.peer.connect_to.clone().filter(|_| s.peer.active) {
-                tracing::info!(session = %sid, host = %ep.host, port = ep.port, tls = ep.tls, "connecting to the peer's MSRP path");
-                self.connects.push_back((sid.to_string(), ep));
-            }
-        }
         self.events.push_back(UaEvent::SessionNew {
             session: sid.to_string(),
             from: s.from.clone(),
@@ -755,6 +1031,31 @@ impl Ua {
     /// has no other connection), and a chunk it was carrying is abandoned.
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
         self.reading.remove(&conn);
+        if let Some(r) = self.relay.as_mut()
+            && r.conn == Some(conn)
+        {
+            tracing::warn!("the user agent's MSRP relay connection closed: its sessions end");
+            r.conn = None;
+            r.client.handle_closed(now);
+            if !r.waiting.is_empty() {
+                r.down = Some("connection to the relay lost or not made".into());
+            }
+            let gone: Vec<String> = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.conn == Some(conn))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for sid in gone {
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.conn = None;
+                    s.rx.abandon(now);
+                }
+                self.bye(&sid);
+                self.end(now, &sid, "remote", "msrp relay connection closed");
+            }
+            return;
+        }
         if let Some(sid) = self.by_conn.remove(&conn) {
             if let Some(s) = self.sessions.get_mut(&sid) {
                 s.conn = None;
@@ -768,12 +1069,20 @@ impl Ua {
 
     /// Whether `conn` carries one of our sessions (or a frame for one).
     pub fn knows_conn(&self, conn: ConnId) -> bool {
-        self.by_conn.contains_key(&conn) || self.reading.contains_key(&conn)
+        self.by_conn.contains_key(&conn)
+            || self.reading.contains_key(&conn)
+            || self.relay.as_ref().is_some_and(|r| r.conn == Some(conn))
     }
 
     /// No connection could be had for session `sid` (asked by [`Ua::poll_connect`]):
     /// it ends as if its connection had failed.
-    pub fn handle_connect_failed(&mut self, now: Instant, sid: &str) {
+    pub fn handle_connect_failed(&mut self, now: Instant, what: &ConnectFor) {
+        let ConnectFor::Session(sid) = what else {
+            if let Some(r) = self.relay.as_mut() {
+                r.down = Some("no connection slot for the relay".into());
+            }
+            return;
+        };
         if self.sessions.contains_key(sid) {
             self.end(now, sid, "local", "no msrp connection");
         }
@@ -799,6 +1108,14 @@ impl Ua {
             }
             return;
         };
+        if let Some(r) = self.relay.as_mut()
+            && r.conn == Some(conn)
+            && head.status_code().is_some()
+            && r.client.handle_response(now, &head)
+        {
+            self.relay_flush(now);
+            return;
+        }
         let first = head.to_path().first();
         let sid = first
             .session_id()
@@ -825,7 +1142,9 @@ impl Ua {
                 // (RFC 4975 §5.4).
                 tracing::info!(session = %sid, "MSRP connection bound");
                 s.conn = Some(conn);
-                self.by_conn.insert(conn, sid.clone());
+                if self.relay.as_ref().is_none_or(|r| r.conn != Some(conn)) {
+                    self.by_conn.insert(conn, sid.clone());
+                }
             }
             Some(c) if c != conn => {
                 let uri = s.local_uri.clone();
@@ -1004,26 +1323,46 @@ impl Ua {
     /// The connection the server opens for `sid` (asked by [`Ua::poll_connect`]): the
     /// session is bound to it and our empty SEND goes first (RFC 4975 §5.4: the active
     /// side sends at once, so the passive side can match the connection).
-    pub fn handle_connecting(&mut self, now: Instant, sid: &str, conn: ConnId) {
-        let Some(s) = self.sessions.get_mut(sid) else {
+    pub fn handle_connecting(&mut self, now: Instant, what: &ConnectFor, conn: ConnId) {
+        let sid = match what {
+            ConnectFor::Relay => {
+                if let Some(r) = self.relay.as_mut() {
+                    r.conn = Some(conn);
+                    r.client.start(now);
+                }
+                self.relay_flush(now);
+                return;
+            }
+            ConnectFor::Session(sid) => sid.as_str(),
+        };
+        if !self.sessions.contains_key(sid) {
             self.actions.push_back(Action::Close {
                 conn,
                 reason: CloseReason::PeerClosed,
             });
             return;
         };
-        s.conn = Some(conn);
+        if let Some(s) = self.sessions.get_mut(sid) {
+            s.conn = Some(conn);
+        }
         self.by_conn.insert(conn, sid.to_string());
+        self.bind(sid, conn);
+    }
+
+    /// Our first SEND in session `sid` on `conn`, empty (RFC 4975 §5.4).
+    fn bind(&mut self, sid: &str, conn: ConnId) {
+        let Some(s) = self.sessions.get(sid) else {
+            return;
+        };
         let t = tid(&mut *self.rng);
         let mid = tid(&mut *self.rng);
         let mut b = BytesMut::with_capacity(256);
         encode::start_request(&mut b, &t, "SEND");
-        encode::header(&mut b, "To-Path", s.peer.peer_path.join(" ").as_bytes());
+        encode::header(&mut b, "To-Path", s.to_path.as_bytes());
         encode::header(&mut b, "From-Path", s.local_uri.as_bytes());
         encode::header(&mut b, "Message-ID", mid.as_bytes());
         // No body: the end-line follows the header block directly (RFC 4975 §7.1.1).
         encode::end_line(&mut b, &t, Flag::Complete);
-        let _ = now;
         self.write(conn, b.freeze());
     }
 
@@ -1033,6 +1372,29 @@ impl Ua {
     /// INVITE goes out through the SIP layer; the session's fate comes as
     /// `ua.session.new` (the 2xx ACKed) or `ua.session.failed`. Returns its id.
     pub fn originate(&mut self, now: Instant, o: Originate) -> Result<String, String> {
+        self.check_originate(&o)?;
+        let sid = SessionKey {
+            core: self.cfg.core,
+            key: self.rng.next_u64(),
+        }
+        .encode();
+        if let Some(r) = self.relay.as_mut()
+            && r.client.use_path().is_none()
+        {
+            // Our offer's path needs the relay's Use-Path: the INVITE waits for the AUTH.
+            r.waiting.push_back(Waiter::Offer {
+                sid: sid.clone(),
+                o,
+            });
+            self.relay_start(now);
+            return Ok(sid);
+        }
+        self.start_invite(now, sid.clone(), o)?;
+        Ok(sid)
+    }
+
+    /// Checks what `POST /v1/ua/sessions` asks for; our From and the To as written.
+    fn check_originate(&self, o: &Originate) -> Result<(String, String), String> {
         if self.sessions.len() >= self.cfg.max_sessions {
             return Err(format!(
                 "at the limit of {} sessions on this core",
@@ -1073,13 +1435,22 @@ impl Ua {
         {
             return Err(format!("accept_types: not a media type: {bad:?}"));
         }
-        let sid = SessionKey {
-            core: self.cfg.core,
-            key: self.rng.next_u64(),
-        }
-        .encode();
+        Ok((from, to))
+    }
+
+    /// Builds and queues session `sid`'s INVITE with our offer.
+    fn start_invite(&mut self, now: Instant, sid: String, o: Originate) -> Result<(), String> {
+        let (from, to) = self.check_originate(&o)?;
+        let accept: Vec<&str> = if o.accept_types.is_empty() {
+            vec!["text/plain"]
+        } else {
+            o.accept_types.iter().map(String::as_str).collect()
+        };
         let local_uri = format!("msrp://{}:{}/{sid};tcp", self.cfg.host, self.cfg.port);
         let mut local = sdp::Local::new(&local_uri, &self.cfg.host, &accept);
+        let (path, address, via_relay) = self.local_path(&local_uri);
+        local.path = path;
+        local.address = address;
         local.max_size = Some(self.cfg.limits.max_message);
         local.cema = true;
         local.session_id = self.rng.next_u64() >> 1;
@@ -1125,6 +1496,8 @@ impl Ua {
                 ruri: o.ruri.trim().to_string(),
                 local_uri,
                 sdp: Bytes::new(),
+                to_path: String::new(),
+                via_relay,
                 peer: no_peer_yet(),
                 local,
                 conn: None,
@@ -1136,7 +1509,7 @@ impl Ua {
                 bytes_out: 0,
             },
         );
-        Ok(sid)
+        Ok(())
     }
 
     /// A response to session `sid`'s INVITE (`over_tls`: it came over TLS). A 2xx is
@@ -1303,7 +1676,7 @@ impl Ua {
         let message_id = tid(&mut *self.rng);
         let t = tid(&mut *self.rng);
         let range = report::whole(total);
-        let to_path = s.peer.peer_path.join(" ");
+        let to_path = s.to_path.clone();
         // RFC 4975 §7.1.1: a SEND over 2048 octets must be interruptible, so its
         // Byte-Range end is `*` and the connection's send queue may cut it (and resume
         // it as `TID.N`) when responses, REPORTs or other sessions' frames wait.
@@ -1413,8 +1786,9 @@ impl Ua {
         if by == "local" {
             self.bye(sid);
         }
-        if let Some(conn) = self.forget(now, sid) {
-            // A connection serves one session here (no sharing yet): close it.
+        let relay_conn = self.relay.as_ref().and_then(|r| r.conn);
+        if let Some(conn) = self.forget(now, sid).filter(|c| Some(*c) != relay_conn) {
+            // A direct connection serves one session: close it. The relay's is shared.
             self.actions.push_back(Action::Close {
                 conn,
                 reason: CloseReason::PeerClosed,
