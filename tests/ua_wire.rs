@@ -1313,3 +1313,48 @@ fn msrp_to_an_unknown_session_on_a_bound_connection_gets_481() {
         assert!(events.is_empty(), "{id}: {events:?}");
     }
 }
+
+/// A message over 2048 octets (RFC 4975 §7.1.1: such a chunk must be interruptible,
+/// so its range-end "MUST take the value of \"*\""): msrpd's SEND says `1-*/N`, all
+/// its pieces carry the one Message-ID and the asked report headers, and an error
+/// response to it is reported on the whole message.
+#[test]
+fn out_a_long_message_is_interruptible_and_reported_whole() {
+    let mut s = Session::new("outlong01");
+    let text = "0123456789abcdef".repeat(200);
+    let n = text.len();
+    let mid = s.post(&text, true, "partial");
+    let mut got = Vec::new();
+    let mut first = None;
+    for _ in 0..64 {
+        let f = s.c.read_frame();
+        assert_eq!(f.kind(), "SEND", "{}", f.head);
+        assert_eq!(f.header("Message-ID"), Some(mid.as_str()), "{}", f.head);
+        assert_eq!(f.header("Success-Report"), Some("yes"), "{}", f.head);
+        assert_eq!(f.header("Failure-Report"), Some("partial"), "{}", f.head);
+        let range = f.header("Byte-Range").unwrap().to_string();
+        let start: usize = range.split('-').next().unwrap().parse().unwrap();
+        assert_eq!(start, got.len() + 1, "pieces in order: {range}");
+        assert!(range.ends_with(&format!("-*/{n}")), "{range}");
+        got.extend_from_slice(&f.body);
+        let done = f.flag == Flag::Complete;
+        first.get_or_insert(f);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(got, text.as_bytes());
+    let first = first.unwrap();
+    s.respond(&first, 415);
+    let (frames, events) = s.sentinel();
+    assert!(frames.is_empty(), "{frames:?}");
+    let reports: Vec<&SseEvent> = events
+        .iter()
+        .filter(|e| e.data["type"] == "ua.report.received")
+        .collect();
+    assert_eq!(reports.len(), 1, "{events:?}");
+    assert_eq!(reports[0].data["message_id"], mid.as_str());
+    assert_eq!(reports[0].data["status"], 415);
+    assert_eq!(reports[0].data["source"], "response");
+    assert_eq!(reports[0].data["byte_range"], format!("1-{n}/{n}").as_str());
+}
