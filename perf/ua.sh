@@ -24,7 +24,10 @@
 #    over msrpd's cores like the bench's), at each rate in SIPP_RATES for SIPP_DURATION s;
 #    calls/s achieved, failed calls, msrpd CPU (utime+stime, /proc/PID/stat) per call.
 #    A sipp call is set-up plus teardown without the MSRP connection; the bench's set-up
-#    rate in (2) is the INVITE-to-bound figure.
+#    rate in (2) is the INVITE-to-bound figure. In the first run only, also each rate in
+#    SIPP_LONG_RATES for SIPP_LONG_DURATION s: longer than the 64*T1 = 32 s an INVITE
+#    server transaction stays Accepted after its 2xx (RFC 6026), so what the per-core
+#    SIP transaction table holds (65,536 transactions, 32 MiB) caps the sustained rate.
 #
 # msrpd: --cores WORKERS --no-pin (msrpd-bench and sipp share the same cores), --admin
 # off, --ua-answer '^sip:bench@'. msrpd-bench: --threads WORKERS.
@@ -46,6 +49,8 @@ SPARSE_RATE=${SPARSE_RATE:-2000}
 SMALL=${SMALL:-1000}
 SIPP_RATES=${SIPP_RATES:-"1000 2000"}
 SIPP_DURATION=${SIPP_DURATION:-5}
+SIPP_LONG_RATES=${SIPP_LONG_RATES:-"1000 2000"}
+SIPP_LONG_DURATION=${SIPP_LONG_DURATION:-40}
 BUILD=${BUILD:-1}
 OUT=${OUT:-perf/results/$(date +%F)-ua.md}
 T=${CARGO_TARGET_DIR:-target}
@@ -176,25 +181,26 @@ cat >"$WORK/invite.xml" <<'EOF'
 </scenario>
 EOF
 
-# One sipp run on a fresh msrpd: $1 rate. Appends "sipp-RATE rc json" to $raw.
+# One sipp run on a fresh msrpd: $1 rate, $2 seconds, $3 label. Appends
+# "LABEL-RATE rc json" to $raw.
 sipp_run() {
-  local rate=$1 port c0 c1 rc=0 dir calls
+  local rate=$1 secs=$2 label=$3 port c0 c1 rc=0 dir calls
   port=$(free_port)
-  dir="$WORK/sipp-$rate-$RANDOM"
+  dir="$WORK/$label-$rate-$RANDOM"
   mkdir -p "$dir"
   start_msrpd "$port" "$dir/msrpd.log"
-  calls=$((rate * SIPP_DURATION))
+  calls=$((rate * secs))
   c0=$(cpu_us "$PID")
-  (cd "$dir" && timeout $((SIPP_DURATION + 40)) sipp 127.0.0.1:"$port" -sf "$WORK/invite.xml" \
+  (cd "$dir" && timeout $((secs + 40)) sipp 127.0.0.1:"$port" -sf "$WORK/invite.xml" \
     -t un -i 127.0.0.1 -r "$rate" -rp 1000 -m "$calls" -max_socket 15000 \
-    -timeout $((SIPP_DURATION + 20))s -timeout_error -recv_timeout 5000 \
+    -timeout $((secs + 20))s -timeout_error -recv_timeout 5000 \
     -nostdin -trace_stat -stf stat.csv -fd 3600 \
     >sipp.out 2>&1) || rc=$?
   c1=$(cpu_us "$PID")
   stop_msrpd
-  python3 - "$dir/stat.csv" "$rate" "$((c1 - c0))" "$rc" "$calls" >>"$raw" <<'PY'
+  python3 - "$dir/stat.csv" "$rate" "$((c1 - c0))" "$rc" "$calls" "$label" >>"$raw" <<'PY'
 import csv, json, sys
-path, rate, cpu, rc, offered = sys.argv[1:]
+path, rate, cpu, rc, offered, label = sys.argv[1:]
 try:
     rows = [r for r in csv.reader(open(path), delimiter=";") if any(r)]
     d = dict(zip(rows[0], rows[-1]))
@@ -205,7 +211,7 @@ try:
 except (OSError, IndexError, KeyError, ValueError):
     elapsed, ok, failed, created, retrans = 1.0, 0, 0, 0, 0
 lost = max(created - ok - failed, 0) if created else int(offered)
-print(f"sipp-{rate}", rc, json.dumps({"calls_per_s": ok / elapsed, "ok": ok, "failed": failed,
+print(f"{label}-{rate}", rc, json.dumps({"calls_per_s": ok / elapsed, "ok": ok, "failed": failed,
       "lost": lost, "retrans": retrans, "cpu_us_per_call": int(cpu) / ok if ok else None}))
 PY
   tail -n1 "$raw" | sed 's/^/  /' >&2
@@ -224,11 +230,14 @@ for r in $(seq "$RUNS"); do
     --setup-concurrency "$SETUP_CONCURRENCY" --setup-timeout 90
   bench ua-small --ua --pairs "$SMALL" --rate "$SPARSE_RATE" --hold 2 \
     --setup-concurrency "$SETUP_CONCURRENCY"
-  for rate in $SIPP_RATES; do sipp_run "$rate"; done
+  for rate in $SIPP_RATES; do sipp_run "$rate" "$SIPP_DURATION" sipp; done
+  if [ "$r" = 1 ]; then
+    for rate in $SIPP_LONG_RATES; do sipp_run "$rate" "$SIPP_LONG_DURATION" sipplong; done
+  fi
 done
 
 mkdir -p "$(dirname "$OUT")"
 python3 perf/ua_report.py "$raw" "$(git rev-parse --short HEAD)" "$RUNS" "$DURATION" "$WORKERS" \
-  "$SESSIONS" "$RATE" "$WINDOW" "$IDLE" "$SETUP_CONCURRENCY" "$SPARSE_RATE" "$SIPP_DURATION" "$SMALL" \
+  "$SESSIONS" "$RATE" "$WINDOW" "$IDLE" "$SETUP_CONCURRENCY" "$SPARSE_RATE" "$SIPP_DURATION" "$SMALL" "$SIPP_LONG_DURATION" \
   "$(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1)" >"$OUT"
 cat "$OUT"

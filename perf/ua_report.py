@@ -6,7 +6,7 @@ import statistics
 import sys
 
 (raw, rev, runs, dur, workers, sessions, rate, window, idle, conc, sparse, sipp_dur,
- small, sippv) = sys.argv[1:]
+ small, long_dur, sippv) = sys.argv[1:]
 
 data = {}
 for line in open(raw):
@@ -132,6 +132,17 @@ if sipp:
               f"({runs_of(col(k, 'calls_per_s'), '.0f')}) | {sum(d.get('failed', 0) for d in v)} | "
               f"{sum(d.get('lost', 0) for d in v)} | {sum(d.get('retrans', 0) for d in v)} | "
               f"{fmt(med(col(k, 'cpu_us_per_call')), '.1f')} ({runs_of(col(k, 'cpu_us_per_call'), '.1f')}) |")
+    print()
+longs = sorted((k for k in data if k.startswith("sipplong-")), key=lambda k: int(k[9:]))
+if longs:
+    print(f"Sustained, {long_dur} s per rate (first run only), longer than the 32 s an INVITE "
+          "server transaction stays Accepted after its 2xx:\n")
+    print("| offered calls/s | achieved | ok | failed | lost | msrpd CPU us/call |")
+    print("|---|---|---|---|---|---|")
+    for k in longs:
+        for d in data[k]:
+            print(f"| {int(k[9:]):,} | {fmt(d.get('calls_per_s'), ',.0f')} | {d.get('ok')} | "
+                  f"{d.get('failed')} | {d.get('lost')} | {fmt(d.get('cpu_us_per_call'), '.1f')} |")
     print()
 
 print("errors, losses or failures: " + ("; ".join(bad) if bad else "none"))
