@@ -10,12 +10,18 @@
 //! coordinated omission). Receivers answer 200 and verify every byte and the chunk order;
 //! any mismatch or loss is counted and makes the exit status non-zero.
 //!
+//! `--ua` drives msrpd's user agent instead (see `ua.rs`): `--pairs` sessions, each set
+//! up with an INVITE over UDP and bound with an empty SEND, then sending `text/plain`
+//! messages to msrpd itself; it reports the set-up rate and time, msrpd's CPU per
+//! message and its memory per idle session.
+//!
 //! Thread-per-core like the relay: `--threads N` or `--cpus LIST`, one monoio runtime
 //! per thread, pairs spread over the threads.
 
 mod forwarder;
 mod pair;
 mod stream;
+mod ua;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
@@ -174,6 +180,20 @@ pub struct Args {
     /// set it do: small writes wait for the previous segment's ACK and go out coalesced.
     #[arg(long)]
     pub nagle: bool,
+    /// Drive msrpd's MSRP user agent instead of a relay: `--pairs` sessions, each an
+    /// INVITE over UDP to --relay answered 200 with msrpd's a=path, an ACK, a TCP
+    /// connection to that path bound with an empty SEND; then text/plain messages to
+    /// msrpd, each answered 200 (msrpd must run with --ua-answer matching --ua-ruri).
+    #[arg(long, conflicts_with_all = ["tls", "pair_hello", "forwarder"])]
+    pub ua: bool,
+    /// With --ua: the Request-URI of the INVITEs.
+    #[arg(long, value_name = "URI", default_value = "sip:bench@127.0.0.1")]
+    pub ua_ruri: String,
+    /// With --ua: SIP UDP sockets per bench thread, used round-robin by the sessions
+    /// (the kernel picks msrpd's core by the datagram's addresses, so one socket would
+    /// put every session on one core).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub sip_sockets: usize,
 }
 
 /// What every thread shares.
@@ -183,6 +203,8 @@ pub struct Shared {
     /// TLS settings with --tls.
     pub tls: Option<stream::Tls>,
     pub pattern: Vec<u8>,
+    /// Printable text of the same length (the user agent's text/plain bodies).
+    pub text: Vec<u8>,
     pub stop: AtomicBool,
     pub delivered: AtomicU64,
     pub delivered_bytes: AtomicU64,
@@ -204,6 +226,8 @@ impl Args {
 /// Per-thread results.
 pub struct Stats {
     pub send_to_200: Histogram<u64>,
+    /// With --ua: INVITE sent to the bind's 200, per session.
+    pub setup: Histogram<u64>,
     pub delivery: Histogram<u64>,
     pub delivered: u64,
     pub delivered_bytes: u64,
@@ -218,6 +242,7 @@ impl Stats {
             send_to_200: Histogram::new_with_bounds(1, 60_000_000_000, 3)
                 .expect("histogram bounds"),
             delivery: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds"),
+            setup: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds"),
             delivered: 0,
             delivered_bytes: 0,
             errors: 0,
@@ -229,6 +254,7 @@ impl Stats {
     fn merge(&mut self, o: &Stats) {
         let _ = self.send_to_200.add(&o.send_to_200);
         let _ = self.delivery.add(&o.delivery);
+        let _ = self.setup.add(&o.setup);
         self.delivered += o.delivered;
         self.delivered_bytes += o.delivered_bytes;
         self.errors += o.errors;
@@ -364,11 +390,18 @@ fn main() -> ExitCode {
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_right(13) as u8)
         .map(|b| if b == b'-' { b'+' } else { b })
         .collect();
+    let text: Vec<u8> = (0..args.size + 4096)
+        .map(|i| {
+            b"abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ.0123456789"
+                [(i * 7 + i / 64) % 64]
+        })
+        .collect();
     let setup_budget = Duration::from_secs_f64(args.setup_timeout);
     let shared = Arc::new(Shared {
         relay_uri,
         tls,
         pattern,
+        text,
         stop: AtomicBool::new(false),
         delivered: AtomicU64::new(0),
         delivered_bytes: AtomicU64::new(0),
@@ -394,7 +427,13 @@ fn main() -> ExitCode {
         handles.push(
             std::thread::Builder::new()
                 .name(format!("bench-{t}"))
-                .spawn(move || pair::thread_main(shared, pairs, cpu, gate, times))
+                .spawn(move || {
+                    if shared.args.ua {
+                        ua::thread_main(shared, pairs, cpu, gate, times)
+                    } else {
+                        pair::thread_main(shared, pairs, cpu, gate, times)
+                    }
+                })
                 .expect("spawn bench thread"),
         );
     }
@@ -410,8 +449,9 @@ fn main() -> ExitCode {
     let setup_s = setup_start.elapsed().as_secs_f64();
     if ready < shared.args.pairs as u64 {
         eprintln!(
-            "msrpd-bench: only {ready} of {} pairs could connect and AUTH",
-            shared.args.pairs
+            "msrpd-bench: only {ready} of {} {} could be set up",
+            shared.args.pairs,
+            if shared.args.ua { "sessions" } else { "pairs" }
         );
         shared.stop.store(true, Ordering::Release);
     }
@@ -465,7 +505,8 @@ fn main() -> ExitCode {
         before: rss_before,
         idle: rss_idle,
         end: process_rss_kib(&shared.args.relay_pid),
-        connections: 2 * ready,
+        // One MSRP connection per user agent session, two per relay pair.
+        connections: if shared.args.ua { ready } else { 2 * ready },
     };
     report(&shared, &total, setup_s, cpu_from, cpu_to, rss)
 }
@@ -510,6 +551,8 @@ fn report(
     };
     let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1000.0;
     let ok = s.errors == 0 && s.lost == 0 && s.delivered > 0;
+    // Set-ups per second: every session (or pair) set up over the set-up phase's wall time.
+    let setups_per_s = (s.setup.len() as f64 / setup_s.max(1e-9)).round();
     if a.json {
         let v = serde_json::json!({
             "pairs": a.pairs, "size": a.size, "chunk": a.chunk, "window": a.window,
@@ -521,6 +564,10 @@ fn report(
                 "p99": q(&s.send_to_200, 0.99), "p999": q(&s.send_to_200, 0.999), "max": s.send_to_200.max() as f64 / 1000.0 },
             "delivery_us": { "p50": q(&s.delivery, 0.5), "p90": q(&s.delivery, 0.9),
                 "p99": q(&s.delivery, 0.99), "p999": q(&s.delivery, 0.999), "max": s.delivery.max() as f64 / 1000.0 },
+            "mode": if a.ua { "ua" } else { "relay" },
+            "setups": s.setup.len(), "setups_per_s": if a.ua { Some(setups_per_s) } else { None },
+            "setup_us": { "p50": q(&s.setup, 0.5), "p90": q(&s.setup, 0.9),
+                "p99": q(&s.setup, 0.99), "max": s.setup.max() as f64 / 1000.0 },
             "relay_cpu_us_per_msg": cpu_us_per_msg,
             "relay_rss_kib": { "before": rss.before, "idle": rss.idle, "end": rss.end,
                 "connections": rss.connections, "per_connection": rss.per_connection() },
@@ -551,6 +598,15 @@ fn report(
                 q(h, 0.99),
                 q(h, 0.999),
                 h.max() as f64 / 1000.0
+            );
+        }
+        if a.ua {
+            println!(
+                "{} sessions set up in {setup_s:.2} s ({setups_per_s:.0}/s); INVITE to bound us  p50 {:.0}  p99 {:.0}  max {:.0}",
+                s.setup.len(),
+                q(&s.setup, 0.5),
+                q(&s.setup, 0.99),
+                s.setup.max() as f64 / 1000.0
             );
         }
         if let Some(c) = cpu_us_per_msg {

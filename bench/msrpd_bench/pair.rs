@@ -18,7 +18,7 @@ use msrpd::codec::{Challenge, Event, Flag, Head, Method, Scanner};
 use crate::stream::Conn;
 use crate::{Shared, Stats, Topology};
 
-type Window = Arc<Mutex<Option<(Instant, Instant)>>>;
+pub type Window = Arc<Mutex<Option<(Instant, Instant)>>>;
 
 /// Runs one bench thread: set up its pairs, wait for the start, drive them, return stats.
 pub fn thread_main(
@@ -28,10 +28,21 @@ pub fn thread_main(
     gate: Arc<Barrier>,
     times: Window,
 ) -> Stats {
+    let fut = thread_async(shared, pairs, gate.clone(), times);
+    on_runtime(cpu, gate, fut)
+}
+
+/// Runs `fut` (one bench thread's work) on a monoio runtime of its own, pinned to `cpu`
+/// when given; a runtime that cannot start is reported as an error (after passing the
+/// start gate, so the other threads are not held).
+pub fn on_runtime(
+    cpu: Option<usize>,
+    gate: Arc<Barrier>,
+    fut: impl std::future::Future<Output = Stats>,
+) -> Stats {
     if let Some(c) = cpu {
         core_affinity::set_for_current(core_affinity::CoreId { id: c });
     }
-    let fut = thread_async(shared.clone(), pairs, gate.clone(), times);
     let res = if monoio::utils::detect_uring()
         && std::env::var_os("MONOIO_FORCE_LEGACY_DRIVER").is_none()
     {
@@ -142,7 +153,7 @@ async fn thread_async(
     stats.take()
 }
 
-fn error(shared: &Shared, stats: &Rc<RefCell<Stats>>, e: String) {
+pub fn error(shared: &Shared, stats: &Rc<RefCell<Stats>>, e: String) {
     shared.errors.fetch_add(1, Ordering::Relaxed);
     let mut s = stats.borrow_mut();
     s.errors += 1;
@@ -197,7 +208,7 @@ async fn hello(s: &mut Conn, idx: usize) -> Result<(), String> {
 }
 
 /// Reads one whole bodiless frame (an AUTH response) during setup.
-async fn read_head(
+pub async fn read_head(
     s: &mut Conn,
     buf: &mut BytesMut,
     sc: &mut Scanner,
@@ -319,7 +330,7 @@ async fn auth(sh: &Shared, s: &mut Conn, me: &str) -> Result<String, String> {
     Err("AUTH refused after the digest answer".into())
 }
 
-fn in_window(t: Instant, from: Instant, to: Instant) -> bool {
+pub fn in_window(t: Instant, from: Instant, to: Instant) -> bool {
     t >= from && t < to
 }
 
