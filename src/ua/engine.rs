@@ -300,6 +300,11 @@ struct Session {
     /// Through our relay: its connection is ours, shared, never closed for one session.
     via_relay: bool,
     rx: Reassembler,
+    /// `rx`'s deadline as entered in [`Ua::rx_due`].
+    rx_at: Option<Instant>,
+    /// This session's entries in [`Ua::timers`].
+    end_at: Option<Instant>,
+    connect_at: Option<Instant>,
     started: Instant,
     msgs_in: u64,
     msgs_out: u64,
@@ -440,6 +445,10 @@ pub struct Ua {
     /// The session bound to each connection (one per connection in this cut).
     by_conn: HashMap<ConnId, String>,
     pending: HashMap<String, Pending>,
+    /// The deadlines of `pending` and of the sessions' reassemblers, in order: the
+    /// next deadline is found without a walk over every session.
+    pending_due: BTreeSet<(Instant, String)>,
+    rx_due: BTreeSet<(Instant, String)>,
     timers: BTreeSet<(Instant, Timer, String)>,
     actions: VecDeque<Action<()>>,
     events: VecDeque<UaEvent>,
@@ -508,6 +517,8 @@ impl Ua {
             reading: HashMap::new(),
             by_conn: HashMap::new(),
             pending: HashMap::new(),
+            pending_due: BTreeSet::new(),
+            rx_due: BTreeSet::new(),
             timers: BTreeSet::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -544,12 +555,8 @@ impl Ua {
     /// The earliest deadline: session timers, reassembly timeouts, our SENDs' responses.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timers = self.timers.first().map(|(at, _, _)| *at);
-        let pending = self.pending.values().map(|p| p.deadline).min();
-        let rx = self
-            .sessions
-            .values()
-            .filter_map(|s| s.rx.poll_timeout())
-            .min();
+        let pending = self.pending_due.first().map(|(at, _)| *at);
+        let rx = self.rx_due.first().map(|(at, _)| *at);
         let relay = self.relay.as_ref().and_then(|r| r.client.poll_timeout());
         [timers, pending, rx, relay].into_iter().flatten().min()
     }
@@ -583,13 +590,11 @@ impl Ua {
                 Timer::End => self.end(now, &sid, "local", "maximum duration"),
             }
         }
-        let late: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(t, _)| t.clone())
-            .collect();
-        for tid in late {
+        while let Some((at, tid)) = self.pending_due.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.pending_due.pop_first();
             if let Some(p) = self.pending.remove(&tid).filter(|p| !p.partial) {
                 self.events.push_back(UaEvent::ReportReceived {
                     session: p.session,
@@ -600,11 +605,35 @@ impl Ua {
                 });
             }
         }
-        for s in self.sessions.values_mut() {
-            if s.rx.poll_timeout().is_some_and(|t| t <= now) {
+        while let Some((at, sid)) = self.rx_due.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.rx_due.pop_first();
+            if let Some(s) = self.sessions.get_mut(&sid) {
+                s.rx_at = None;
                 s.rx.handle_timeout(now);
             }
+            self.rx_touch(&sid);
         }
+    }
+
+    /// Enters session `sid`'s reassembly deadline anew after its reassembler changed.
+    fn rx_touch(&mut self, sid: &str) {
+        let Some(s) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        let due = s.rx.poll_timeout();
+        if due == s.rx_at {
+            return;
+        }
+        if let Some(old) = s.rx_at {
+            self.rx_due.remove(&(old, sid.to_string()));
+        }
+        if let Some(at) = due {
+            self.rx_due.insert((at, sid.to_string()));
+        }
+        s.rx_at = due;
     }
 
     /// The sessions, for the API.
@@ -770,8 +799,9 @@ impl Ua {
         self.by_dialog.insert(dialog.id.clone(), sid.clone());
         self.by_invite.insert(id, sid.clone());
         let rx = Reassembler::new(self.cfg.limits, Some(self.cfg.limits.max_message));
-        if let Some(d) = self.cfg.max_duration {
-            self.timers.insert((now + d, Timer::End, sid.clone()));
+        let end_at = self.cfg.max_duration.map(|d| now + d);
+        if let Some(at) = end_at {
+            self.timers.insert((at, Timer::End, sid.clone()));
         }
         tracing::info!(session = %sid, from = req.get(HeaderName::From).unwrap_or(""), ruri = req.request_uri(), via_relay, "INVITE answered: user agent session");
         self.sessions.insert(
@@ -792,6 +822,9 @@ impl Ua {
                 local,
                 conn: None,
                 rx,
+                rx_at: None,
+                end_at,
+                connect_at: None,
                 started: now,
                 msgs_in: 0,
                 msgs_out: 0,
@@ -942,11 +975,9 @@ impl Ua {
                 }
             }
             None if s.conn.is_none() => {
-                self.timers.insert((
-                    now + self.cfg.connect_timeout,
-                    Timer::Connect,
-                    sid.to_string(),
-                ));
+                let at = now + self.cfg.connect_timeout;
+                s.connect_at = Some(at);
+                self.timers.insert((at, Timer::Connect, sid.to_string()));
                 if let Some(ep) = s.peer.connect_to.clone().filter(|_| s.peer.active) {
                     tracing::info!(session = %sid, host = %ep.host, port = ep.port, tls = ep.tls, "connecting to the peer's MSRP path");
                     self.connects
@@ -1180,6 +1211,7 @@ impl Ua {
         } else if let Some(id) = head.message_id() {
             s.rx.forget(id);
         }
+        self.rx_touch(&sid);
         self.reading.insert(
             conn,
             Reading {
@@ -1198,6 +1230,8 @@ impl Ua {
         if let Some(s) = self.sessions.get_mut(&r.session) {
             s.bytes_in += bytes.len() as u64;
             let _ = s.rx.body(bytes);
+            let sid = r.session.clone();
+            self.rx_touch(&sid);
         }
     }
 
@@ -1222,7 +1256,12 @@ impl Ua {
             }
             return;
         }
-        let Some(chunk) = s.rx.end(now, flag) else {
+        let chunk = s.rx.end(now, flag);
+        self.rx_touch(&r.session);
+        let Some(s) = self.sessions.get_mut(&r.session) else {
+            return;
+        };
+        let Some(chunk) = chunk else {
             return;
         };
         let mut status = chunk.status;
@@ -1292,6 +1331,7 @@ impl Ua {
         let Some(p) = self.pending.remove(base) else {
             return;
         };
+        self.pending_due.remove(&(p.deadline, base.to_string()));
         if code != 200 {
             self.events.push_back(UaEvent::ReportReceived {
                 session: p.session,
@@ -1474,8 +1514,9 @@ impl Ua {
             msg: invite.clone(),
             proxy: o.proxy.clone(),
         });
-        if let Some(d) = self.cfg.max_duration {
-            self.timers.insert((now + d, Timer::End, sid.clone()));
+        let end_at = self.cfg.max_duration.map(|d| now + d);
+        if let Some(at) = end_at {
+            self.timers.insert((at, Timer::End, sid.clone()));
         }
         tracing::info!(session = %sid, to = %to, ruri = %o.ruri, "user agent INVITE");
         let rx = Reassembler::new(self.cfg.limits, Some(self.cfg.limits.max_message));
@@ -1502,6 +1543,9 @@ impl Ua {
                 local,
                 conn: None,
                 rx,
+                rx_at: None,
+                end_at,
+                connect_at: None,
                 started: now,
                 msgs_in: 0,
                 msgs_out: 0,
@@ -1710,6 +1754,8 @@ impl Ua {
         s.msgs_out += 1;
         s.bytes_out += total;
         if failure_report != FailureReport::No {
+            self.pending_due
+                .insert((now + TRANSACTION_TIMEOUT, t.clone()));
             self.pending.insert(
                 t.clone(),
                 Pending {
@@ -1825,8 +1871,22 @@ impl Ua {
         if let Some(i) = s.invite {
             self.by_invite.remove(&i);
         }
-        self.timers.retain(|(_, _, t)| t != sid);
-        self.pending.retain(|_, p| p.session != sid);
+        for (at, t) in [(s.end_at, Timer::End), (s.connect_at, Timer::Connect)] {
+            if let Some(at) = at {
+                self.timers.remove(&(at, t, sid.to_string()));
+            }
+        }
+        let due = &mut self.pending_due;
+        self.pending.retain(|t, p| {
+            let keep = p.session != sid;
+            if !keep {
+                due.remove(&(p.deadline, t.clone()));
+            }
+            keep
+        });
+        if let Some(at) = s.rx_at {
+            self.rx_due.remove(&(at, sid.to_string()));
+        }
         if let Some(c) = s.conn {
             self.reading.remove(&c);
             self.by_conn.remove(&c);
