@@ -769,7 +769,6 @@ outbound_tests! {
 /// REPORTs msrpd cannot place: one for a Message-ID it never sent ("SHOULD silently
 /// ignore", §7.1.1 and §7.1.2), and none of them answered (§7.1.2).
 #[test]
-#[ignore = "msrpd defect: a REPORT for a Message-ID msrpd never sent raises ua.report.received (RFC 4975 §7.1.1/§7.1.2: SHOULD silently ignore)"]
 fn out_report_for_an_unknown_message_id_is_ignored() {
     let mut s = Session::new("outunknownrep");
     s.report("peerrep00003", "nosuchmessage1", "1-5/5", "000 200 OK");
@@ -798,7 +797,6 @@ fn out_timeouts_only_for_failure_report_yes() {
 /// sender "does not have to run a timer" (§7.1.1): a timeout report after 30 s tells
 /// the user a delivered message failed.
 #[test]
-#[ignore = "msrpd defect: a message sent with failure_report partial and never answered (the partial way of succeeding) gets a ua.report.received 408 source timeout after 30 s (RFC 4975 §7.1.1, §7.1.4)"]
 fn out_no_timeout_for_failure_report_partial() {
     timeouts(&["yes", "partial"]);
 }
@@ -999,7 +997,6 @@ fn sdp_offers_msrpd_cannot_use_get_488() {
 /// so this is valid SDP whose accept-types are MSRP garbage (RFC 4975 §8.6, §9): 488,
 /// as for the printable garbage, not 400 (RFC 3261 §21.4.1: malformed syntax).
 #[test]
-#[ignore = "msrpd defect: control bytes in an a=accept-types value get 400 bad bytes in SDP; RFC 8866 §9 att-value is byte-string (any octet but NUL CR LF), so the SDP is valid and the offer unusable: 488"]
 fn control_bytes_in_accept_types_get_488() {
     let (relay, api, mut sse) = start();
     let probe = Peer::new(relay.addr, "probe");
@@ -1019,7 +1016,6 @@ fn control_bytes_in_accept_types_get_488() {
 /// No offer at all (RFC 3261 §13.2.1 lets an INVITE leave the offer to the 200; msrpd
 /// only answers offers): 488.
 #[test]
-#[ignore = "msrpd defect: an INVITE without a body gets 400 bad SDP version; the request is well formed (RFC 3261 §13.2.1 allows no offer), 488 for an offer-less INVITE msrpd cannot answer"]
 fn an_invite_without_sdp_gets_488() {
     let (relay, api, mut sse) = start();
     let r = udp_offer(&relay, "nosdp0001", "", "");
@@ -1032,7 +1028,6 @@ fn an_invite_without_sdp_gets_488() {
 /// (RFC 3261 §8.2.3: a body type the UAS does not understand gets 415, with an Accept
 /// header listing what it does; §21.4.13).
 #[test]
-#[ignore = "msrpd defect: an INVITE whose Content-Type is not application/sdp (text/plain) is answered 200 and makes a session; RFC 3261 §8.2.3 says 415 with Accept"]
 fn an_invite_with_a_non_sdp_body_gets_415_with_accept() {
     let (relay, api, mut sse) = start();
     let probe = Peer::new(relay.addr, "probe");
@@ -1089,7 +1084,6 @@ fn big_offer(probe: &Peer, size: usize) -> String {
 /// 400 is for malformed syntax, §21.4.1, and the request is well formed). No session,
 /// and the server serves on.
 #[test]
-#[ignore = "msrpd defect: a 60 KiB INVITE over UDP to a user agent rule gets 400 SDP too large, not 513 (RFC 3261 §21.5.14; the SIP layer 16 KiB check is skipped for requests the user agent takes)"]
 fn a_60_kib_sdp_over_udp_gets_513() {
     let (relay, api, mut sse) = start();
     let probe = Peer::new(relay.addr, "probe");
@@ -1108,7 +1102,6 @@ fn a_60_kib_sdp_over_udp_gets_513() {
 /// offer get 513 (RFC 3261 §21.5.14) on the connection; no session; the server
 /// serves on.
 #[test]
-#[ignore = "msrpd defect: 60 KiB and 64 KiB INVITEs over TCP to a user agent rule get 400 SDP too large, not 513 (RFC 3261 §21.5.14)"]
 fn a_64_kib_sdp_over_tcp_gets_513() {
     let (relay, api, mut sse) = start();
     let probe = Peer::new(relay.addr, "probe");
@@ -1179,7 +1172,6 @@ fn msrp_to_unknown_sessions_gets_481() {
 /// The same for ids whose core part names a worker that does not exist: still no
 /// such session, still 481 (§7.3), and the connection keeps working after.
 #[test]
-#[ignore = "msrpd defect: a SEND to a user agent session id naming a core the server does not have (u00ff..., uffff... on one worker) gets no response at all; RFC 4975 §7.3 says 481"]
 fn msrp_to_a_session_id_on_a_core_that_does_not_exist_gets_481() {
     unknown_ids_get_481(&NO_SUCH_CORE_IDS);
 }
@@ -1229,7 +1221,6 @@ fn unknown_ids_get_481(ids: &[&str]) {
 /// Failure-Report no and a REPORT, each to an unknown session, get nothing; a SEND
 /// after them (default Failure-Report) gets its 481, and is the first thing back.
 #[test]
-#[ignore = "msrpd defect: a SEND with Failure-Report: no to an unknown session gets a 481 response (RFC 4975 §7.3, §7.1.4: no response at all)"]
 fn msrp_to_unknown_sessions_with_failure_report_no_gets_nothing() {
     let (relay, _api, _sse) = start();
     let port = relay.addr.port();

@@ -111,6 +111,8 @@ impl SdpError {
         match self {
             SdpError::NotAcceptable(_) => 488,
             SdpError::Local(_) => 500,
+            // §21.5.14: the request is well formed, only larger than we take.
+            SdpError::TooLarge => 513,
             _ => 400,
         }
     }

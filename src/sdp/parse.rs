@@ -178,7 +178,18 @@ impl<'a> Sdp<'a> {
             if line.len() > limits.max_line {
                 return Err(SdpError::LineTooLong);
             }
-            if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            // Attribute values are `byte-string` (RFC 8866 §9: any octet but NUL, CR
+            // and LF); what we read from them is checked by its own grammar (an
+            // accept-types entry with control bytes is unusable: 488, not 400). Other
+            // lines stay printable.
+            let bad = |b: u8| {
+                if line.starts_with("a=") {
+                    b == 0
+                } else {
+                    (b < 0x20 && b != b'\t') || b == 0x7f
+                }
+            };
+            if line.bytes().any(bad) {
                 return Err(SdpError::BadText);
             }
             let b = line.as_bytes();

@@ -1800,7 +1800,10 @@ async fn read_loop<R: AsyncReadRent>(
                     }
                     if owner == Owner::Ua {
                         if let Event::Head(raw) = &ev {
-                            ua_core = Owner::ua_core(raw).unwrap_or(w.core);
+                            // A core we do not have: this one answers (481).
+                            ua_core = Owner::ua_core(raw)
+                                .filter(|&c| usize::from(c) < w.cfg.cores)
+                                .unwrap_or(w.core);
                             if ua_core != w.core {
                                 w.ua_remote.borrow_mut().insert(id, ua_core);
                             }

@@ -59,6 +59,9 @@ use super::report;
 /// (RFC 4975 §7.1.1: 30 s is a reasonable value).
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many of a session's sent Message-IDs are kept for their REPORTs.
+pub const SENT_IDS: usize = 256;
+
 /// A session id made by this engine: owning core and a random key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SessionKey {
@@ -302,6 +305,8 @@ struct Session {
     rx: Reassembler,
     /// `rx`'s deadline as entered in [`Ua::rx_due`].
     rx_at: Option<Instant>,
+    /// The Message-IDs of the last [`SENT_IDS`] messages we sent, for their REPORTs.
+    sent_ids: VecDeque<String>,
     /// This session's entries in [`Ua::timers`].
     end_at: Option<Instant>,
     connect_at: Option<Instant>,
@@ -701,6 +706,31 @@ impl Ua {
         let Some(rule) = self.cfg.rules.iter().position(|r| r.matches(req)) else {
             return false;
         };
+        // RFC 3261 §8.2.3: a body we do not understand gets 415 with what we take; an
+        // INVITE without an offer would need ours in the 2xx, which we do not make.
+        let ct = req.get(HeaderName::ContentType).unwrap_or("");
+        let ct = ct.split(';').next().unwrap_or("").trim();
+        if !req.body_bytes().is_empty() && !ct.eq_ignore_ascii_case("application/sdp") {
+            let mut w = response_to(req, 415, None, None);
+            w.header("Accept", "application/sdp");
+            if let Ok(m) = w.into_message()
+                && let Err(e) = txns.respond(now, id, m)
+            {
+                tracing::debug!(error = %e, "415 not sent");
+            }
+            return true;
+        }
+        if req.body_bytes().is_empty() {
+            respond_because(
+                now,
+                txns,
+                id,
+                req,
+                488,
+                "no SDP offer (msrpd answers offers, it does not make them in a 2xx)",
+            );
+            return true;
+        }
         if self.sessions.len() >= self.cfg.max_sessions {
             tracing::warn!(
                 core = self.cfg.core,
@@ -823,6 +853,7 @@ impl Ua {
                 conn: None,
                 rx,
                 rx_at: None,
+                sent_ids: VecDeque::new(),
                 end_at,
                 connect_at: None,
                 started: now,
@@ -1154,8 +1185,12 @@ impl Ua {
             .map(str::to_string);
         let Some(sid) = sid else {
             // RFC 4975 §7.3.1: a request for a session we do not know gets 481
-            // (REPORTs are never answered, §7.1.2).
-            if head.is_request() && !is_report(&head) {
+            // (REPORTs are never answered, §7.1.2; nor is a SEND with
+            // Failure-Report: no, §7.1.4).
+            if head.is_request()
+                && !is_report(&head)
+                && !(raw.is_send() && head.failure_report() == FailureReport::No)
+            {
                 self.respond_msrp(conn, &head, 481, first.as_str());
             }
             return;
@@ -1185,6 +1220,12 @@ impl Ua {
             Some(_) => {}
         }
         if is_report(&head) {
+            // RFC 4975 §7.1.2: a REPORT for a message we did not send is ignored.
+            let mid = head.message_id().unwrap_or("");
+            if !s.sent_ids.iter().any(|m| m == mid) {
+                tracing::debug!(session = %sid, message_id = mid, "REPORT for a message we did not send: ignored");
+                return;
+            }
             self.events.push_back(UaEvent::ReportReceived {
                 session: sid,
                 message_id: head.message_id().unwrap_or("").to_string(),
@@ -1544,6 +1585,7 @@ impl Ua {
                 conn: None,
                 rx,
                 rx_at: None,
+                sent_ids: VecDeque::new(),
                 end_at,
                 connect_at: None,
                 started: now,
@@ -1753,6 +1795,10 @@ impl Ua {
         encode::body_end_line(&mut end, &t, Flag::Complete);
         s.msgs_out += 1;
         s.bytes_out += total;
+        if s.sent_ids.len() >= SENT_IDS {
+            s.sent_ids.pop_front();
+        }
+        s.sent_ids.push_back(message_id.clone());
         if failure_report != FailureReport::No {
             self.pending_due
                 .insert((now + TRANSACTION_TIMEOUT, t.clone()));
