@@ -1101,7 +1101,13 @@ impl Transactions {
                 return;
             }
             t.acked = true;
+            // Accepted and ACKed: retransmitted INVITEs are absorbed without a
+            // response (RFC 6026 §7.1), so neither the request nor the 2xx is needed
+            // until timer L; only the keys stay (a set-up costs its bookkeeping, not
+            // its messages, for those 64·T1).
+            t.last = None;
             self.disarm(id, Timer::Retransmit2xx);
+            self.compact(id);
         }
         self.events.push_back(Event::Ack { id, msg, from });
     }
