@@ -151,16 +151,37 @@ fn sipp(
     calls: u32,
     extra: &[&str],
 ) -> String {
+    run_sipp(
+        Some(to),
+        free_port(),
+        name,
+        scenario,
+        transport,
+        calls,
+        extra,
+    )
+}
+
+/// sipp on 127.0.0.1:`port`, calling `to` if given, else answering.
+fn run_sipp(
+    to: Option<SocketAddr>,
+    port: u16,
+    name: &str,
+    scenario: &str,
+    transport: &str,
+    calls: u32,
+    extra: &[&str],
+) -> String {
     let dir: PathBuf = scratch_dir().join(format!("sipp-{name}-{transport}"));
     std::fs::create_dir_all(&dir).unwrap();
     let sf = dir.join(format!("{name}.xml"));
     std::fs::write(&sf, scenario).unwrap();
     let errors = dir.join("errors.log");
-    let port = free_port().to_string();
+    let port = port.to_string();
     let calls = calls.to_string();
     let out = Command::new("sipp")
         .current_dir(&dir)
-        .arg(to.to_string())
+        .args(to.map(|a| a.to_string()))
         .args(["-sf", sf.to_str().unwrap()])
         .args(["-t", transport, "-i", "127.0.0.1", "-p", &port])
         .args(["-m", &calls, "-r", "20", "-l", "10"])
