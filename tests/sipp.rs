@@ -648,7 +648,10 @@ fn sipp_answers_msrpds_invite_and_chats_over_udp_and_tcp() {
         // and the MSRP connection closes.
         let r = request(admin, "DELETE", &format!("/v1/ua/sessions/{sid}"), &[], b"");
         assert_eq!(r.status, 200, "{}", r.text());
-        callee.join().expect("sipp got the BYE and exited 0");
+        // sipp got the BYE, answered it and exited 0 (else its panic, with its screen).
+        callee
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
         let (e, _) = sse.wait_for("ua.session.end", WAIT);
         assert_eq!(
             (e.data["session"].as_str(), e.data["by"].as_str()),
