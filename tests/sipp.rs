@@ -4,7 +4,9 @@
 //! retransmission reaches sipp during the pause after it, RFC 3261 §17.2.1); MESSAGE
 //! answered with the default rejection (404); and UDP with sipp losing a fifth of the
 //! packets, so that its retransmissions (timer E, timer A) and our answers to them
-//! (absorbed duplicates, §17.2.2) are exercised. Scenarios are written to a temp dir
+//! (absorbed duplicates, §17.2.2) are exercised. The user agent both ways: sipp calls
+//! it, and sipp (as a UAS, `sipp_uas`) answers the INVITE of `POST /v1/ua/sessions`,
+//! the test playing sipp's MSRP side. Scenarios are written to a temp dir
 //! from the strings here. Every run is bounded (`-m`, `-timeout 20s -timeout_error`,
 //! `-recv_timeout`).
 //!
@@ -151,16 +153,43 @@ fn sipp(
     calls: u32,
     extra: &[&str],
 ) -> String {
+    run_sipp(
+        Some(to),
+        free_port(),
+        name,
+        scenario,
+        transport,
+        calls,
+        extra,
+    )
+}
+
+/// sipp as a server (UAS): `scenario` starts with a `recv`, sipp listens on `port` (no
+/// remote host) over `transport` and exits after one call. As [`sipp`] otherwise.
+fn sipp_uas(port: u16, name: &str, scenario: &str, transport: &str, extra: &[&str]) -> String {
+    run_sipp(None, port, name, scenario, transport, 1, extra)
+}
+
+/// sipp on 127.0.0.1:`port`, calling `to` if given, else answering.
+fn run_sipp(
+    to: Option<SocketAddr>,
+    port: u16,
+    name: &str,
+    scenario: &str,
+    transport: &str,
+    calls: u32,
+    extra: &[&str],
+) -> String {
     let dir: PathBuf = scratch_dir().join(format!("sipp-{name}-{transport}"));
     std::fs::create_dir_all(&dir).unwrap();
     let sf = dir.join(format!("{name}.xml"));
     std::fs::write(&sf, scenario).unwrap();
     let errors = dir.join("errors.log");
-    let port = free_port().to_string();
+    let port = port.to_string();
     let calls = calls.to_string();
     let out = Command::new("sipp")
         .current_dir(&dir)
-        .arg(to.to_string())
+        .args(to.map(|a| a.to_string()))
         .args(["-sf", sf.to_str().unwrap()])
         .args(["-t", transport, "-i", "127.0.0.1", "-p", &port])
         .args(["-m", &calls, "-r", "20", "-l", "10"])
@@ -406,5 +435,235 @@ fn sipp_calls_the_user_agent_and_chats_over_udp_and_tcp() {
         let (e, _) = sse.wait_for("ua.session.end", std::time::Duration::from_secs(10));
         assert_eq!(e.data["by"], "remote");
         assert!(c.closed_within(std::time::Duration::from_secs(5)));
+    }
+}
+
+/// sipp as the callee of msrpd's user agent: the INVITE's offer checked (`actpass`,
+/// RFC 6135; an MSRP m= line), 180, 200 with the answer (the test's MSRP listener as
+/// `[path]` and `[msrp_port]`, given with `-key`; `passive`, so msrpd connects),
+/// retransmitted until the ACK; then msrpd's BYE, answered 200.
+fn ua_callee_scenario() -> String {
+    r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="sipp answers msrpd's user agent">
+  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="a=setup:actpass" search_in="body" check_it="true" assign_to="setup"/>
+      <ereg regexp="m=message [0-9]+ TCP/MSRP \*" search_in="body" check_it="true" assign_to="mline"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=sipp 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[local_ip_type] [local_ip]
+      t=0 0
+      m=message [msrp_port] TCP/MSRP *
+      a=accept-types:text/plain
+      a=path:[path]
+      a=setup:passive
+
+    ]]>
+  </send>
+  <recv request="ACK" rtd="true" crlf="true"/>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <Reference variables="setup,mline"/>
+</scenario>
+"#
+    .to_string()
+}
+
+/// Whether a socket is bound to `port` on this host: a UDP one for `u1`, a listening
+/// TCP one for `t1` (read from /proc/net, so that no probe of ours takes the port).
+fn listening(port: u16, transport: &str) -> bool {
+    let (file, listen) = match transport {
+        "t1" => ("/proc/net/tcp", Some("0A")),
+        _ => ("/proc/net/udp", None),
+    };
+    let port = format!(":{port:04X}");
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .any(|l| {
+            let mut f = l.split_whitespace();
+            let local = f.nth(1).unwrap_or("");
+            let state = f.nth(1).unwrap_or("");
+            local.ends_with(&port) && listen.is_none_or(|s| s == state)
+        })
+}
+
+#[test]
+fn sipp_answers_msrpds_invite_and_chats_over_udp_and_tcp() {
+    use common::http::{Sse, request};
+    use common::ua::{Msrp, send_frame};
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+    const WAIT: Duration = Duration::from_secs(10);
+    if !have_sipp() {
+        return;
+    }
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let a = admin.to_string();
+    let _msrpd = RelayProcess::start(&["--cores", "2", "--admin", &a]);
+    let mut sse = Sse::open(admin, "/v1/events?type=ua", &[]);
+    for (transport, param) in [("u1", ""), ("t1", ";transport=tcp")] {
+        // The MSRP side of the callee: the answer's path.
+        let msrp = TcpListener::bind("127.0.0.1:0").unwrap();
+        msrp.set_nonblocking(true).unwrap();
+        let msrp_port = msrp.local_addr().unwrap().port();
+        let theirs = format!("msrp://127.0.0.1:{msrp_port}/sippside;tcp");
+        let port = free_port();
+        let callee = {
+            let (path, msrp_port) = (theirs.clone(), msrp_port.to_string());
+            std::thread::spawn(move || {
+                let keys = ["-key", "path", &path, "-key", "msrp_port", &msrp_port];
+                sipp_uas(port, "ua-callee", &ua_callee_scenario(), transport, &keys)
+            })
+        };
+        let deadline = Instant::now() + WAIT;
+        while !listening(port, transport) {
+            assert!(
+                !callee.is_finished() && Instant::now() < deadline,
+                "sipp is not listening on {port} ({transport})"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let ruri = format!("sip:sipp@127.0.0.1:{port}{param}");
+        let r = request(
+            admin,
+            "POST",
+            "/v1/ua/sessions",
+            &[("Content-Type", "application/json")],
+            format!(
+                r#"{{"from": "sip:alice@example.com", "to": "{ruri}", "ruri": "{ruri}", "accept_types": ["text/plain"]}}"#
+            )
+            .as_bytes(),
+        );
+        assert_eq!(r.status, 202, "{}", r.text());
+        let sid = r.json()["session_id"].as_str().unwrap().to_string();
+        let (e, _) = sse.wait_for("ua.session.new", WAIT);
+        assert_eq!(e.data["session"], sid.as_str(), "{transport}");
+        let s = ua_session(admin, &sid);
+        let ours = s["local_path"].as_str().unwrap().to_string();
+        // The answer said passive: msrpd connects to the path and binds with an empty SEND.
+        let deadline = Instant::now() + WAIT;
+        let stream = loop {
+            match msrp.accept() {
+                Ok((s, _)) => break s,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "msrpd never connected to {theirs} ({transport}): {e}"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut m = Msrp {
+            s: stream,
+            buf: Vec::new(),
+        };
+        let bind = m.frame();
+        assert!(
+            bind.starts_with("MSRP ") && bind.contains(" SEND\r\n"),
+            "{bind}"
+        );
+        assert!(bind.contains(&format!("To-Path: {theirs}\r\n")), "{bind}");
+        assert!(bind.contains(&format!("From-Path: {ours}\r\n")), "{bind}");
+        assert!(!bind.contains("Content-Type"), "an empty SEND: {bind}");
+        let ok = |tid: &str| {
+            format!(
+                "MSRP {tid} 200 OK\r\nTo-Path: {ours}\r\nFrom-Path: {theirs}\r\n-------{tid}$\r\n"
+            )
+        };
+        let tid = bind.split_whitespace().nth(1).unwrap().to_string();
+        m.send(&ok(&tid));
+        // A message to msrpd: its 200 and the event.
+        let body = format!("hello msrpd over {transport}");
+        m.send(&send_frame(&ours, &theirs, "sipps1", "sippm1", &body, ""));
+        let r = m.frame();
+        assert!(r.starts_with("MSRP sipps1 200 OK\r\n"), "{r}");
+        let (e, _) = sse.wait_for("ua.message.received", WAIT);
+        assert_eq!(
+            (e.data["session"].as_str(), e.data["body"].as_str()),
+            (Some(sid.as_str()), Some(body.as_str()))
+        );
+        // One from msrpd, answered.
+        let r = request(
+            admin,
+            "POST",
+            &format!("/v1/ua/sessions/{sid}/messages"),
+            &[("Content-Type", "application/json")],
+            br#"{"content_type": "text/plain", "body": "hello sipp"}"#,
+        );
+        assert_eq!(r.status, 202, "{}", r.text());
+        let send = m.frame();
+        assert!(send.contains(" SEND\r\n"), "{send}");
+        assert!(send.contains(&format!("To-Path: {theirs}\r\n")), "{send}");
+        assert!(send.contains("\r\n\r\nhello sipp\r\n"), "{send}");
+        m.send(&ok(send.split_whitespace().nth(1).unwrap()));
+        // DELETE: msrpd's BYE, sipp's 200, sipp done with its call; the session ends
+        // and the MSRP connection closes.
+        let r = request(admin, "DELETE", &format!("/v1/ua/sessions/{sid}"), &[], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        // sipp got the BYE, answered it and exited 0 (else its panic, with its screen).
+        callee
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let (e, _) = sse.wait_for("ua.session.end", WAIT);
+        assert_eq!(
+            (e.data["session"].as_str(), e.data["by"].as_str()),
+            (Some(sid.as_str()), Some("local"))
+        );
+        m.s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        let closed = m.s.read_to_end(&mut rest);
+        assert!(
+            closed.is_ok() && m.buf.is_empty(),
+            "the MSRP connection is still open ({closed:?}) or had more: {:?}",
+            String::from_utf8_lossy(&[&m.buf[..], &rest[..]].concat())
+        );
     }
 }
