@@ -443,7 +443,8 @@ pub struct SessionInfo {
 /// The user agent of one core.
 pub struct Ua {
     cfg: Config,
-    sessions: HashMap<String, Session>,
+    /// Boxed: the map's spare capacity then costs a pointer per slot, not a session.
+    sessions: HashMap<String, Box<Session>>,
     by_dialog: HashMap<DialogId, String>,
     by_invite: HashMap<TxId, String>,
     reading: HashMap<ConnId, Reading>,
@@ -836,7 +837,7 @@ impl Ua {
         tracing::info!(session = %sid, from = req.get(HeaderName::From).unwrap_or(""), ruri = req.request_uri(), via_relay, "INVITE answered: user agent session");
         self.sessions.insert(
             sid,
-            Session {
+            Box::new(Session {
                 phase: Phase::Answered,
                 dialog: Some(dialog),
                 invite: Some(id),
@@ -861,7 +862,7 @@ impl Ua {
                 msgs_out: 0,
                 bytes_in: 0,
                 bytes_out: 0,
-            },
+            }),
         );
     }
 
@@ -1563,7 +1564,7 @@ impl Ua {
         let rx = Reassembler::new(self.cfg.limits, Some(self.cfg.limits.max_message));
         self.sessions.insert(
             sid.clone(),
-            Session {
+            Box::new(Session {
                 phase: Phase::Calling,
                 dialog: None,
                 invite: None,
@@ -1593,7 +1594,7 @@ impl Ua {
                 msgs_out: 0,
                 bytes_in: 0,
                 bytes_out: 0,
-            },
+            }),
         );
         Ok(())
     }
