@@ -28,7 +28,8 @@
 //!   reader's first read in `server::worker`), scans MSRP frames with the codec and routes
 //!   each to the engine that owns its first To-Path URI: a connection whose first frame
 //!   names a user agent session id ([`ua::engine::is_session_id`]) is the user agent's,
-//!   any other the relay's.
+//!   as is an outbound connection it opened (to a peer or to its relay); any other the
+//!   relay's.
 //! - An **engine** takes input with `handle_*(now, ..)`, gives output with
 //!   `poll_action()` and says when it next needs the clock with `poll_timeout()`: the
 //!   worker sleeps until the earliest deadline of all its engines. Time is always passed

@@ -443,70 +443,7 @@ fn sipp_calls_the_user_agent_and_chats_over_udp_and_tcp() {
 /// `[path]` and `[msrp_port]`, given with `-key`; `passive`, so msrpd connects),
 /// retransmitted until the ACK; then msrpd's BYE, answered 200.
 fn ua_callee_scenario() -> String {
-    r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="sipp answers msrpd's user agent">
-  <recv request="INVITE" crlf="true">
-    <action>
-      <ereg regexp="a=setup:actpass" search_in="body" check_it="true" assign_to="setup"/>
-      <ereg regexp="m=message [0-9]+ TCP/MSRP \*" search_in="body" check_it="true" assign_to="mline"/>
-    </action>
-  </recv>
-  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=sipp 1 1 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[local_ip_type] [local_ip]
-      t=0 0
-      m=message [msrp_port] TCP/MSRP *
-      a=accept-types:text/plain
-      a=path:[path]
-      a=setup:passive
-
-    ]]>
-  </send>
-  <recv request="ACK" rtd="true" crlf="true"/>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <Reference variables="setup,mline"/>
-</scenario>
-"#
-    .to_string()
+    include_str!("../examples/sipp/ua-callee.xml").to_string()
 }
 
 /// Whether a socket is bound to `port` on this host: a UDP one for `u1`, a listening
