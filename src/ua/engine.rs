@@ -1546,8 +1546,12 @@ impl Ua {
         w.header("To", &to);
         w.header("Call-ID", &call_id);
         w.header("CSeq", "1 INVITE");
-        w.header("Contact", &format!("<{}>", self.cfg.contact));
-        w.header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS");
+        // Over TCP, the Contact says so (RFC 3261 §8.1.1.8): the peer's BYE comes back
+        // the way the INVITE went.
+        let tcp = o.ruri.to_ascii_lowercase().contains(";transport=tcp");
+        let t = if tcp { ";transport=tcp" } else { "" };
+        w.header("Contact", &format!("<{}{t}>", self.cfg.contact));
+        w.header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE");
         let invite = w
             .into_message_body(Some("application/sdp"), &offer.sdp)
             .map_err(|e| format!("INVITE not built: {e}"))?;
