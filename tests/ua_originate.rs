@@ -61,21 +61,7 @@ impl Callee {
     /// The next SIP message msrpd sends (retransmissions of `skip` start lines are
     /// passed over).
     fn recv(&self, skip: &[&str]) -> String {
-        let mut b = vec![0u8; 65536];
-        loop {
-            let (n, _) = self
-                .sip
-                .recv_from(&mut b)
-                .expect("a SIP message from msrpd");
-            let m = String::from_utf8_lossy(&b[..n]).into_owned();
-            if !skip.iter().any(|s| m.starts_with(s)) {
-                return m;
-            }
-        }
-    }
-
-    fn send(&self, text: &str) {
-        self.sip.send_to(text.as_bytes(), self.msrpd).unwrap();
+        recv_sip(&self.sip, skip)
     }
 
     /// A response to `req`: its Via, From, Call-ID and CSeq, To with `tag`.
@@ -112,20 +98,7 @@ impl Callee {
 
     /// msrpd's connection to our MSRP listener.
     fn accept(&self) -> Msrp {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match self.msrp.accept() {
-                Ok((s, _)) => {
-                    s.set_nonblocking(false).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    return Msrp { s, buf: Vec::new() };
-                }
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => panic!("msrpd never connected to our path: {e}"),
-            }
-        }
+        accept_msrp(&self.msrp)
     }
 
     /// An in-dialog request from us (the callee): From is msrpd's To, To msrpd's From.

@@ -90,38 +90,7 @@ impl Caller {
     }
 
     fn recv(&self) -> String {
-        let mut b = vec![0u8; 65536];
-        loop {
-            let (n, _) = self
-                .sip
-                .recv_from(&mut b)
-                .expect("a SIP message from msrpd");
-            let m = String::from_utf8_lossy(&b[..n]).into_owned();
-            if !m.starts_with("SIP/2.0 100 ") {
-                return m;
-            }
-        }
-    }
-
-    /// INVITE with our offer (we are active: no a=setup), the final response.
-    fn invite(&self) -> String {
-        let port = self.sip.local_addr().unwrap().port();
-        let sdp = format!(
-            "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=message {} TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:{}\r\n",
-            self.msrp.local_addr().unwrap().port(),
-            self.path()
-        );
-        let call = &self.call;
-        let m = format!(
-            "INVITE sip:chat@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{call}-inv;rport\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:carol@example.com>;tag=c-{call}\r\nTo: <sip:chat@example.com>\r\n\
-             Call-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@127.0.0.1:{port}>\r\n\
-             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
-        );
-        self.sip.send_to(m.as_bytes(), self.to).unwrap();
-        self.recv()
+        recv_sip(&self.sip, &["SIP/2.0 100 "])
     }
 
     fn ack(&self, ok: &str) {
@@ -138,20 +107,7 @@ impl Caller {
 
     /// The relay's connection to our path.
     fn accept(&self) -> Msrp {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match self.msrp.accept() {
-                Ok((s, _)) => {
-                    s.set_nonblocking(false).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    return Msrp { s, buf: Vec::new() };
-                }
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => panic!("the relay never connected to our path: {e}"),
-            }
-        }
+        accept_msrp(&self.msrp)
     }
 }
 

@@ -317,6 +317,47 @@ struct Session {
     bytes_out: u64,
 }
 
+impl Session {
+    /// A session's parts that do not depend on which side set it up; the caller
+    /// fills in the rest (phase, dialog, transaction, parties, SDP).
+    fn fresh(
+        now: Instant,
+        local_uri: String,
+        local: sdp::Local,
+        peer: sdp::Session,
+        via_relay: bool,
+        end_at: Option<Instant>,
+        rx: Reassembler,
+    ) -> Session {
+        Session {
+            phase: Phase::Calling,
+            dialog: None,
+            invite: None,
+            offer: None,
+            from: String::new(),
+            to: String::new(),
+            ruri: String::new(),
+            local_uri,
+            sdp: Bytes::new(),
+            to_path: String::new(),
+            via_relay,
+            peer,
+            local,
+            conn: None,
+            rx,
+            rx_at: None,
+            sent_ids: VecDeque::new(),
+            end_at,
+            connect_at: None,
+            started: now,
+            msgs_in: 0,
+            msgs_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+}
+
 /// What the originating side keeps until its INVITE is answered.
 #[derive(Debug)]
 struct Offering {
@@ -845,23 +886,8 @@ impl Ua {
                 from: req.get(HeaderName::From).unwrap_or("").to_string(),
                 to: req.get(HeaderName::To).unwrap_or("").to_string(),
                 ruri: req.request_uri().to_string(),
-                local_uri,
                 sdp: a.sdp.clone(),
-                to_path: String::new(),
-                via_relay,
-                peer: a.session,
-                local,
-                conn: None,
-                rx,
-                rx_at: None,
-                sent_ids: VecDeque::new(),
-                end_at,
-                connect_at: None,
-                started: now,
-                msgs_in: 0,
-                msgs_out: 0,
-                bytes_in: 0,
-                bytes_out: 0,
+                ..Session::fresh(now, local_uri, local, a.session, via_relay, end_at, rx)
             }),
         );
     }
@@ -1581,23 +1607,7 @@ impl Ua {
                 from,
                 to,
                 ruri: o.ruri.trim().to_string(),
-                local_uri,
-                sdp: Bytes::new(),
-                to_path: String::new(),
-                via_relay,
-                peer: no_peer_yet(),
-                local,
-                conn: None,
-                rx,
-                rx_at: None,
-                sent_ids: VecDeque::new(),
-                end_at,
-                connect_at: None,
-                started: now,
-                msgs_in: 0,
-                msgs_out: 0,
-                bytes_in: 0,
-                bytes_out: 0,
+                ..Session::fresh(now, local_uri, local, no_peer_yet(), via_relay, end_at, rx)
             }),
         );
         Ok(())

@@ -103,3 +103,34 @@ pub fn send_frame(to: &str, from: &str, tid: &str, mid: &str, body: &str, extra:
         n = body.len()
     )
 }
+
+/// The next SIP message on `sock` whose start line begins with none of `skip` (100
+/// Trying and retransmissions); at most 32 messages, each within the socket's timeout.
+pub fn recv_sip(sock: &std::net::UdpSocket, skip: &[&str]) -> String {
+    let mut b = vec![0u8; 65536];
+    for _ in 0..32 {
+        let (n, _) = sock.recv_from(&mut b).expect("a SIP message from msrpd");
+        let m = String::from_utf8_lossy(&b[..n]).into_owned();
+        if !skip.iter().any(|s| m.starts_with(s)) {
+            return m;
+        }
+    }
+    panic!("only {skip:?} from msrpd");
+}
+
+/// The connection msrpd (or its relay) makes to a listener of the test's, which must be
+/// non-blocking; within [`WAIT`].
+pub fn accept_msrp(l: &std::net::TcpListener) -> Msrp {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match l.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                return Msrp { s, buf: Vec::new() };
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("msrpd never connected to our path: {e}"),
+        }
+    }
+}
