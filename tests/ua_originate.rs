@@ -11,7 +11,7 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::http::{Sse, request};
 use common::ua::*;
@@ -62,6 +62,10 @@ impl Callee {
     /// passed over).
     fn recv(&self, skip: &[&str]) -> String {
         recv_sip(&self.sip, skip)
+    }
+
+    fn send(&self, text: &str) {
+        self.sip.send_to(text.as_bytes(), self.msrpd).unwrap();
     }
 
     /// A response to `req`: its Via, From, Call-ID and CSeq, To with `tag`.

@@ -9,7 +9,7 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::http::{Sse, request};
 use common::ua::*;
@@ -91,6 +91,27 @@ impl Caller {
 
     fn recv(&self) -> String {
         recv_sip(&self.sip, &["SIP/2.0 100 "])
+    }
+
+    /// INVITE with our offer (we are active: no a=setup), the final response.
+    fn invite(&self) -> String {
+        let port = self.sip.local_addr().unwrap().port();
+        let sdp = format!(
+            "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=message {} TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:{}\r\n",
+            self.msrp.local_addr().unwrap().port(),
+            self.path()
+        );
+        let call = &self.call;
+        let m = format!(
+            "INVITE sip:chat@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{call}-inv;rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:carol@example.com>;tag=c-{call}\r\nTo: <sip:chat@example.com>\r\n\
+             Call-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@127.0.0.1:{port}>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        self.sip.send_to(m.as_bytes(), self.to).unwrap();
+        self.recv()
     }
 
     fn ack(&self, ok: &str) {
