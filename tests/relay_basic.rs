@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use msrpd::codec::Flag;
+use std::time::{Duration, Instant};
 
 #[test]
 fn two_clients_both_directions_both_drivers() {
@@ -228,5 +229,56 @@ fn probation_counts_requests_routed_to_another_core() {
         }
         // Past probation before the second round.
         std::thread::sleep(std::time::Duration::from_millis(900));
+    }
+}
+
+/// A connection idle for a second gives up its pending read and its buffer (see
+/// `PARK_AFTER` in src/server/worker.rs) and waits on a few bytes instead. Nothing may
+/// be lost by that: a message sent to a parked connection, its head and body arriving
+/// apart, is delivered whole, and so is one sent from it; the same again after the
+/// connections park a second time. Both drivers.
+#[test]
+fn parked_idle_connections_lose_nothing() {
+    for driver in DRIVERS {
+        let relay = Relay::start(1, driver, |_| {});
+        let mut a = relay.connect(&peer_uri("alice", 1111));
+        let mut b = relay.connect(&peer_uri("bob", 2222));
+        let ra = a.auth(&relay.uri());
+        let rb = b.auth(&relay.uri());
+        for round in 1..=2u64 {
+            let deadline = Instant::now() + Duration::from_secs(6);
+            while relay.counters().reads_parked < 2 * round {
+                assert!(
+                    Instant::now() < deadline,
+                    "{driver:?}: {:?}",
+                    relay.counters()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let body: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+            let tid = a.tid();
+            let head = format!(
+                "MSRP {tid} SEND\r\nTo-Path: {ra} {rb} {}\r\nFrom-Path: {}\r\nMessage-ID: idle{round}\r\nByte-Range: 1-10000/10000\r\nContent-Type: text/plain\r\n\r\n",
+                b.me, a.me
+            );
+            // The head in two writes, the first shorter than a parked read's buffer.
+            a.send_raw(&head.as_bytes()[..20]);
+            std::thread::sleep(Duration::from_millis(50));
+            a.send_raw(&head.as_bytes()[20..]);
+            std::thread::sleep(Duration::from_millis(50));
+            let mut rest = body.clone();
+            rest.extend_from_slice(format!("\r\n-------{tid}$\r\n").as_bytes());
+            a.send_raw(&rest);
+            let ok = a.read_frame();
+            assert_eq!((ok.kind(), ok.tid()), ("200", tid.as_str()), "{driver:?}");
+            let got = b.read_frame();
+            assert_eq!(got.kind(), "SEND");
+            assert!(
+                got.body == body,
+                "{driver:?} round {round}: delivered whole"
+            );
+            b.respond(&got, 200);
+        }
+        assert_eq!(relay.counters().deliveries_same_core, 2);
     }
 }

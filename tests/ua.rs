@@ -579,6 +579,9 @@ fn a_thousand_concurrent_sessions() {
         assert!(Instant::now() < deadline, "{active} of {N} sessions active");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The user agent's connections count as open connections, as the relay's do.
+    let c = relay.counters();
+    assert_eq!((c.connections_open, c.connections_total), (N as u64, N as u64));
     let mut received = 0;
     while received < N {
         let (e, _) = sse.wait_for("ua.message.received", WAIT);
@@ -603,4 +606,5 @@ fn a_thousand_concurrent_sessions() {
     for c in conns.iter_mut() {
         assert!(c.closed_within(Duration::from_secs(5)));
     }
+    relay.settle("no connection open", |c| c.connections_open == 0);
 }

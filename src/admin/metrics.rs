@@ -120,6 +120,11 @@ const COUNTERS: &[(&str, MetricType, &str)] = &[
         "Chunks the send queues cut to let other frames go first (RFC 4975 7.1.1).",
     ),
     (
+        "reads_parked",
+        MetricType::Counter,
+        "Reads given up on connections idle for a second, so that an idle connection holds no read buffer.",
+    ),
+    (
         "connect_failures",
         MetricType::Counter,
         "Outbound connections to next hops that could not be made.",

@@ -405,6 +405,8 @@ pub struct Counters {
     pub body_timeouts: AtomicU64,
     /// Chunks the send queues interrupted to let other frames go first (RFC 4975 §7.1.1).
     pub chunks_interrupted: AtomicU64,
+    /// Reads given up on idle connections so that they hold no read buffer while idle.
+    pub reads_parked: AtomicU64,
     /// Outbound connections that could not be made (resolution, connect, TLS).
     pub connect_failures: AtomicU64,
     /// AUTH requests answered with a challenge (401, the first leg of digest AUTH).
@@ -488,6 +490,7 @@ pub struct CounterSnapshot {
     pub head_timeouts: u64,
     pub body_timeouts: u64,
     pub chunks_interrupted: u64,
+    pub reads_parked: u64,
     pub connect_failures: u64,
     pub auth_challenges: u64,
     pub sip_messages_in: u64,
@@ -527,6 +530,7 @@ macro_rules! counter_fields {
             head_timeouts,
             body_timeouts,
             chunks_interrupted,
+            reads_parked,
             connect_failures,
             auth_challenges,
             sip_messages_in,

@@ -19,7 +19,7 @@ use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
-use monoio::io::AsyncWriteRent;
+use monoio::io::{AsyncWriteRent, CancelHandle, Canceller};
 
 use super::hop::HopHistogram;
 use super::mesh::Gauges;
@@ -40,6 +40,9 @@ pub struct ConnHandle {
     pub outbound: bool,
     /// An outbound connection the user agent opened (its frames are the user agent's).
     pub for_ua: Cell<bool>,
+    /// Counted in `connections_open` by the worker (a user agent connection; the relay
+    /// counts its own).
+    pub ua_counted: Cell<bool>,
     queue: RefCell<SendQueue>,
     /// Bytes taken from the queue whose write has not finished.
     in_flight: Cell<usize>,
@@ -56,6 +59,11 @@ pub struct ConnHandle {
     pub head_since: Cell<Option<Instant>>,
     /// Since when the reader has been waiting for more of a frame's body.
     pub body_wait_since: Cell<Option<Instant>>,
+    /// Since when the reader has waited on an empty buffer (no part of a frame held),
+    /// when it can give that wait up ([`ConnHandle::park`]).
+    pub idle_since: Cell<Option<Instant>>,
+    /// Cancels the reader's wait on an empty buffer.
+    park: RefCell<Canceller>,
     /// Whether the gauges show a frame on the wire: when neither the queue nor they do,
     /// nothing needs publishing (small frames go on and off the wire in one take).
     shown_active: Cell<bool>,
@@ -71,6 +79,7 @@ impl ConnHandle {
             peer,
             outbound,
             for_ua: Cell::new(false),
+            ua_counted: Cell::new(false),
             queue: RefCell::new(SendQueue::new()),
             in_flight: Cell::new(0),
             writer: RefCell::new(None),
@@ -81,6 +90,8 @@ impl ConnHandle {
             limit_ip: Cell::new(None),
             head_since: Cell::new(None),
             body_wait_since: Cell::new(None),
+            idle_since: Cell::new(None),
+            park: RefCell::new(Canceller::new()),
             shown_active: Cell::new(false),
             hop_mark: Cell::new(None),
         }
@@ -99,6 +110,20 @@ impl ConnHandle {
         if h == 0 {
             self.fd.set(None);
         }
+    }
+
+    /// What the reader's cancelable wait on an empty buffer is given.
+    pub fn park_handle(&self) -> CancelHandle {
+        self.park.borrow().handle()
+    }
+
+    /// Gives up the reader's wait on an empty buffer: the read returns `ECANCELED` (or
+    /// what it read, if that came first: nothing is lost) and the reader waits again
+    /// on a buffer of a few bytes. An idle connection then holds no read buffer.
+    pub fn park(&self) {
+        self.idle_since.set(None);
+        let c = std::mem::take(&mut *self.park.borrow_mut());
+        *self.park.borrow_mut() = c.cancel();
     }
 
     pub fn is_closing(&self) -> bool {

@@ -16,7 +16,11 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::buf::IoBufMut;
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent, OwnedReadHalf,
+    OwnedWriteHalf, Splitable,
+};
 use monoio::net::{TcpListener, TcpStream};
 
 use super::ConnLimiter;
@@ -30,7 +34,7 @@ use crate::admin::event::{Event as OpsEvent, EventBody, EventSink};
 use crate::codec::{Event, ScanError, ScanLimits, Scanner};
 use crate::conn::{
     Action, CloseReason, ConnId, ConnKind, Counters, Origin, Part, QueueEvent, Slots, Transport,
-    bump,
+    bump, drop_by,
 };
 use crate::relay::users::Users;
 use crate::relay::{Relay, RelayAction, RelayConfig};
@@ -52,6 +56,15 @@ const MIN_READ: usize = 1024;
 /// in-flight reads are never cancelled here). One that only ever carries small reads,
 /// as chat does, stays at 2 KiB.
 const SHRINK_AFTER: u32 = 64;
+
+/// A connection whose reader has waited this long on an empty buffer gives the buffer
+/// up ([`ConnHandle::park`]) and waits on [`PARKED_READ_BUF`] bytes instead: an idle
+/// connection then holds no read buffer (2 KiB, or 64 KiB right after a burst), which
+/// is most of what an idle connection costs. Waking from there costs one more read.
+const PARK_AFTER: Duration = Duration::from_secs(1);
+/// What a parked reader waits on: the first bytes of the next frame; the buffer grows
+/// for the rest with the next read.
+const PARKED_READ_BUF: usize = 64;
 
 /// Reads shorter than this that end inside a frame are acknowledged at once (see
 /// `ConnHandle::ack_now`): two full-sized loopback or Ethernet segments are longer.
@@ -687,6 +700,15 @@ impl Worker {
         self.finish_conn(h);
     }
 
+    /// Counts a user agent's MSRP connection in `connections_open` and
+    /// `connections_total`, as the relay counts its own.
+    fn count_ua_conn(&self, h: &ConnHandle) {
+        if !h.ua_counted.replace(true) {
+            bump(&self.counters.connections_open, 1);
+            bump(&self.counters.connections_total, 1);
+        }
+    }
+
     /// The engines forget the connection, its map entry goes and its slot is free again.
     /// Runs once per connection, whoever calls it first.
     fn finish_conn(self: &Rc<Self>, h: &ConnHandle) {
@@ -697,6 +719,9 @@ impl Worker {
             self.cfg.limiter.release(ip);
         }
         self.relay.borrow_mut().handle_closed(Instant::now(), h.id);
+        if h.ua_counted.replace(false) {
+            drop_by(&self.counters.connections_open, 1);
+        }
         let ua = h.for_ua.get() || self.sip.borrow().ua.knows_conn(h.id);
         self.sip.borrow_mut().ua.handle_closed(Instant::now(), h.id);
         let remote = self.ua_remote.borrow_mut().remove(&h.id);
@@ -1047,6 +1072,7 @@ impl Worker {
             self.connect(id, ep.host, ep.port, transport);
             if let Some(h) = self.conns.borrow().get(id.slot) {
                 h.for_ua.set(true);
+                self.count_ua_conn(h);
             }
             self.sip
                 .borrow_mut()
@@ -1158,6 +1184,11 @@ impl Worker {
                     CloseReason::HeadTimeout,
                 ),
             ];
+            if let Some(t) = h.idle_since.get()
+                && now.duration_since(t) >= PARK_AFTER
+            {
+                h.park();
+            }
             for (since, limit, counter, reason) in checks {
                 if let Some(t) = since.get()
                     && now.duration_since(t) >= limit
@@ -1527,9 +1558,43 @@ impl Worker {
 /// writer tasks: plain TCP (monoio's halves of the socket) or TLS ([`TlsStream`]: the
 /// socket's halves plus one rustls connection they share).
 trait IntoHalves: 'static {
-    type Read: AsyncReadRent + 'static;
+    type Read: ConnRead;
     type Write: AsyncWriteRent + 'static;
     fn into_halves(self) -> (Self::Read, Self::Write);
+}
+
+/// The read half of a connection: reads, and a read on an empty buffer that the
+/// worker can give up while the connection is idle ([`ConnHandle::park`]).
+trait ConnRead: AsyncReadRent + 'static {
+    /// Whether [`ConnRead::read_idle`] can be given up (TLS keeps its own buffers).
+    const PARKS: bool;
+    fn read_idle<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> impl std::future::Future<Output = monoio::BufResult<usize, T>>;
+}
+
+impl ConnRead for OwnedReadHalf<TcpStream> {
+    const PARKS: bool = true;
+    fn read_idle<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> impl std::future::Future<Output = monoio::BufResult<usize, T>> {
+        self.cancelable_read(buf, c)
+    }
+}
+
+impl ConnRead for TlsReader<TcpStream> {
+    const PARKS: bool = false;
+    fn read_idle<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        _: CancelHandle,
+    ) -> impl std::future::Future<Output = monoio::BufResult<usize, T>> {
+        self.read(buf)
+    }
 }
 
 impl IntoHalves for TcpStream {
@@ -1636,7 +1701,7 @@ impl Owner {
     }
 }
 
-async fn read_loop<R: AsyncReadRent>(
+async fn read_loop<R: ConnRead>(
     w: Rc<Worker>,
     h: Rc<ConnHandle>,
     mut rd: R,
@@ -1711,6 +1776,10 @@ async fn read_loop<R: AsyncReadRent>(
     let mut last_head: Option<bytes::Bytes> = None;
     // Bytes the sniff already read are scanned before the first read.
     let mut sniffed = !buf.is_empty();
+    // Given up while idle (see `PARK_AFTER`): the next read waits on a tiny buffer.
+    let mut parked = false;
+    // When the last read completed: an idle wait's start.
+    let mut last_read = Instant::now();
     let why = 'outer: loop {
         // Backpressure: our own queue (responses to this peer) and the queue our current
         // frame is feeding must be below the high-water mark before we read more.
@@ -1746,17 +1815,23 @@ async fn read_loop<R: AsyncReadRent>(
         if std::mem::take(&mut sniffed) {
             // Straight to the scanner below.
         } else {
-            if buf.is_empty()
-                && !busy
-                && small_reads >= SHRINK_AFTER
-                && buf.capacity() > IDLE_READ_BUF
-            {
-                buf = BytesMut::with_capacity(IDLE_READ_BUF);
-            }
-            if buf.capacity() - buf.len() < MIN_READ
-                || (busy && buf.capacity() - buf.len() < READ_BUF / 2)
-            {
-                buf.reserve(if busy { READ_BUF } else { IDLE_READ_BUF });
+            // Nothing of a frame held: the wait may be given up if it goes on.
+            let idle = R::PARKS && buf.is_empty() && !sc.in_body();
+            if std::mem::take(&mut parked) {
+                buf = BytesMut::with_capacity(PARKED_READ_BUF);
+            } else {
+                if buf.is_empty()
+                    && !busy
+                    && small_reads >= SHRINK_AFTER
+                    && buf.capacity() > IDLE_READ_BUF
+                {
+                    buf = BytesMut::with_capacity(IDLE_READ_BUF);
+                }
+                if buf.capacity() - buf.len() < MIN_READ
+                    || (busy && buf.capacity() - buf.len() < READ_BUF / 2)
+                {
+                    buf.reserve(if busy { READ_BUF } else { IDLE_READ_BUF });
+                }
             }
             let (len, cap) = (buf.len(), buf.capacity());
             // Waiting inside a frame's body: the body timeout runs (backpressure waits
@@ -1764,13 +1839,26 @@ async fn read_loop<R: AsyncReadRent>(
             if sc.in_body() {
                 h.body_wait_since.set(Some(Instant::now()));
             }
-            let (res, slice) = rd
-                .read(monoio::buf::IoBufMut::slice_mut(buf, len..cap))
-                .await;
+            let slice = IoBufMut::slice_mut(buf, len..cap);
+            let (res, slice) = if idle && cap > PARKED_READ_BUF {
+                h.idle_since.set(Some(last_read));
+                let r = rd.read_idle(slice, h.park_handle()).await;
+                h.idle_since.set(None);
+                r
+            } else {
+                rd.read(slice).await
+            };
             h.body_wait_since.set(None);
             buf = slice.into_inner();
             match res {
                 Ok(0) => break "closed by peer",
+                Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => {
+                    // Parked (see PARK_AFTER): the buffer goes, nothing was read.
+                    bump(&w.counters.reads_parked, 1);
+                    buf = BytesMut::new();
+                    parked = true;
+                    continue 'outer;
+                }
                 Err(_) => break "read error",
                 Ok(n) => {
                     read_len = n;
@@ -1784,6 +1872,7 @@ async fn read_loop<R: AsyncReadRent>(
             }
         }
         let now = Instant::now();
+        last_read = now;
         loop {
             match sc.next(&mut buf) {
                 Ok(Some(ev)) => {
@@ -1795,6 +1884,7 @@ async fn read_loop<R: AsyncReadRent>(
                             h.head_since.set(None);
                         } else {
                             tracing::info!(peer = %h.peer, core = w.core, slot = id.slot, "MSRP connection for the user agent");
+                            w.count_ua_conn(&h);
                         }
                         unowned = None;
                     }
