@@ -729,7 +729,7 @@ impl<T: Copy + Eq + Hash + Debug> Gateway<T> {
         };
         match result {
             Ok(mid) => {
-                s.queued_bytes -= q.body.len();
+                s.queued_bytes = s.queued_bytes.saturating_sub(q.body.len());
                 s.to_msrp += 1;
                 s.last_any = now;
                 if self.txs.contains_key(&seq) {
@@ -753,7 +753,7 @@ impl<T: Copy + Eq + Hash + Debug> Gateway<T> {
                 self.timers.insert((at, Timer::Retry(id)));
             }
             Err(e @ (UaError::NotAccepted | UaError::TooLarge)) => {
-                s.queued_bytes -= q.body.len();
+                s.queued_bytes = s.queued_bytes.saturating_sub(q.body.len());
                 s.failed += 1;
                 let a = if e == UaError::NotAccepted {
                     Answer {
