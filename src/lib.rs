@@ -60,6 +60,7 @@ pub mod admin;
 pub mod codec;
 pub mod config;
 pub mod conn;
+pub mod gateway;
 pub mod nosip;
 pub mod relay;
 pub mod sdp;
