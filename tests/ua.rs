@@ -581,7 +581,10 @@ fn a_thousand_concurrent_sessions() {
     }
     // The user agent's connections count as open connections, as the relay's do.
     let c = relay.counters();
-    assert_eq!((c.connections_open, c.connections_total), (N as u64, N as u64));
+    assert_eq!(
+        (c.connections_open, c.connections_total),
+        (N as u64, N as u64)
+    );
     let mut received = 0;
     while received < N {
         let (e, _) = sse.wait_for("ua.message.received", WAIT);
